@@ -1,0 +1,29 @@
+"""Named datasets with fixed splits: `load_dataset(name)`; `DATASETS` lists the names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from chainrule.data.base import Dataset
+from chainrule.data.digits import digits
+from chainrule.data.mnist import binarized_mnist
+from chainrule.data.synthetic import bars
+from chainrule.errors import ChainruleError
+
+DATASETS: dict[str, Callable[[], Dataset]] = {
+    "binarized-mnist": binarized_mnist,
+    "digits": lambda: digits(2),
+    "digits-17": lambda: digits(17),
+    "bars-3": lambda: bars(3),
+    "bars-4": lambda: bars(4),
+}
+
+
+def load_dataset(name: str) -> Dataset:
+    """Load a named dataset; unknown names give the list of known ones."""
+    if name not in DATASETS:
+        raise ChainruleError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    return DATASETS[name]()
+
+
+__all__ = ["DATASETS", "Dataset", "load_dataset"]

