@@ -79,7 +79,7 @@ def plot_curves(log_dir: str | os.PathLike, path: str | os.PathLike, title: str 
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
     if train:
-        ax.plot([e + 1 for e in train], list(train.values()), label="train NLL (dynamic binarization)")
+        ax.plot([e + 1 for e in train], list(train.values()), label="train NLL (minibatch mean)")
     if val:
         ax.plot([e + 1 for e in val], list(val.values()), label="validation NLL")
     ax.set_xlabel("epoch")

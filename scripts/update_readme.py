@@ -1,0 +1,85 @@
+"""Regenerate the README's result tables from zoo/*/metrics.json and benchmarks/results/*.json.
+
+    .venv/bin/python scripts/update_readme.py
+
+Tables sit between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def zoo_table() -> str:
+    rows = [
+        "| model | test NLL (nats) | ± s.e. | published | training time | epochs | parameters | file |"
+        " reproduce |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(ROOT.glob("zoo/*/metrics.json")):
+        m = json.loads(path.read_text())
+        pub = m.get("published") or {}
+        name = path.parent.name
+        minutes = f"{m['train_seconds'] / 60:.0f} min" if m.get("train_seconds") else "?"
+        rows.append(
+            f"| `{name}` | **{m['test']['nll_nats']:.2f}** | {m['test']['stderr_nats']:.2f} |"
+            f" {pub.get('nll', '')} | {minutes} | {m.get('epochs', '')} | {m['num_parameters']:,} |"
+            f" {m['file_mb']} MB | `{m['command']}` |"
+        )
+        if "test_single_mask" in m:
+            s = m["test_single_mask"]
+            rows.append(
+                f"| `{name}` (mask 0 alone) | {s['nll_nats']:.2f} | {s['stderr_nats']:.2f} | | | | | |"
+                f" `{m['eval_command']} --masks 1` |"
+            )
+    return "\n".join(rows)
+
+
+def speed_table() -> str:
+    path = ROOT / "benchmarks/results/autoregressive_speed.json"
+    if not path.is_file():
+        return "_no benchmark results yet: run `make bench`_"
+    r = json.loads(path.read_text())
+    peak = r["matmul_peak_gflops"]
+    lines = [
+        f"Measured {r['machine']['date'][:10]} on {r['machine']['cpu']} ({r['machine']['cores']} cores);"
+        f" matmul peak in the same run: {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} GFLOP/s bf16.",
+        "",
+        "| training step | batch | images/s | GFLOP/s | fraction of peak |",
+        "|---|---|---|---|---|",
+    ]
+    for t in r["training"]:
+        lines.append(
+            f"| {t['model']} | {t['batch']} | {t['images_per_s']:.0f} | {t['gflops']:.1f} |"
+            f" {t['fraction_of_peak']:.2f} |"
+        )
+    lines += ["", "| sampler (784 dims) | n | fast | generic | speed-up | identical samples |", "|---|---|---|---|---|---|"]
+    for name, s in r["sampling"].items():
+        lines.append(
+            f"| {name} | {s['n']} | {s['fast_s']:.3f} s | {s['generic_s']:.2f} s | {s['speedup']:.0f}× |"
+            f" {s['identical']} |"
+        )
+    return "\n".join(lines)
+
+
+def replace(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"README.md lacks the {name} markers")
+    return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+
+
+def main() -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    text = replace(text, "zoo", zoo_table())
+    text = replace(text, "speed", speed_table())
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""The shipped models load, are small, and still reach the NLLs their metrics.json records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chainrule.data import load_dataset
+from chainrule.evaluate import evaluate_nll
+from chainrule.persistence import WEIGHTS, load
+
+ZOO = Path(__file__).resolve().parent.parent / "zoo"
+TARGETS = {"fvsbn-mnist": 98.0, "nade-mnist": 89.0, "made-mnist": 89.0, "made-mnist-ensemble": 87.0}
+ENTRIES = sorted(p.parent.name for p in ZOO.glob("*/metrics.json"))
+
+
+def test_zoo_is_not_empty() -> None:
+    assert "fvsbn-mnist" in ENTRIES
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("name", ENTRIES)
+def test_zoo_model_reaches_its_recorded_test_nll(name: str) -> None:
+    folder = ZOO / name
+    assert (folder / WEIGHTS).stat().st_size <= 25e6
+    metrics = json.loads((folder / "metrics.json").read_text())
+    model = load(folder)
+    report = evaluate_nll(model, load_dataset(metrics["dataset"]).test)
+    assert report.nll_nats == pytest.approx(metrics["test"]["nll_nats"], abs=1e-3)
+    if name in TARGETS:
+        assert report.nll_nats <= TARGETS[name]
