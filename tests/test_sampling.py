@@ -69,3 +69,21 @@ def test_bad_sampling_arguments() -> None:
         model.sample(3, given=torch.zeros(3, 8))
     with pytest.raises(ChainruleError, match="mask has shape"):
         model.sample(3, given=torch.zeros(3, 8), mask=torch.ones(5, dtype=torch.bool))
+
+
+def test_ensemble_completion_follows_the_mixture_posterior() -> None:
+    """Natural-order ensemble, first half observed: completions follow p(x_rest | x_obs) of the
+    *mixture*, which weights each mask by how well it explains the observed part."""
+    from chainrule.models import MADE
+    from tests.conftest import randomize
+
+    model = randomize(MADE(4, hidden=[12], num_masks=3).double(), std=1.5, seed=5)
+    n = 60000
+    given = torch.tensor([[1.0, 0.0, 0.0, 0.0]], dtype=torch.float64).repeat(n, 1)
+    mask = torch.tensor([True, True, False, False])
+    x = model.sample(n, given=given, mask=mask, generator=torch.Generator().manual_seed(4))
+    freq = torch.bincount((x[:, 2] * 2 + x[:, 3]).long(), minlength=4).double() / n
+    cand = torch.tensor([[1, 0, a, b] for a in (0, 1) for b in (0, 1)], dtype=torch.float64)
+    p = model.log_prob(cand).exp()
+    p = p / p.sum()
+    assert torch.allclose(freq, p, atol=5 * (0.25 / n) ** 0.5), (freq, p)

@@ -103,9 +103,30 @@ class MaximumLikelihood(L.LightningModule):
             self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
         )
         if self.config.lr_schedule == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.config.max_epochs)
-            return {"optimizer": opt, "lr_scheduler": sched}
+            return {"optimizer": opt, "lr_scheduler": CosineToZero(opt, self.config.max_epochs)}
         return opt
+
+
+class CosineToZero(torch.optim.lr_scheduler.LRScheduler):
+    """Cosine decay from the base rate to 0 over `total_epochs`. Only the epoch counter is
+    checkpointed, so a run resumed with a different `max_epochs` follows the new schedule."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total_epochs: int):
+        self.total_epochs = max(int(total_epochs), 1)
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        t = min(self.last_epoch, self.total_epochs) / self.total_epochs
+        return [base * 0.5 * (1 + math.cos(math.pi * t)) for base in self.base_lrs]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_epoch": self.last_epoch, "_step_count": self._step_count}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.last_epoch = state_dict["last_epoch"]
+        self._step_count = state_dict.get("_step_count", self.last_epoch + 1)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = lr
 
 
 class WallClock(Callback):

@@ -140,11 +140,13 @@ class MADE(AutoregressiveModel):
 
     # -- sampling ----------------------------------------------------------------------------
     def sample(self, n, cond=None, *, given=None, mask=None, generator=None, method="fast"):
-        """With several masks, each example first picks a mask uniformly (an ancestral draw from
-        the mixture), then is generated in that mask's order."""
+        """With several masks (eval mode), each example first picks a mask, then is generated in
+        that mask's order: an ancestral draw from the mixture. When completing, the mask is
+        drawn from its posterior given the observed values, p(m | x_obs) ∝ p_m(x_obs), which is
+        exact when the observed dimensions come first in every mask's order."""
         if self.num_masks == 1 or self.training:
             return super().sample(n, given=given, mask=mask, generator=generator, method=method)
-        comp = torch.randint(self.num_masks, (n,), generator=generator)
+        comp = self._pick_masks(n, given, mask, generator)
         out = None
         current = self.mask_index
         try:
@@ -162,6 +164,24 @@ class MADE(AutoregressiveModel):
         finally:
             self.use_mask(current)
         return out
+
+    @torch.no_grad()
+    def _pick_masks(self, n, given, mask, generator) -> torch.Tensor:
+        """Mixture component per example: uniform, or its posterior given the observed values."""
+        if given is None:
+            return torch.randint(self.num_masks, (n,), generator=generator)
+        canvas, obs = self._start(n, given, mask)
+        current = self.mask_index
+        try:
+            logw = []
+            for m in range(self.num_masks):
+                self.use_mask(m)
+                per_dim = self.head.log_prob(self.conditioner(canvas), canvas)
+                logw.append((per_dim * obs).sum(-1))
+        finally:
+            self.use_mask(current)
+        probs = torch.softmax(torch.stack(logw, 1).double(), 1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
     def _fast_sample(self, x, obs, given, generator):
         """Cache the first layer's pre-activations: adding input d changes them by one column."""
