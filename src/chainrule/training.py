@@ -50,6 +50,7 @@ class TrainConfig:
     num_nodes: int = 1
     accelerator: str = "cpu"
     progress: bool = True
+    init_from: str | None = None  # a saved model folder whose parameters start this run (warm start)
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -144,6 +145,20 @@ class WallClock(Callback):
         atomic_write_json(self.path, {"seconds": self.seconds()})
 
 
+def warm_start(model: Model, model_dir: str | os.PathLike) -> None:
+    """Copy the parameters (not buffers such as MADE's mask degrees) of a saved model into
+    `model`; every parameter must exist there with the same shape."""
+    from chainrule.persistence import load
+
+    source = load(model_dir)
+    params = dict(source.named_parameters())
+    for name, p in model.named_parameters():
+        if name not in params or params[name].shape != p.shape:
+            raise ChainruleError(f"train.init_from={model_dir}: parameter {name} is missing or has another shape")
+        with torch.no_grad():
+            p.copy_(params[name].to(p.dtype))
+
+
 @dataclass
 class FitResult:
     out_dir: Path
@@ -181,6 +196,8 @@ def fit(
     L.seed_everything(config.seed, workers=True, verbose=False)
     if hasattr(model, "compiled"):
         model.compiled = bool(config.compile)
+    if config.init_from and not resume:
+        warm_start(model, config.init_from)
     model.train()  # Lightning keeps the mode it finds; an eval-mode model would train wrongly
     module = MaximumLikelihood(model, config, dataset.dynamic_binarization)
     train_dl = DataLoader(
