@@ -1,0 +1,68 @@
+"""`chainrule bn info | query | sample` on a BIF file: JSON out, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chainrule.cli import main
+
+ASIA = str(Path(__file__).parent / "data" / "bif" / "asia.bif.gz")
+
+
+def run(capsys, *argv: str) -> tuple[int, dict | None, str]:
+    rc = main(list(argv))
+    out, err = capsys.readouterr()
+    return rc, (json.loads(out) if rc == 0 else None), err
+
+
+def test_info(capsys) -> None:
+    rc, info, _ = run(capsys, "bn", "info", ASIA)
+    assert rc == 0
+    assert info["num_nodes"] == 8 and info["num_edges"] == 8
+    assert ["either", "xray"] in info["edges"]
+    assert info["free_parameters"] == {
+        "bayesian_network": 18,
+        "full_joint": 255,
+        "independent": 8,
+        "markov_chain": 15,
+    }
+
+
+def test_query(capsys) -> None:
+    rc, res, _ = run(capsys, "bn", "query", ASIA, "--target", "lung")
+    assert rc == 0 and res["evidence"] == {}
+    assert [r["lung"] for r in res["distribution"]] == ["yes", "no"]
+    assert res["distribution"][0]["p"] == pytest.approx(0.055)  # 0.5 * 0.1 + 0.5 * 0.01
+    rc, res, _ = run(capsys, "bn", "query", ASIA, "--target", "lung,tub", "--evidence", "smoke=yes, xray=yes")
+    assert rc == 0 and res["evidence"] == {"smoke": "yes", "xray": "yes"}
+    assert len(res["distribution"]) == 4
+    assert sum(r["p"] for r in res["distribution"]) == pytest.approx(1.0)
+
+
+def test_sample(capsys, tmp_path: Path) -> None:
+    out = tmp_path / "asia.csv"
+    rc, res, _ = run(capsys, "bn", "sample", ASIA, "-n", "50", "--seed", "3", "--out", str(out))
+    assert rc == 0 and res["n"] == 50
+    lines = out.read_text().splitlines()
+    assert lines[0] == "asia,tub,smoke,lung,bronc,either,xray,dysp"
+    assert len(lines) == 51 and all(set(line.split(",")) <= {"yes", "no"} for line in lines[1:])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bn", "query", ASIA, "--target", "lung", "--evidence", "smoke=often"], "unknown state 'often'"),
+        (["bn", "query", ASIA, "--target", "lung", "--evidence", "smoke"], "VARIABLE=STATE"),
+        (["bn", "query", ASIA, "--target", "lungs"], "unknown variable 'lungs'"),
+        (["bn", "info", "missing.bif"], "does not exist"),
+        (["bn", "sample", ASIA, "-n", "0", "--out", "x.csv"], "-n must be at least 1"),
+        (["bn"], "needs an action"),
+    ],
+)
+def test_errors_are_one_line(capsys, argv: list[str], message: str) -> None:
+    rc, _, err = run(capsys, *argv)
+    assert rc == 2
+    assert err.startswith("chainrule: error: ") and message in err and err.count("\n") == 1
