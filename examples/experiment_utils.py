@@ -1,0 +1,53 @@
+"""Shared by the experiment scripts: where results go, JSON/PNG writing, and the SMS features."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from chainrule.data.sms_spam import SMSSpam, Vocabulary, sms_spam  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "experiments"
+
+
+def save_figure(fig: plt.Figure, name: str) -> Path:
+    """Write `docs/experiments/<name>.png` and close the figure."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{name}.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def save_json(name: str, results: dict[str, Any], started: float) -> Path:
+    """Write `docs/experiments/<name>.json` with the results and how they were produced."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{name}.json"
+    meta = {
+        "script": f"examples/{name}.py",
+        "seconds": round(time.time() - started, 1),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+    }
+    path.write_text(json.dumps({"meta": meta, **results}, indent=2) + "\n")
+    return path
+
+
+def sms_features(min_count: int = 2) -> tuple[SMSSpam, Vocabulary, torch.Tensor, torch.Tensor]:
+    """The fixed SMS split, a vocabulary of training words seen >= `min_count` times, and the
+    train/test count matrices (float64)."""
+    d = sms_spam()
+    vocab = Vocabulary(d.train_text, min_count=min_count)
+    return d, vocab, vocab.counts(d.train_text).double(), vocab.counts(d.test_text).double()
