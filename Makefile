@@ -19,12 +19,12 @@ demo: install
 	$(VENV)/bin/chainrule demo --out runs/demo
 
 lint: install
-	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m ruff format --check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks examples scripts
+	$(PY) -m ruff format --check src tests benchmarks examples scripts
 
 format: install
-	$(PY) -m ruff format src tests benchmarks
-	$(PY) -m ruff check --fix src tests benchmarks
+	$(PY) -m ruff format src tests benchmarks examples scripts
+	$(PY) -m ruff check --fix src tests benchmarks examples scripts
 
 test: lint
 	$(PY) -m pytest -q

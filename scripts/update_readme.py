@@ -57,7 +57,11 @@ def speed_table() -> str:
             f"| {t['model']} | {t['batch']} | {t['images_per_s']:.0f} | {t['gflops']:.1f} |"
             f" {t['fraction_of_peak']:.2f} |"
         )
-    lines += ["", "| sampler (784 dims) | n | fast | generic | speed-up | identical samples |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| sampler (784 dims) | n | fast | generic | speed-up | identical samples |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, s in r["sampling"].items():
         lines.append(
             f"| {name} | {s['n']} | {s['fast_s']:.3f} s | {s['generic_s']:.2f} s | {s['speedup']:.0f}× |"

@@ -58,11 +58,11 @@ def cli(*args: str, **kw) -> subprocess.CompletedProcess:
     )
 
 
-def write_recipe(path: Path, epochs: int) -> Path:
+def write_recipe(path: Path, epochs: int, data: str = "bars-4", batch: int = 16) -> Path:
     path.write_text(
         "model: {name: nade, hidden: 16}\n"
-        "data: {name: bars-4}\n"
-        f"train: {{batch_size: 16, max_epochs: {epochs}, lr: 0.003, patience: 100, progress: false}}\n"
+        f"data: {{name: {data}}}\n"
+        f"train: {{batch_size: {batch}, max_epochs: {epochs}, lr: 0.003, patience: 100, progress: false}}\n"
     )
     return path
 
@@ -98,33 +98,25 @@ def logged_epochs(run: Path) -> list[int]:
 
 
 def test_sigkill_then_resume_continues_from_last_checkpoint(tmp_path) -> None:
-    recipe = write_recipe(tmp_path / "r.yaml", 12)
+    recipe = write_recipe(tmp_path / "r.yaml", 12, data="digits", batch=4)
     run = tmp_path / "run"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chainrule.cli",
-            "train",
-            str(recipe),
-            "--out",
-            str(run),
-            "--no-test",
-        ],
+        [sys.executable, "-m", "chainrule.cli", "train", str(recipe), "--out", str(run), "--no-test"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     last = run / "checkpoints" / "last.ckpt"
+    saves: set[int] = set()
     deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None:
-        if last.is_file() and len(logged_epochs(run)) >= 2:
-            break
-        time.sleep(0.05)
+    while time.time() < deadline and proc.poll() is None and len(saves) < 3:
+        if last.is_file():
+            saves.add(last.stat().st_mtime_ns)  # each epoch rewrites last.ckpt atomically
+        time.sleep(0.01)
     assert proc.poll() is None, "training finished before it could be killed; make it longer"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed_at = torch.load(last, map_location="cpu", weights_only=True)["epoch"]
-    assert killed_at >= 1
+    assert 1 <= killed_at < 12
     assert not (run / "model").exists()
     r = cli("train", str(recipe), "--out", str(run), "--resume", "--no-test")
     assert r.returncode == 0, r.stderr
@@ -134,3 +126,16 @@ def test_sigkill_then_resume_continues_from_last_checkpoint(tmp_path) -> None:
     assert sorted(set(epochs)) == list(range(12)), epochs
     # epochs finished before the checkpoint were not redone: only the interrupted one may repeat
     assert all(epochs.count(e) == 1 for e in range(killed_at)), (killed_at, epochs)
+
+
+def test_last_checkpoint_is_the_last_epoch_even_without_improvement(tmp_path) -> None:
+    """With lr=0 validation never improves after epoch 0; last.ckpt must still be the final state
+    (a resume from it must not repeat epochs), while best.ckpt stays at epoch 0."""
+    data = load_dataset("bars-3")
+    cfg = TrainConfig(batch_size=64, max_epochs=4, lr=0.0, progress=False, patience=100)
+    fit(NADE(9, hidden=4), data, cfg, tmp_path / "run")
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=True)
+    steps_per_epoch = len(data.train) // 64
+    assert last["global_step"] == 4 * steps_per_epoch
+    assert best["global_step"] == steps_per_epoch

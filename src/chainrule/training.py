@@ -154,7 +154,9 @@ def warm_start(model: Model, model_dir: str | os.PathLike) -> None:
     params = dict(source.named_parameters())
     for name, p in model.named_parameters():
         if name not in params or params[name].shape != p.shape:
-            raise ChainruleError(f"train.init_from={model_dir}: parameter {name} is missing or has another shape")
+            raise ChainruleError(
+                f"train.init_from={model_dir}: parameter {name} is missing or has another shape"
+            )
         with torch.no_grad():
             p.copy_(params[name].to(p.dtype))
 
@@ -208,16 +210,11 @@ def fit(
         num_workers=config.num_workers,
     )
     val_dl = DataLoader(TensorDataset(dataset.val), batch_size=1000, num_workers=config.num_workers)
-    best = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename="best",
-        monitor="val_nll",
-        mode="min",
-        save_top_k=1,
-        save_last=True,
-    )
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_nll", mode="min", save_top_k=1)
+    # a separate callback for last.ckpt: a monitored one rewrites "last" only on improving epochs
+    latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
     clock = WallClock(out / "train_time.json")
-    callbacks: list[Callback] = [best, clock, EarlyStopping("val_nll", patience=config.patience)]
+    callbacks: list[Callback] = [best, latest, clock, EarlyStopping("val_nll", patience=config.patience)]
     trainer = L.Trainer(
         accelerator=config.accelerator,
         devices=config.devices,
