@@ -57,6 +57,16 @@ class TrainConfig:
         return [f.name for f in fields(cls)]
 
 
+def make_adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam, fused into one kernel where PyTorch supports it: on CPU the unfused update of a large
+    model (MADE-8000: 12.5M weights) is memory-bound and costs as much as the matmuls."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
 class MaximumLikelihood(L.LightningModule):
     """Wraps any chainrule model; logs train/validation NLL in nats (validation averaged as
     sum of log-likelihoods / number of examples across all processes)."""
@@ -100,9 +110,7 @@ class MaximumLikelihood(L.LightningModule):
         self.log("val_bits_per_dim", nll / math.log(2) / self.model.event_shape[0])
 
     def configure_optimizers(self):
-        opt = torch.optim.Adam(
-            self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
-        )
+        opt = make_adam(self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
         if self.config.lr_schedule == "cosine":
             return {"optimizer": opt, "lr_scheduler": CosineToZero(opt, self.config.max_epochs)}
         return opt
