@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import random
 import statistics
 import warnings
 from pathlib import Path
@@ -24,23 +23,10 @@ import numpy as np
 import torch
 
 from benchmarks.common import best_time, write_result
-from chainrule.graphical import BayesianNetwork, read_bif
+from chainrule.graphical import read_bif
+from chainrule.graphical.random_queries import random_queries
 
 ALARM = Path(__file__).parent.parent / "tests" / "data" / "bif" / "alarm.bif.gz"
-
-
-def random_queries(bn: BayesianNetwork, n: int, seed: int = 0) -> list[tuple[list[str], dict[str, str]]]:
-    """`n` queries: 1-3 targets, 0-4 evidence variables set to the states of a network sample."""
-    rng = random.Random(seed)
-    rows = bn.sample(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    queries = []
-    for row in rows:
-        nt, ne = rng.randint(1, 3), rng.randint(0, 4)
-        chosen = rng.sample(range(len(bn.names)), nt + ne)
-        targets = [bn.names[i] for i in chosen[:nt]]
-        evidence = {bn.names[i]: bn.state_names[bn.names[i]][row[i]] for i in chosen[nt:]}
-        queries.append((targets, evidence))
-    return queries
 
 
 def pgmpy_table(ve, targets: list[str], evidence: dict[str, str]) -> np.ndarray:

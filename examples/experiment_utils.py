@@ -51,3 +51,18 @@ def sms_features(min_count: int = 2) -> tuple[SMSSpam, Vocabulary, torch.Tensor,
     d = sms_spam()
     vocab = Vocabulary(d.train_text, min_count=min_count)
     return d, vocab, vocab.counts(d.train_text).double(), vocab.counts(d.test_text).double()
+
+
+def summarise_repeats(per_setting: dict[str, list[list[float]]], metric: str) -> dict[str, dict[str, Any]]:
+    """Mean and standard error over repeats, per method and setting: {method: {mean_<metric>,
+    stderr, raw}} from {method: [[value per repeat] per setting]}."""
+    import numpy as np
+
+    return {
+        name: {
+            f"mean_{metric}": [float(np.mean(v)) for v in values],
+            "stderr": [float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0 for v in values],
+            "raw": values,
+        }
+        for name, values in per_setting.items()
+    }

@@ -17,7 +17,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from experiment_utils import save_figure, save_json, sms_features
+from experiment_utils import save_figure, save_json, sms_features, summarise_repeats
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from chainrule.classifiers import BernoulliNaiveBayes, LogisticRegression, MultinomialNaiveBayes
@@ -49,14 +49,7 @@ def learning_curves(xc, xt, y, yt, rng) -> dict[str, dict[str, list]]:
         for m in methods:
             errors[m].append(per[m])
         print(f"  n={size}:", {m: f"{100 * np.mean(v):.2f}%" for m, v in per.items()}, flush=True)
-    return {
-        m: {
-            "mean_error": [float(np.mean(e)) for e in errs],
-            "stderr": [float(np.std(e, ddof=1) / np.sqrt(len(e))) if len(e) > 1 else 0.0 for e in errs],
-            "raw": errs,
-        }
-        for m, errs in errors.items()
-    }
+    return summarise_repeats(errors, "error")
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from experiment_utils import save_figure, save_json, sms_features
+from experiment_utils import save_figure, save_json, sms_features, summarise_repeats
 
 from chainrule.classifiers import BernoulliNaiveBayes, LogisticRegression, MultinomialNaiveBayes
 
@@ -50,14 +50,7 @@ def run(xc: torch.Tensor, xt: torch.Tensor, y: torch.Tensor, yt: torch.Tensor) -
         for name in methods:
             acc[name].append(per[name])
         print(f"  {f:.0%} missing:", {k: f"{100 * np.mean(v):.2f}%" for k, v in per.items()}, flush=True)
-    return {
-        name: {
-            "mean_accuracy": [float(np.mean(a)) for a in accs],
-            "stderr": [float(np.std(a, ddof=1) / np.sqrt(len(a))) if len(a) > 1 else 0.0 for a in accs],
-            "raw": accs,
-        }
-        for name, accs in acc.items()
-    }
+    return summarise_repeats(acc, "accuracy")
 
 
 def main() -> None:

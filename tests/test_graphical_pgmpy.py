@@ -21,6 +21,7 @@ import torch
 
 from chainrule.graphical import BayesianNetwork, enumerate_states, read_bif, write_bif
 from chainrule.graphical.bayesian_network import REPLAN_COST
+from chainrule.graphical.random_queries import random_queries
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -46,19 +47,6 @@ def theirs(name: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return BIFReader(string=gzip.decompress((DATA / f"{name}.bif.gz").read_bytes()).decode()).get_model()
-
-
-def random_queries(bn: BayesianNetwork, n: int, seed: int) -> list[tuple[list[str], dict[str, str]]]:
-    """1-3 targets, 0-4 evidence variables set to the states of one network sample (so P(e) > 0)."""
-    rng = random.Random(seed)
-    rows = bn.sample(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    queries = []
-    for row in rows:
-        nt, ne = rng.randint(1, 3), rng.randint(0, 4)
-        chosen = rng.sample(range(len(bn.names)), nt + ne)
-        evidence = {bn.names[i]: bn.state_names[bn.names[i]][row[i]] for i in chosen[nt:]}
-        queries.append(([bn.names[i] for i in chosen[:nt]], evidence))
-    return queries
 
 
 def pgmpy_table(ve, targets: list[str], evidence: dict[str, str]) -> np.ndarray:

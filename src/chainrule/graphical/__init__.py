@@ -16,6 +16,7 @@ from chainrule.graphical.parameters import (
     parameter_counts,
     parameter_table,
 )
+from chainrule.graphical.random_queries import random_queries
 from chainrule.graphical.tabular import MISSING, TabularModel, enumerate_states
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "parameter_counts",
     "parameter_table",
     "parse_bif",
+    "random_queries",
     "read_bif",
     "write_bif",
 ]
