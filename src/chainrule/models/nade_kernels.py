@@ -12,6 +12,8 @@ falls back to eager if compilation fails).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 
@@ -39,12 +41,30 @@ def _block_backward(a, xb, wb, vb, tril, dl, g, need_x: bool):
 _COMPILED: dict[str, object] = {}
 
 
+def _with_fallback(compiled_fn, eager_fn):
+    """Call the compiled kernel; if compilation fails (no C++ compiler, unsupported platform),
+    warn once and use the eager kernel from then on. Results are the same either way."""
+
+    def call(*args):
+        if not _COMPILED.get("broken"):
+            try:
+                return compiled_fn(*args)
+            except Exception as e:  # torch.compile raises many types while building kernels
+                _COMPILED["broken"] = True
+                warnings.warn(
+                    f"torch.compile failed ({type(e).__name__}); using eager NADE kernels", stacklevel=2
+                )
+        return eager_fn(*args)
+
+    return call
+
+
 def _kernels(compiled: bool):
     if not compiled:
         return _block_forward, _block_backward
     if "fwd" not in _COMPILED:
-        _COMPILED["fwd"] = torch.compile(_block_forward, dynamic=False)
-        _COMPILED["bwd"] = torch.compile(_block_backward, dynamic=False)
+        _COMPILED["fwd"] = _with_fallback(torch.compile(_block_forward, dynamic=False), _block_forward)
+        _COMPILED["bwd"] = _with_fallback(torch.compile(_block_backward, dynamic=False), _block_backward)
     return _COMPILED["fwd"], _COMPILED["bwd"]
 
 
