@@ -12,6 +12,7 @@ which stay normalised, not averaged logits.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -92,6 +93,15 @@ class MADE(AutoregressiveModel):
         out_mask = self.input_degrees[m][:, None] > prev[None, :]
         self.out.set_mask(out_mask.repeat_interleave(self.k, 0))
 
+    @contextmanager
+    def keeping_current_mask(self):
+        """Loop over masks inside this block; the mask in use before it is restored after it."""
+        current = self.mask_index
+        try:
+            yield
+        finally:
+            self.use_mask(current)
+
     def before_train_step(self, step: int) -> None:
         """Connectivity/order-agnostic training: a new mask every minibatch."""
         if self.num_masks > 1:
@@ -119,14 +129,11 @@ class MADE(AutoregressiveModel):
         m_count = self.num_masks if num_masks is None else int(num_masks)
         if not 1 <= m_count <= self.num_masks:
             raise ChainruleError(f"num_masks must be in 1..{self.num_masks}, got {m_count}")
-        current = self.mask_index
-        try:
-            per_mask = []
+        per_mask = []
+        with self.keeping_current_mask():
             for m in range(m_count):
                 self.use_mask(m)
                 per_mask.append(super().log_prob(x))
-        finally:
-            self.use_mask(current)
         return torch.logsumexp(torch.stack(per_mask), 0) - math.log(m_count)
 
     def validation_log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -144,8 +151,7 @@ class MADE(AutoregressiveModel):
             return super().sample(n, given=given, mask=mask, generator=generator, method=method)
         comp = self._pick_masks(n, given, mask, generator)
         out = None
-        current = self.mask_index
-        try:
+        with self.keeping_current_mask():
             for m in comp.unique().tolist():
                 rows = (comp == m).nonzero().squeeze(1)
                 self.use_mask(m)
@@ -157,8 +163,6 @@ class MADE(AutoregressiveModel):
                 if out is None:
                     out = part.new_zeros(n, self.dim)
                 out[rows] = part
-        finally:
-            self.use_mask(current)
         return out
 
     @torch.no_grad()
@@ -167,15 +171,12 @@ class MADE(AutoregressiveModel):
         if given is None:
             return torch.randint(self.num_masks, (n,), generator=generator)
         canvas, obs = self._start(n, given, mask)
-        current = self.mask_index
-        try:
-            logw = []
+        logw = []
+        with self.keeping_current_mask():
             for m in range(self.num_masks):
                 self.use_mask(m)
                 per_dim = self.head.log_prob(self.conditioner(canvas), canvas)
                 logw.append((per_dim * obs).sum(-1))
-        finally:
-            self.use_mask(current)
         probs = torch.softmax(torch.stack(logw, 1).double(), 1)
         return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
