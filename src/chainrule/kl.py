@@ -9,13 +9,13 @@ the quantity that maximum-likelihood training on samples from p minimises.
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Protocol
 
 import torch
 
 from chainrule.errors import ChainruleError
+from chainrule.graphical.tabular import enumerate_states
 
 #: Largest number of configurations `all_configurations` will build.
 MAX_CONFIGURATIONS = 2**22
@@ -68,7 +68,7 @@ def all_configurations(dim: int, num_values: int = 2, dtype: torch.dtype = torch
             f"{num_values}^{dim} = {count} configurations is too many to enumerate (limit"
             f" {MAX_CONFIGURATIONS}); use kl_divergence_mc"
         )
-    return torch.tensor(list(itertools.product(range(num_values), repeat=dim)), dtype=dtype)
+    return enumerate_states([num_values] * dim).to(dtype)
 
 
 @torch.no_grad()
