@@ -1,4 +1,8 @@
-"""Named datasets with fixed splits: `load_dataset(name)`; `DATASETS` lists the names."""
+"""Named datasets with fixed splits: `load_dataset(name)`; `DATASETS` lists the names.
+
+`load_dataset("mmap:PATH")` opens an on-disk array dataset (chainrule.data.arrays) that is read
+lazily, for data larger than memory.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +23,23 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
 }
 
 
+MMAP_PREFIX = "mmap:"
+
+
 def load_dataset(name: str) -> Dataset:
-    """Load a named dataset; unknown names give the list of known ones."""
+    """Load a named dataset, or `mmap:PATH`; unknown names give the list of known ones."""
+    if not isinstance(name, str):
+        raise ChainruleError(f"a dataset name must be a string, got {type(name).__name__}")
+    if name.startswith(MMAP_PREFIX):
+        from chainrule.data.arrays import open_array_dataset
+
+        return open_array_dataset(name[len(MMAP_PREFIX) :])
     if name not in DATASETS:
-        raise ChainruleError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+        raise ChainruleError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, or mmap:PATH for an"
+            " array folder"
+        )
     return DATASETS[name]()
 
 
-__all__ = ["DATASETS", "Dataset", "load_dataset"]
+__all__ = ["DATASETS", "MMAP_PREFIX", "Dataset", "load_dataset"]
