@@ -30,7 +30,7 @@ test: lint
 	$(PY) -m pytest -q
 
 bench: install
-	$(PY) benchmarks/run.py
+	$(VENV)/bin/chainrule bench
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

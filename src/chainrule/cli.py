@@ -84,7 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     dsy.add_argument("--val", type=int, default=10_000, help="validation images (default 10,000)")
     dsy.add_argument("--test", type=int, default=10_000, help="test images (default 10,000)")
     dsy.add_argument("--seed", type=int, default=0)
-    dsy.add_argument("--shard-rows", type=int, default=1 << 20, help="rows per .npy shard (default 1,048,576)")
+    dsy.add_argument(
+        "--shard-rows", type=int, default=1 << 20, help="rows per .npy shard (default 1,048,576)"
+    )
     dex = dsub.add_parser("export", help="write a named dataset in the array format")
     dex.add_argument("name", help="dataset name (chainrule datasets lists them)")
     dex.add_argument("path", help="new folder")
@@ -101,7 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     be.add_argument("--full", action="store_true", help="larger batches and models (slower)")
     be.add_argument("--compile", action="store_true", help="also time torch.compile'd training steps")
-    be.add_argument("--only", default="", help="comma-separated parts: training,sampling,allreduce,scaling,mmap")
+    be.add_argument(
+        "--only", default="", help="comma-separated parts: training,sampling,allreduce,scaling,mmap"
+    )
     be.add_argument("--out", default="benchmarks/results", help="folder for the JSON files")
 
     b = sub.add_parser(
@@ -262,7 +266,9 @@ def cmd_data(args) -> dict:
     from chainrule.data.arrays import read_meta
 
     if not args.data_command:
-        raise ChainruleError("`chainrule data` needs an action: synth, export or info (see chainrule data -h)")
+        raise ChainruleError(
+            "`chainrule data` needs an action: synth, export or info (see chainrule data -h)"
+        )
     t = time.time()
     if args.data_command == "synth":
         from chainrule.data.synthetic import write_synthetic_digits

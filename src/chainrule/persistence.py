@@ -49,9 +49,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview, what: 
     except OSError as e:
         reason = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "the write failed"
         kept = f"the previous {what} there is intact" if path.exists() else f"no {what} was written"
-        raise ChainruleError(
-            f"could not save {what} {path}: {reason} ({e.strerror or e}); {kept}"
-        ) from e
+        raise ChainruleError(f"could not save {what} {path}: {reason} ({e.strerror or e}); {kept}") from e
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)

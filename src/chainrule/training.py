@@ -86,7 +86,11 @@ class TrainConfig:
         need(is_int(self.patience) and self.patience >= 0, "patience", "an integer >= 0")
         need(is_int(self.seed) and 0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32)")
         need(self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}")
-        need(self.max_minutes is None or is_num(self.max_minutes) and self.max_minutes > 0, "max_minutes", "> 0")
+        need(
+            self.max_minutes is None or is_num(self.max_minutes) and self.max_minutes > 0,
+            "max_minutes",
+            "> 0",
+        )
         lim = self.limit_train_batches
         need(
             is_int(lim) and lim >= 1 or is_num(lim) and isinstance(lim, float) and 0 < lim <= 1,
@@ -170,8 +174,10 @@ class MaximumLikelihood(L.LightningModule):
     def _non_finite_message(self, loss: torch.Tensor) -> str:
         where = f"step {self.global_step} (epoch {self.current_epoch})"
         value = loss.item() if loss.numel() == 1 else loss
-        head = f"training loss became {value} at {where}" if not torch.isfinite(loss) else (
-            f"training loss became non-finite on another process at {where}"
+        head = (
+            f"training loss became {value} at {where}"
+            if not torch.isfinite(loss)
+            else (f"training loss became non-finite on another process at {where}")
         )
         last = self.checkpoint
         if last is not None and last.is_file():

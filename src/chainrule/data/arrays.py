@@ -314,7 +314,9 @@ def _check_chunk(c: np.ndarray | None, split: str, dim: int) -> np.ndarray:
         raise ChainruleError(f"split {split!r} delivered fewer rows than announced")
     c = np.asarray(c)
     if c.dtype != np.uint8 or c.ndim != 2 or c.shape[1] != dim:
-        raise ChainruleError(f"chunks of split {split!r} must be uint8 (rows, {dim}), got {c.dtype} {c.shape}")
+        raise ChainruleError(
+            f"chunks of split {split!r} must be uint8 (rows, {dim}), got {c.dtype} {c.shape}"
+        )
     return c
 
 
