@@ -88,7 +88,7 @@ class MaximumLikelihood(L.LightningModule):
         hook = getattr(self.model, "before_train_step", None)
         if hook is not None:
             hook(self.global_step)
-        loss = -self.model.log_prob(self._batch(batch)).float().mean()
+        loss = -self.model.training_log_prob(self._batch(batch)).float().mean()
         if not torch.isfinite(loss):
             raise ChainruleError(
                 f"training loss became {loss.item()} at step {self.global_step} (epoch"
@@ -100,8 +100,7 @@ class MaximumLikelihood(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x = batch[0]
-        score = getattr(self.model, "validation_log_prob", self.model.log_prob)
-        self.val_nll.update(-score(x).float())
+        self.val_nll.update(-self.model.validation_log_prob(x).float())
 
     def on_validation_epoch_end(self):
         nll = self.val_nll.compute()

@@ -33,20 +33,26 @@ def check_order(order: list[int] | None, dim: int) -> list[int]:
 class AutoregressiveModel(Model):
     """Exact `log_prob` by the chain rule; sampling and completion by walking `order`."""
 
-    def __init__(self, dim: int, num_values: int = 2, image_shape: list[int] | None = None):
+    def __init__(
+        self, dim: int, num_values: int = 2, image_shape: list[int] | None = None, head: Head | None = None
+    ):
+        """`head` defaults to Bernoulli (num_values 2) or Categorical (num_values K); a continuous
+        head (GaussianMixture) makes the model real-valued (`num_values` 0)."""
         super().__init__()
         if dim < 1:
             raise ChainruleError(f"dim must be positive, got {dim}")
         self.dim = int(dim)
-        self.num_values = int(num_values)
-        self.value_type = "binary" if num_values == 2 else "categorical"
+        self.head = head if head is not None else make_head(int(num_values))
+        self.num_values = int(self.head.num_values)
+        self.value_type = getattr(
+            self.head, "value_type", "binary" if self.num_values == 2 else "categorical"
+        )
         self.event_shape = (self.dim,)
         self.image_shape = tuple(image_shape) if image_shape else None
-        self.head = make_head(self.num_values)
 
     # -- what subclasses provide -------------------------------------------------------------
     def conditioner(self, x: torch.Tensor) -> torch.Tensor:
-        """Params (B, D) for binary heads or (B, D, K) for categorical heads."""
+        """Params (B, D) for binary heads or (B, D, P) for heads with P numbers per dimension."""
         raise NotImplementedError
 
     def sampling_order(self) -> list[int]:
