@@ -210,13 +210,20 @@ class VAE(Model):
             se.append(rel)
         return torch.cat(est), torch.cat(se)
 
-    def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None, k: int = 1000) -> torch.Tensor:
+    def log_prob(
+        self,
+        x: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        k: int = 1000,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Importance-weighted estimate of log p(x) with k draws (a stochastic lower bound in
-        expectation, tightening with k); nats per example."""
+        expectation, tightening with k); nats per example. Pass a seeded `generator` for a
+        reproducible estimate."""
         if torch.is_grad_enabled():
             x = self.prepare(x)
-            return torch.logsumexp(self.log_weights(x, k), dim=1) - math.log(k)
-        return self.importance_log_prob(x, k)[0].to(next(self.parameters()).dtype)
+            return torch.logsumexp(self.log_weights(x, k, generator), dim=1) - math.log(k)
+        return self.importance_log_prob(x, k, generator)[0].to(next(self.parameters()).dtype)
 
     # -- sampling --------------------------------------------------------------------------------
     @torch.no_grad()
