@@ -29,7 +29,14 @@ from chainrule.training import TrainConfig, fit
 MIXTURE_COMPONENTS = [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20]
 MIXTURE_FLOORS = [1e-6, 1e-3, 1e-2]
 RNADE_SETTINGS = {"hidden": 50, "components": 10}
-RNADE_TRAIN = {"batch_size": 100, "max_epochs": 300, "lr": 3e-3, "lr_schedule": "cosine", "patience": 40}
+RNADE_TRAIN = {
+    "batch_size": 100,
+    "max_epochs": 300,
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "lr_schedule": "cosine",
+    "patience": 40,
+}  # chosen on red-wine fold-0 validation data from hidden {50, 100} x components {10, 20} x lr x decay
 PUBLISHED = {"red": -8.76, "white": -9.67}  # deep order-agnostic NADE ensemble (Uria et al. 2014)
 
 
@@ -60,9 +67,19 @@ def best_mixture(data) -> dict:
     return best
 
 
-def train_rnade(data, seed: int = 0, max_epochs: int | None = None) -> tuple[RNADE, dict]:
-    model = RNADE(data.dim, seed=seed, **RNADE_SETTINGS)
-    cfg = TrainConfig(**{**RNADE_TRAIN, "seed": seed, "progress": False})
+ORDER_AGNOSTIC = {"hidden": 100, "components": 10, "num_orders": 16}
+ORDER_AGNOSTIC_TRAIN = {**RNADE_TRAIN, "max_epochs": 500, "patience": 60}
+
+
+def train_rnade(
+    data,
+    seed: int = 0,
+    max_epochs: int | None = None,
+    settings: dict | None = None,
+    train: dict | None = None,
+) -> tuple[RNADE, dict]:
+    model = RNADE(data.dim, seed=seed, **(settings or RNADE_SETTINGS))
+    cfg = TrainConfig(**{**(train or RNADE_TRAIN), "seed": seed, "progress": False})
     if max_epochs:
         cfg.max_epochs = max_epochs
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,7 +110,14 @@ def wine_folds(color: str, folds: int) -> dict:
         k: sum(r[k] if k == "gaussian" else r[k]["test"] for r in rows) / len(rows)
         for k in ("gaussian", "mixture", "rnade")
     }
-    return {"folds": rows, "average_test_log_likelihood": avg, "published_best": PUBLISHED[color]}
+    _, agnostic = train_rnade(wine(color, 0), settings=ORDER_AGNOSTIC, train=ORDER_AGNOSTIC_TRAIN)
+    print(f"{color} fold 0: order-agnostic RNADE ensemble {agnostic['test']:.3f}")
+    return {
+        "folds": rows,
+        "average_test_log_likelihood": avg,
+        "order_agnostic_fold0": {"settings": ORDER_AGNOSTIC, "train": ORDER_AGNOSTIC_TRAIN, **agnostic},
+        "published_best": PUBLISHED[color],
+    }
 
 
 def seed_stability(seeds: int = 10) -> dict:

@@ -91,6 +91,18 @@ def continuous_table() -> str:
             f"| {color} wine | {len(w['folds'])} | {avg['gaussian']:.2f} | {avg['mixture']:.2f} |"
             f" **{avg['rnade']:.2f}** | {w['published_best']} |"
         )
+    agnostic = []
+    for color, w in r["wine"].items():
+        oa, single = w.get("order_agnostic_fold0"), w["folds"][0]["rnade"]["test"]
+        if oa:
+            agnostic.append(f"{color} {oa['test']:.2f} (single-order RNADE on that fold: {single:.2f})")
+    if agnostic:
+        s = r["wine"]["red"]["order_agnostic_fold0"]["settings"]
+        lines += [
+            "",
+            f"Order-agnostic RNADE ({s['num_orders']} orders, {s['hidden']} hidden units, evaluated as the"
+            f" mixture of its orders), fold 0 only: {'; '.join(agnostic)}.",
+        ]
     d = r["digits17"]
     lines += [
         "",
