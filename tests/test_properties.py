@@ -196,8 +196,9 @@ def saved_model(tmp_path_factory) -> Path:
 
 
 CLI_TEXT = st.one_of(
-    st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12),
-    st.sampled_from(["0", "-1", "1e9", "nan", "bars-3", "digits", "lung", "smoke=yes", "a=b,c", "=", ","]),
+    st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=4),
+    st.integers(-3, 200).map(str),
+    st.sampled_from(["1e9", "nan", "bars-3", "digits", "lung", "smoke=yes", "a=b,c", "=", ",", "mmap:/x"]),
 )
 
 
@@ -219,7 +220,10 @@ def test_cli_answers_or_fails_in_one_line(saved_model, tmp_path_factory, command
         "bench": ["bench", "--only", a or "?", "--out", str(tmp_path_factory.getbasetemp())],
         "datasets": ["datasets", a],
     }[command]
-    assume(not (command == "bench" and a in ("scaling",)))  # a real (if short) benchmark run
+    from chainrule.benchmark.suite import PARTS
+
+    # a valid part name would start a real benchmark run
+    assume(not (command == "bench" and any(p.strip() in PARTS for p in (a or "?").split(","))))
     code, out, err = run_cli(argv)
     assert code in (0, 2), (argv, code, err)
     if code == 2:

@@ -58,12 +58,19 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=1000)
     e.add_argument("--masks", type=int, default=None, help="MADE: number of masks in the ensemble")
 
-    s = sub.add_parser("sample", help="draw samples from a saved model into a PNG grid")
+    s = sub.add_parser(
+        "sample",
+        help="draw samples from a saved model: a PNG grid for image models, else a CSV of values",
+    )
     s.add_argument("model_dir")
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default="samples.png", help="PNG path (default samples.png)")
-    s.add_argument("--method", default="fast", choices=["fast", "generic"], help="sampler")
+    s.add_argument(
+        "--out", default="samples.png", help="PNG path for image models, or a .csv path (default samples.png)"
+    )
+    s.add_argument(
+        "--method", default="fast", choices=["fast", "generic"], help="sampler of autoregressive models"
+    )
 
     d = sub.add_parser("demo", help="train a small NADE on the embedded 8x8 digits; write samples")
     d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
@@ -107,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
         "--only", default="", help="comma-separated parts: training,sampling,allreduce,scaling,mmap"
     )
     be.add_argument("--out", default="benchmarks/results", help="folder for the JSON files")
+    be.add_argument("--threads", type=int, help="torch threads (default: one per core)")
 
     b = sub.add_parser(
         "bn",
@@ -201,11 +209,16 @@ def cmd_sample(args) -> dict:
         raise ChainruleError(f"-n must be at least 1, got {args.n}")
     g = torch.Generator().manual_seed(args.seed)
     t = time.time()
-    x = model.sample(args.n, generator=g, method=args.method)
+    from chainrule.models import AutoregressiveModel
+
+    kwargs = {"method": args.method} if isinstance(model, AutoregressiveModel) else {}
+    x = model.sample(args.n, generator=g, **kwargs)
     secs = time.time() - t
     shape = getattr(model, "image_shape", None)
-    if shape is None:
-        raise ChainruleError("this model has no image_shape; cannot draw a grid")
+    if shape is None or str(args.out).endswith(".csv"):
+        path = Path(args.out).with_suffix(".csv")  # a non-image model's samples are a table
+        write_samples_csv(x, path)
+        return {"out": str(path), "n": args.n, "seconds": round(secs, 3)}
     image_grid(
         x,
         shape,
@@ -214,6 +227,22 @@ def cmd_sample(args) -> dict:
         title=f"{model.registry_name}: {args.n} samples, seed {args.seed}",
     )
     return {"out": args.out, "n": args.n, "seconds": round(secs, 3)}
+
+
+def write_samples_csv(x, path: Path) -> None:
+    """One sample per row, columns x0..x{D-1}; integers for discrete models."""
+    import csv
+    import io
+
+    from chainrule.persistence import atomic_write_bytes
+
+    rows = x.reshape(x.shape[0], -1).tolist()
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([f"x{i}" for i in range(len(rows[0]))])
+    for r in rows:
+        w.writerow([int(v) if float(v).is_integer() else repr(float(v)) for v in r])
+    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def cmd_demo(args) -> dict:
@@ -305,7 +334,9 @@ def cmd_bench(args) -> dict:
     from chainrule.benchmark.suite import run_suite
 
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    return run_suite(args.out, full=args.full, compile=args.compile, only=parts)
+    if args.only and not parts:
+        raise ChainruleError(f"--only takes comma-separated part names, got {args.only!r}")
+    return run_suite(args.out, full=args.full, compile=args.compile, only=parts, threads=args.threads)
 
 
 def _split_names(text: str, what: str) -> list[str]:

@@ -126,7 +126,8 @@ def load(directory: str | os.PathLike) -> Model:
         expected_sha = config.get("weights_sha256")
         if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
             raise ChainruleError(
-                f"{path} is corrupt or truncated (its sha256 differs from the one in config.json)"
+                f"{path} does not match config.json: its sha256 differs (the file is corrupt,"
+                " truncated or from another model)"
             )
         tensors = load_bytes(data)
     except (SafetensorError, OSError, ValueError) as e:

@@ -85,13 +85,15 @@ def model_for_data(spec: dict[str, Any], dataset: Dataset) -> Model:
     kwargs.setdefault("dim", dataset.dim)
     if "image_shape" in params and dataset.image_shape:
         kwargs.setdefault("image_shape", list(dataset.image_shape))
-    if "num_values" in params:
+    if "num_values" in params and dataset.num_values:
         kwargs.setdefault("num_values", dataset.num_values)
-    elif dataset.num_values != 2:
+    model = build_model(spec["name"], **kwargs)
+    if model.value_type != dataset.value_type:
         raise ChainruleError(
-            f"model {spec['name']!r} is binary but dataset {dataset.name!r} has {dataset.num_values} values"
+            f"model {spec['name']!r} is for {model.value_type} data but dataset {dataset.name!r} is"
+            f" {dataset.value_type}" + (f" ({dataset.num_values} values)" if dataset.num_values > 2 else "")
         )
-    return build_model(spec["name"], **kwargs)
+    return model
 
 
 def build_from_recipe(recipe: dict[str, Any]) -> tuple[Model, Dataset, TrainConfig]:

@@ -152,6 +152,13 @@ class MaximumLikelihood(L.LightningModule):
         self.train_nll = ExactMean()
         self.val_nll = ExactMean()
 
+    def on_train_epoch_start(self) -> None:
+        """Seed the global generator from (seed, epoch, process): models that draw noise while
+        training (the VAE) then continue identically after a resume at an epoch boundary, and
+        the processes of a distributed run draw different noise."""
+        rank = self.trainer.global_rank
+        torch.manual_seed((self.config.seed * 1_000_003 + self.current_epoch * 65_537 + rank) % 2**63)
+
     def training_step(self, batch, batch_idx):
         x, index = batch
         if self.dynamic_binarization:
@@ -159,7 +166,7 @@ class MaximumLikelihood(L.LightningModule):
         hook = getattr(self.model, "before_train_step", None)
         if hook is not None:
             hook(self.global_step)
-        nll = -self.model.log_prob(x).float()
+        nll = -self.model.training_log_prob(x).float()  # a bound where log_prob is intractable
         loss = nll.mean()
         finite = bool(torch.isfinite(loss))
         if self.trainer.world_size > 1:  # every process stops together, none hangs in all-reduce
@@ -194,8 +201,7 @@ class MaximumLikelihood(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x = batch[0]
-        score = getattr(self.model, "validation_log_prob", self.model.log_prob)
-        self.val_nll.update(-score(x).float())
+        self.val_nll.update(-self.model.validation_log_prob(x).float())
 
     def on_validation_epoch_end(self):
         nll = self.val_nll.compute().float()  # synced: sum and count over all processes

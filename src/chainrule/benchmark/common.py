@@ -60,12 +60,20 @@ def _status_kb(field: str) -> int | None:
     return None
 
 
+def release_free_heap() -> None:
+    """Give freed heap memory back to the OS (glibc `malloc_trim`), so that the next block's
+    peak is not hidden by memory the allocator kept from earlier blocks."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 @contextmanager
 def peak_memory(device: torch.device | str = "cpu") -> Iterator[dict[str, float | None]]:
     """Peak memory of the block, in MB: the CUDA allocator's peak on a GPU; on a CPU the rise of
-    the process's resident-set high-water mark (VmHWM, reset through /proc/self/clear_refs).
-    Memory the allocator kept from earlier blocks is reused without counting, so CPU figures
-    are lower bounds. None where the platform offers no measure."""
+    the process's resident-set high-water mark (VmHWM, reset through /proc/self/clear_refs)
+    after freed heap memory was handed back. None where the platform offers no measure."""
     out: dict[str, float | None] = {"peak_mb": None}
     if torch.device(device).type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -73,6 +81,7 @@ def peak_memory(device: torch.device | str = "cpu") -> Iterator[dict[str, float 
         yield out
         out["peak_mb"] = (torch.cuda.max_memory_allocated() - base) / 2**20
         return
+    release_free_heap()
     try:
         Path("/proc/self/clear_refs").write_text("5")
         base = _status_kb("VmRSS")

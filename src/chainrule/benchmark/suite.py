@@ -27,6 +27,7 @@ def run_suite(
     compile: bool = False,
     only: list[str] | None = None,
     device: str | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Run the chosen parts (default: all but mmap) and return the summary that is also written."""
     parts = list(only) if only else list(DEFAULT_PARTS)
@@ -34,9 +35,14 @@ def run_suite(
     if unknown:
         raise ChainruleError(f"unknown benchmark part(s) {unknown}; parts: {', '.join(PARTS)}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if threads is not None:
+        if threads < 1:
+            raise ChainruleError(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
     out = Path(out)
     start = time.time()
-    summary: dict = {"settings": {"full": full, "compile": compile, "parts": parts, "device": device}}
+    settings = {"full": full, "compile": compile, "parts": parts, "device": device}
+    summary: dict = {"settings": {**settings, "threads": torch.get_num_threads()}}
     ratios: dict[str, float] = {}
     files: list[str] = []
 

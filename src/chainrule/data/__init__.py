@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chainrule.data.base import Dataset
+from chainrule.data.continuous import faithful, wine
 from chainrule.data.digits import digits
 from chainrule.data.mnist import binarized_mnist
 from chainrule.data.synthetic import bars
@@ -20,6 +21,9 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
     "digits-17": lambda: digits(17),
     "bars-3": lambda: bars(3),
     "bars-4": lambda: bars(4),
+    "faithful": faithful,
+    "wine-red": lambda: wine("red"),
+    "wine-white": lambda: wine("white"),
 }
 
 

@@ -323,6 +323,11 @@ def _check_chunk(c: np.ndarray | None, split: str, dim: int) -> np.ndarray:
 def export_dataset(dataset: Dataset, path: str | os.PathLike, shard_rows: int = 1 << 20) -> Path:
     """Write an in-memory `Dataset` in the array format (intensities k/255 of a dynamically
     binarized train split are stored as k; every other value must be an integer in 0..255)."""
+    if not 2 <= dataset.num_values <= 256:
+        raise ChainruleError(
+            f"array datasets hold discrete values (2 to 256 levels); {dataset.name!r} has"
+            f" {'real values' if dataset.num_values == 0 else f'{dataset.num_values} levels'}"
+        )
 
     def source(split: str, chunk: int = 1 << 16) -> SplitSource:
         x = getattr(dataset, split)

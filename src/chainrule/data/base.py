@@ -10,7 +10,8 @@ import torch
 @dataclass
 class Dataset:
     """Splits as tensors of shape (N, D), or lazily read `ArraySplit`s (chainrule.data.arrays)
-    that index like them.
+    that index like them. `num_values` is 2 for binary data, K for K-ary data and 0 for
+    real-valued (continuous) data.
 
     With `dynamic_binarization`, `train` holds probabilities in [0, 1] and each minibatch is a
     fresh Bernoulli draw; validation and test are one fixed binarization, so NLLs compare.
@@ -25,6 +26,10 @@ class Dataset:
     dynamic_binarization: bool = False
     labels: dict[str, torch.Tensor] = field(default_factory=dict)
     description: str = ""
+
+    @property
+    def value_type(self) -> str:
+        return "continuous" if self.num_values == 0 else "binary" if self.num_values == 2 else "categorical"
 
     @property
     def dim(self) -> int:

@@ -2,17 +2,27 @@
 
 from chainrule.models.autoregressive import AutoregressiveModel
 from chainrule.models.base import MODEL_REGISTRY, Model, build_model, register_model
+from chainrule.models.categorical_nade import CategoricalNADE
 from chainrule.models.fvsbn import FVSBN
+from chainrule.models.gaussian import Gaussian
 from chainrule.models.made import MADE
+from chainrule.models.mixture import GaussianMixtureModel
 from chainrule.models.nade import NADE
+from chainrule.models.rnade import RNADE
+from chainrule.models.vae import VAE
 
 __all__ = [
     "AutoregressiveModel",
+    "CategoricalNADE",
     "FVSBN",
+    "Gaussian",
+    "GaussianMixtureModel",
     "MADE",
     "MODEL_REGISTRY",
     "Model",
     "NADE",
+    "RNADE",
+    "VAE",
     "build_model",
     "register_model",
 ]

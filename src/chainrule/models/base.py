@@ -79,6 +79,15 @@ class Model(nn.Module):
         """Draw `n` samples; with `given`/`mask` (True = observed) complete the unobserved part."""
         raise NotImplementedError
 
+    def training_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """What maximum-likelihood training maximises per example: `log_prob`, or a bound on it
+        for models whose likelihood is intractable (the VAE's ELBO)."""
+        return self.log_prob(x)
+
+    def validation_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-example score used for early stopping (cheaper stand-ins are allowed)."""
+        return self.log_prob(x)
+
     def num_parameters(self) -> int:
         """Number of trainable scalars (masked-out weights included, as stored)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
