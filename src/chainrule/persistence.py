@@ -126,8 +126,8 @@ def load(directory: str | os.PathLike) -> Model:
         expected_sha = config.get("weights_sha256")
         if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
             raise ChainruleError(
-                f"{path} does not match config.json: its sha256 differs (the file is corrupt,"
-                " truncated or from another model)"
+                f"{path} does not match config.json: its sha256 differs (the file is corrupt or"
+                " truncated, or comes from another model)"
             )
         tensors = load_bytes(data)
     except (SafetensorError, OSError, ValueError) as e:
