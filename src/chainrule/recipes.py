@@ -45,7 +45,11 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ChainruleError(f"override {item!r}: {p} is not a section")
-        node[leaf] = yaml.safe_load(value)
+        try:
+            node[leaf] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            first = str(e).strip().splitlines()[0]
+            raise ChainruleError(f"override {item!r}: the value is not valid YAML ({first})") from None
     check_recipe(recipe, str(path))
     return recipe
 
