@@ -127,6 +127,8 @@ def eval_loader(
     pin_memory: bool = False,
 ) -> DataLoader:
     """In order; with several processes each takes every world_size-th example, none repeated."""
+    if len(source) < world_size:
+        raise ChainruleError(f"{len(source)} evaluation examples cannot be split over {world_size} processes")
     rows = Rows(source)
     sampler = (
         UnrepeatedDistributedSampler(rows, num_replicas=world_size, rank=rank, shuffle=False)
