@@ -89,7 +89,9 @@ def test_sigkill_inside_a_checkpoint_write_keeps_the_previous_checkpoint(uninter
     assert read_checkpoint(ckpts / "last.ckpt")["epoch"] == 0
     fit(*setup(), run, resume=True)
     assert not list(ckpts.glob(".*.tmp"))
-    assert max_difference(final_state(run), final_state(uninterrupted)) <= 1e-6
+    diff = max_difference(final_state(run), final_state(uninterrupted))
+    print(f"killed inside the 3rd checkpoint write; resumed from epoch 0; max |diff| {diff:.3g}")
+    assert diff <= 1e-6
 
 
 class FullDisk:
