@@ -21,7 +21,7 @@ from chainrule.data import DATASETS, load_dataset
 from chainrule.data.binarize import binarize
 from chainrule.errors import ChainruleError
 from chainrule.evaluate import evaluate_nll
-from chainrule.models import FVSBN, MADE, NADE, build_model
+from chainrule.models import FVSBN, MADE, MODEL_REGISTRY, NADE, build_model
 from chainrule.persistence import load, save
 from chainrule.recipes import build_from_recipe, load_recipe
 from chainrule.training import TrainConfig
@@ -125,9 +125,12 @@ ARGS = st.one_of(
 
 
 @given(
-    name=st.sampled_from(["fvsbn", "nade", "made", "wavenet", ""]),
+    name=st.sampled_from([*sorted(MODEL_REGISTRY), "wavenet", ""]),
     kwargs=st.dictionaries(
-        st.sampled_from(["dim", "hidden", "num_masks", "num_values", "order", "ordering", "seed", "depth"]),
+        st.sampled_from(
+            ["dim", "hidden", "num_masks", "num_values", "order", "ordering", "seed", "depth", "components"]
+            + ["latent", "num_orders", "covariance"]
+        ),
         ARGS,
         max_size=4,
     ),
@@ -138,7 +141,9 @@ def test_model_constructors(name, kwargs) -> None:
         model = build_model(name, **kwargs)
     except ChainruleError:
         return
-    x = torch.zeros(2, model.dim)
+    dim = math.prod(model.event_shape)
+    assume(dim <= 64)  # keep the check cheap
+    x = torch.zeros(2, dim, dtype=next(model.parameters(), torch.zeros(1)).dtype)
     assert model.log_prob(x).shape == (2,)
 
 

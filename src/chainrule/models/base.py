@@ -40,8 +40,10 @@ def build_model(name: str, **kwargs: Any) -> Model:
         raise ChainruleError(f"model {name!r} has no option(s) {unknown}; options: {allowed}")
     try:
         return cls(**kwargs)
-    except TypeError as e:
-        raise ChainruleError(f"cannot build model {name!r}: {e}") from None
+    except ChainruleError:
+        raise
+    except (TypeError, ValueError, OverflowError, RuntimeError) as e:  # bad values reaching torch
+        raise ChainruleError(f"cannot build model {name!r}: {str(e).splitlines()[0]}") from None
 
 
 class Model(nn.Module):
