@@ -30,6 +30,12 @@ def zoo_table() -> str:
             f" {pub.get('nll', '')} | {minutes} | {m.get('epochs', '')} | {m['num_parameters']:,} |"
             f" {m['file_mb']} MB | `{m['command']}` |"
         )
+        if "test_elbo" in m:
+            e = m["test_elbo"]
+            rows.append(
+                f"| `{name}` (ELBO) | {e['nll_nats']:.2f} | {e['stderr_nats']:.2f} | | | | | |"
+                f" `{m['eval_command']} --k 1` |"
+            )
         if "test_single_mask" in m:
             s = m["test_single_mask"]
             rows.append(

@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--batch-size", type=int, default=1000)
     e.add_argument("--masks", type=int, default=None, help="MADE: number of masks in the ensemble")
+    e.add_argument(
+        "--k",
+        type=int,
+        default=None,
+        help="VAE: importance samples per example (default 1000; 1 = a one-sample ELBO)",
+    )
+    e.add_argument("--seed", type=int, default=0, help="VAE: seed of the importance samples")
 
     s = sub.add_parser(
         "sample",
@@ -128,6 +135,14 @@ def cmd_eval(args) -> dict:
             f"dataset {args.data!r} has {x.shape[1]} dimensions but the model expects {model.event_shape[0]}"
         )
     kwargs = {"num_masks": args.masks} if args.masks else {}
+    if hasattr(model, "importance_log_prob"):  # a latent-variable model: a seeded estimate
+        import torch
+
+        kwargs["generator"] = torch.Generator().manual_seed(args.seed)
+        if args.k is not None:
+            kwargs["k"] = args.k
+    elif args.k is not None:
+        raise ChainruleError(f"--k applies to latent-variable models (VAE), not {model.registry_name!r}")
     t = time.time()
     rep = evaluate_nll(model, x, batch_size=args.batch_size, **kwargs).as_dict()
     return {
