@@ -16,6 +16,8 @@ EPILOG = """examples:
   chainrule train recipes/nade-mnist.yaml --resume # continue a killed run
   chainrule eval zoo/nade-mnist --data binarized-mnist --split test
   chainrule sample zoo/nade-mnist -n 64 --seed 0 --out grid.png
+  chainrule train recipes/csv.yaml data.name=csv:my-data.csv --out runs/my-data
+  chainrule sample runs/my-data/model -n 100 --out samples.csv
   chainrule bn query tests/data/bif/asia.bif.gz --target lung --evidence smoke=yes,xray=yes
 """
 
@@ -48,18 +50,23 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=1000)
     e.add_argument("--masks", type=int, default=None, help="MADE: number of masks in the ensemble")
 
-    s = sub.add_parser("sample", help="draw samples from a saved model into a PNG grid")
+    s = sub.add_parser(
+        "sample",
+        help="draw samples from a saved model into a PNG grid or a CSV file",
+        description="Draw samples. OUT ending in .csv gets one row of integer codes per sample"
+        " (with the training file's header); anything else gets a PNG grid of images.",
+    )
     s.add_argument("model_dir")
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default="samples.png", help="PNG path (default samples.png)")
+    s.add_argument("--out", default="samples.png", help="PNG or .csv path (default samples.png)")
     s.add_argument("--method", default="fast", choices=["fast", "generic"], help="sampler")
 
     d = sub.add_parser("demo", help="train a small NADE on the embedded 8x8 digits; write samples")
     d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     d.add_argument("--epochs", type=int, default=60)
 
-    sub.add_parser("datasets", help="list the named datasets")
+    sub.add_parser("datasets", help="list the named datasets (or use csv:PATH for your own file)")
 
     b = sub.add_parser(
         "bn",
@@ -78,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     bs.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
     bs.add_argument("--seed", type=int, default=0)
     bs.add_argument("--out", required=True, help="CSV path")
+    bs.add_argument(
+        "--codes",
+        action="store_true",
+        help="write state indices 0..k-1 instead of state names (what --data csv:PATH reads)",
+    )
     return p
 
 
@@ -135,19 +147,25 @@ def cmd_eval(args) -> dict:
 def cmd_sample(args) -> dict:
     import torch
 
-    from chainrule.persistence import load
+    from chainrule.data.csv_file import write_csv_codes
+    from chainrule.persistence import load, read_config
     from chainrule.report import image_grid
 
     model = load(args.model_dir)
     if args.n < 1:
         raise ChainruleError(f"-n must be at least 1, got {args.n}")
+    to_csv = args.out.lower().endswith(".csv")
+    shape = getattr(model, "image_shape", None)
+    if shape is None and not to_csv:
+        raise ChainruleError("this model has no image_shape, so it cannot draw a grid; use --out FILE.csv")
     g = torch.Generator().manual_seed(args.seed)
     t = time.time()
     x = model.sample(args.n, generator=g, method=args.method)
     secs = time.time() - t
-    shape = getattr(model, "image_shape", None)
-    if shape is None:
-        raise ChainruleError("this model has no image_shape; cannot draw a grid")
+    if to_csv:
+        columns = read_config(args.model_dir).get("training", {}).get("columns")
+        write_csv_codes(args.out, x, columns)
+        return {"out": args.out, "n": args.n, "seconds": round(secs, 3)}
     image_grid(
         x,
         shape,
@@ -201,7 +219,7 @@ def cmd_demo(args) -> dict:
 def cmd_datasets(args) -> dict:
     from chainrule.data import DATASETS
 
-    return {"datasets": list(DATASETS)}
+    return {"datasets": list(DATASETS), "your_own": "csv:PATH (a CSV file of integer codes 0..K-1)"}
 
 
 def _split_names(text: str, what: str) -> list[str]:
@@ -265,8 +283,11 @@ def cmd_bn(args) -> dict:
     t = time.perf_counter()
     x = bn.sample(args.n, generator=torch.Generator().manual_seed(args.seed))
     lines = [",".join(bn.names)]
-    states = [bn.state_names[v] for v in bn.names]
-    lines += [",".join(s[c] for s, c in zip(states, row)) for row in x.tolist()]
+    if args.codes:
+        lines += [",".join(map(str, row)) for row in x.tolist()]
+    else:
+        states = [bn.state_names[v] for v in bn.names]
+        lines += [",".join(s[c] for s, c in zip(states, row)) for row in x.tolist()]
     atomic_write_bytes(args.out, ("\n".join(lines) + "\n").encode())
     return {"out": args.out, "n": args.n, "seed": args.seed, "seconds": round(time.perf_counter() - t, 3)}
 

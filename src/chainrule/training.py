@@ -54,6 +54,7 @@ class TrainConfig:
 
     @classmethod
     def keys(cls) -> list[str]:
+        """The field names, i.e. the valid keys of a recipe's `train` section."""
         return [f.name for f in fields(cls)]
 
 
@@ -208,6 +209,11 @@ def fit(
         model.compiled = bool(config.compile)
     if config.init_from and not resume:
         warm_start(model, config.init_from)
+    if len(dataset.train) < config.batch_size:
+        raise ChainruleError(
+            f"the training split has {len(dataset.train)} examples, fewer than train.batch_size="
+            f"{config.batch_size} (incomplete batches are dropped): lower train.batch_size"
+        )
     model.train()  # Lightning keeps the mode it finds; an eval-mode model would train wrongly
     module = MaximumLikelihood(model, config, dataset.dynamic_binarization)
     train_dl = DataLoader(
@@ -259,6 +265,7 @@ def fit(
         "epochs": trainer.current_epoch,
         "train_seconds": seconds,
         "num_parameters": model.num_parameters(),
+        **({"columns": dataset.columns} if dataset.columns else {}),
         **(extra_metadata or {}),
     }
     model_dir = save(model, out / "model", extra={"training": meta})
