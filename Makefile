@@ -1,9 +1,10 @@
-# chainrule: `make demo` runs the demo, `make test` installs everything and runs the checks.
+# chainrule: `make demo` runs the demo, `make test` installs everything and runs the checks,
+# `make docs` builds the documentation site into site/.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench clean docs docs-serve docs-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +15,21 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install -q -e '.[test,docs]'
+	touch $@
+
+# the site, strict: a warning (broken link, page missing from nav, failing code block) is an error
+docs: $(VENV)/.docs-installed
+	$(VENV)/bin/mkdocs build --strict
+
+docs-serve: $(VENV)/.docs-installed
+	$(VENV)/bin/mkdocs serve
+
+# the documentation tests alone: strict build, every code block of the guide, Getting started word for word
+docs-test: $(VENV)/.docs-installed
+	$(PY) -m pytest -q -m docs
 
 demo: install
 	$(VENV)/bin/chainrule demo --out runs/demo
@@ -33,4 +49,4 @@ bench: install
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache
