@@ -67,10 +67,13 @@ def pages() -> list[Path]:
 def run_page(path: Path) -> dict[str, str]:
     """Run the page's executed blocks in order, as markdown-exec does (same working directory, one
     namespace per session); return each block's printed output, keyed by its location."""
+    import torch
+
     namespaces: dict[str, dict] = {}
     outputs: dict[str, str] = {}
-    old = os.getcwd()
+    old, threads = os.getcwd(), torch.get_num_threads()
     os.chdir(ROOT)
+    torch.set_num_threads(1)  # as `make docs` runs them (OMP_NUM_THREADS=1): small ops, shared cores
     try:
         for block in code_blocks(path):
             if not block.executed:
@@ -85,4 +88,5 @@ def run_page(path: Path) -> dict[str, str]:
             outputs[block.where()] = buf.getvalue()
     finally:
         os.chdir(old)
+        torch.set_num_threads(threads)
     return outputs

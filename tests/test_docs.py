@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import pytest
-
 from docs_blocks import DOCS, ROOT, code_blocks, pages, run_page
 
 pytestmark = pytest.mark.docs
@@ -25,9 +24,9 @@ def test_every_code_block_is_marked() -> None:
     for page in pages():
         for b in code_blocks(page):
             if b.lang == "python" and not b.executed:
-                bad.append(f"{b.where()}: a python block without exec=\"on\" (make it run, or show it as text)")
+                bad.append(f'{b.where()}: python block without exec="on" (make it run or show it as text)')
             elif b.lang != "python" and b.lang not in NOT_RUN:
-                bad.append(f"{b.where()}: block language {b.lang!r}; use python, {', '.join(sorted(NOT_RUN))}")
+                bad.append(f"{b.where()}: block language {b.lang!r}; use python or one of {sorted(NOT_RUN)}")
     assert not bad, "\n".join(bad)
 
 

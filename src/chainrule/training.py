@@ -148,6 +148,7 @@ class WallClock(Callback):
         self.start = time.time()
 
     def seconds(self) -> float:
+        """Training seconds so far, earlier parts of a resumed run included."""
         return self.before + time.time() - self.start
 
     def on_train_epoch_end(self, trainer, pl_module):
@@ -172,6 +173,9 @@ def warm_start(model: Model, model_dir: str | os.PathLike) -> None:
 
 @dataclass
 class FitResult:
+    """What `fit` returns: the run folder, the saved best model's folder, the best validation NLL
+    (nats), the number of epochs run and the training wall time in seconds (across resumes)."""
+
     out_dir: Path
     model_dir: Path
     best_val_nll: float
