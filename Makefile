@@ -11,24 +11,22 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: the CPU wheel; an open range would pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+	# the docs extra too: the test suite builds the site and runs its code blocks
+	$(PY) -m pip install -q -e '.[test,docs]'
 	touch $@
 
 install: $(VENV)/.installed
 
-$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
-	$(PY) -m pip install -q -e '.[test,docs]'
-	touch $@
+# the site, strict: a warning (broken link, page missing from nav, failing code block) is an error;
+# NO_MKDOCS_2_WARNING silences Material's banner about MkDocs 2.0, which is not a build warning
+docs: install
+	OMP_NUM_THREADS=1 NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-# the site, strict: a warning (broken link, page missing from nav, failing code block) is an error
-docs: $(VENV)/.docs-installed
-	$(VENV)/bin/mkdocs build --strict
-
-docs-serve: $(VENV)/.docs-installed
-	$(VENV)/bin/mkdocs serve
+docs-serve: install
+	OMP_NUM_THREADS=1 NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
 
 # the documentation tests alone: strict build, every code block of the guide, Getting started word for word
-docs-test: $(VENV)/.docs-installed
+docs-test: install
 	$(PY) -m pytest -q -m docs
 
 demo: install
