@@ -16,6 +16,8 @@ EPILOG = """examples:
   chainrule train recipes/nade-mnist.yaml --resume # continue a killed run
   chainrule eval zoo/nade-mnist --data binarized-mnist --split test
   chainrule sample zoo/nade-mnist -n 64 --seed 0 --out grid.png
+  chainrule train recipes/csv.yaml data.name=csv:my-data.csv --out runs/my-data
+  chainrule sample runs/my-data/model -n 100 --out samples.csv
   chainrule bn query tests/data/bif/asia.bif.gz --target lung --evidence smoke=yes,xray=yes
 """
 
@@ -57,14 +59,15 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "sample",
-        help="draw samples from a saved model: a PNG grid for image models, else a CSV of values",
+        help="draw samples from a saved model into a PNG grid or a CSV file",
+        description="Draw samples. OUT ending in .csv gets one row per sample (integer codes, or"
+        " real values for continuous models; with the training file's header when there is one);"
+        " anything else gets a PNG grid of images.",
     )
     s.add_argument("model_dir")
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument(
-        "--out", default="samples.png", help="PNG path for image models, or a .csv path (default samples.png)"
-    )
+    s.add_argument("--out", default="samples.png", help="PNG or .csv path (default samples.png)")
     s.add_argument(
         "--method", default="fast", choices=["fast", "generic"], help="sampler of autoregressive models"
     )
@@ -73,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     d.add_argument("--epochs", type=int, default=60)
 
-    sub.add_parser("datasets", help="list the named datasets")
+    sub.add_parser("datasets", help="list the named datasets (or use csv:PATH for your own file)")
 
     b = sub.add_parser(
         "bn",
@@ -92,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     bs.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
     bs.add_argument("--seed", type=int, default=0)
     bs.add_argument("--out", required=True, help="CSV path")
+    bs.add_argument(
+        "--codes",
+        action="store_true",
+        help="write state indices 0..k-1 instead of state names (what --data csv:PATH reads)",
+    )
     return p
 
 
@@ -157,12 +165,17 @@ def cmd_eval(args) -> dict:
 def cmd_sample(args) -> dict:
     import torch
 
-    from chainrule.persistence import load
+    from chainrule.data.csv_file import write_csv_codes
+    from chainrule.persistence import load, read_config
     from chainrule.report import image_grid
 
     model = load(args.model_dir)
     if args.n < 1:
         raise ChainruleError(f"-n must be at least 1, got {args.n}")
+    to_csv = args.out.lower().endswith(".csv")
+    shape = getattr(model, "image_shape", None)
+    if shape is None and not to_csv:
+        raise ChainruleError("this model has no image_shape, so it cannot draw a grid; use --out FILE.csv")
     g = torch.Generator().manual_seed(args.seed)
     t = time.time()
     from chainrule.models import AutoregressiveModel
@@ -170,11 +183,10 @@ def cmd_sample(args) -> dict:
     kwargs = {"method": args.method} if isinstance(model, AutoregressiveModel) else {}
     x = model.sample(args.n, generator=g, **kwargs)
     secs = time.time() - t
-    shape = getattr(model, "image_shape", None)
-    if shape is None or str(args.out).endswith(".csv"):
-        path = Path(args.out).with_suffix(".csv")  # a non-image model's samples are a table
-        write_samples_csv(x, path)
-        return {"out": str(path), "n": args.n, "seconds": round(secs, 3)}
+    if to_csv:
+        columns = read_config(args.model_dir).get("training", {}).get("columns")
+        write_csv_codes(args.out, x, columns, real=model.value_type == "continuous")
+        return {"out": args.out, "n": args.n, "seconds": round(secs, 3)}
     image_grid(
         x,
         shape,
@@ -183,22 +195,6 @@ def cmd_sample(args) -> dict:
         title=f"{model.registry_name}: {args.n} samples, seed {args.seed}",
     )
     return {"out": args.out, "n": args.n, "seconds": round(secs, 3)}
-
-
-def write_samples_csv(x, path: Path) -> None:
-    """One sample per row, columns x0..x{D-1}; integers for discrete models."""
-    import csv
-    import io
-
-    from chainrule.persistence import atomic_write_bytes
-
-    rows = x.reshape(x.shape[0], -1).tolist()
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow([f"x{i}" for i in range(len(rows[0]))])
-    for r in rows:
-        w.writerow([int(v) if float(v).is_integer() else repr(float(v)) for v in r])
-    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def cmd_demo(args) -> dict:
@@ -244,7 +240,7 @@ def cmd_demo(args) -> dict:
 def cmd_datasets(args) -> dict:
     from chainrule.data import DATASETS
 
-    return {"datasets": list(DATASETS)}
+    return {"datasets": list(DATASETS), "your_own": "csv:PATH (a CSV file of integer codes 0..K-1)"}
 
 
 def _split_names(text: str, what: str) -> list[str]:
@@ -308,8 +304,11 @@ def cmd_bn(args) -> dict:
     t = time.perf_counter()
     x = bn.sample(args.n, generator=torch.Generator().manual_seed(args.seed))
     lines = [",".join(bn.names)]
-    states = [bn.state_names[v] for v in bn.names]
-    lines += [",".join(s[c] for s, c in zip(states, row)) for row in x.tolist()]
+    if args.codes:
+        lines += [",".join(map(str, row)) for row in x.tolist()]
+    else:
+        states = [bn.state_names[v] for v in bn.names]
+        lines += [",".join(s[c] for s, c in zip(states, row)) for row in x.tolist()]
     atomic_write_bytes(args.out, ("\n".join(lines) + "\n").encode())
     return {"out": args.out, "n": args.n, "seed": args.seed, "seconds": round(time.perf_counter() - t, 3)}
 

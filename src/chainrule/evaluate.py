@@ -21,6 +21,7 @@ class NLLReport:
     dim: int
 
     def as_dict(self) -> dict:
+        """The fields as a plain dict (for JSON output)."""
         return asdict(self)
 
 

@@ -23,6 +23,7 @@ class MaskedLinear(nn.Linear):
         self.mask = mask.to(device=self.weight.device, dtype=self.weight.dtype)
 
     def masked_weight(self) -> torch.Tensor:
+        """The weight times the mask: the matrix the layer actually applies."""
         return self.weight * self.mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

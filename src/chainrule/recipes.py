@@ -96,6 +96,7 @@ def model_for_data(spec: dict[str, Any], dataset: Dataset) -> Model:
 
 
 def build_from_recipe(recipe: dict[str, Any]) -> tuple[Model, Dataset, TrainConfig]:
+    """The model, dataset and training config a checked recipe describes (the data are loaded)."""
     dataset = load_dataset(recipe["data"]["name"])
     model = model_for_data(recipe["model"], dataset)
     config = TrainConfig(**(recipe.get("train") or {}))

