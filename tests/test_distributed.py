@@ -97,3 +97,21 @@ def test_shards_cover_every_example_once() -> None:
 def test_global_batch_must_divide_among_processes() -> None:
     with pytest.raises(ChainruleError, match="multiple of the number of processes"):
         train_loader(torch.zeros(100, 3), 30, world_size=4, rank=0)
+
+
+def test_shard_sampler_is_torchs_distributed_sampler() -> None:
+    from torch.utils.data import DistributedSampler
+
+    from chainrule.data.loading import ShardSampler
+
+    data = list(range(1001))
+    for world in (1, 2, 3):
+        for rank in range(world):
+            ours = ShardSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=4, drop_last=True)
+            ref = DistributedSampler(
+                data, num_replicas=world, rank=rank, shuffle=True, seed=4, drop_last=True
+            )
+            for epoch in (0, 3):
+                ours.set_epoch(epoch)
+                ref.set_epoch(epoch)
+                assert list(ours) == list(ref) and len(ours) == len(ref)

@@ -134,3 +134,19 @@ def test_cli_trains_a_continuous_model_and_samples_a_csv(tmp_path) -> None:
         text=True,
     )
     assert bad.returncode == 2 and "continuous" in bad.stderr
+
+
+def test_compiled_objective_equals_eager_also_after_a_mask_change() -> None:
+    """train.compile for models without their own kernels compiles `training_log_prob`."""
+    from chainrule.models import FVSBN
+    from chainrule.training import compiled_or_eager
+
+    torch.manual_seed(0)
+    x = torch.bernoulli(torch.full((8, 9), 0.4))
+    for model in [MADE(9, hidden=[16], num_masks=2), FVSBN(9)]:
+        model.train()
+        objective = compiled_or_eager(model.training_log_prob)
+        torch.testing.assert_close(objective(x), model.training_log_prob(x))
+        if isinstance(model, MADE):
+            model.before_train_step(1)  # masks are buffers changed in place
+            torch.testing.assert_close(objective(x), model.training_log_prob(x))

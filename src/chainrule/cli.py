@@ -124,7 +124,13 @@ def _parser() -> argparse.ArgumentParser:
         "--only", default="", help="comma-separated parts: training,sampling,allreduce,scaling,mmap"
     )
     be.add_argument("--out", default="benchmarks/results", help="folder for the JSON files")
-    be.add_argument("--threads", type=int, help="torch threads (default: one per core)")
+    be.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: comparable on shared machines; the training part also times"
+        " one thread per core)",
+    )
 
     b = sub.add_parser(
         "bn",

@@ -49,7 +49,7 @@ class TrainConfig:
     patience: int = 10  # epochs without validation improvement before stopping
     seed: int = 0
     precision: str = "32-true"  # or "bf16-mixed" (autocast matmuls; evaluation stays fp32)
-    compile: bool = False  # fuse NADE block kernels with torch.compile
+    compile: bool = False  # torch.compile: NADE's block kernels, other models' training objective
     max_minutes: float | None = None  # wall-clock budget for this run (resumes continue it)
     limit_train_batches: float | int = 1.0
     num_workers: int = 0
@@ -152,6 +152,16 @@ class MaximumLikelihood(L.LightningModule):
         self.checkpoint = checkpoint  # where the last good checkpoint lives (named in errors)
         self.train_nll = ExactMean()
         self.val_nll = ExactMean()
+        self._compiled_log_prob = None  # built on first use (a compiled function does not pickle)
+
+    def _training_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's training objective per example; with `train.compile` and a model without
+        its own compiled kernels (all but NADE), through torch.compile."""
+        if not self.config.compile or hasattr(self.model, "compiled"):
+            return self.model.training_log_prob(x)
+        if self._compiled_log_prob is None:
+            self._compiled_log_prob = compiled_or_eager(self.model.training_log_prob)
+        return self._compiled_log_prob(x)
 
     def on_train_epoch_start(self) -> None:
         """Seed the global generator from (seed, epoch, process): models that draw noise while
@@ -167,7 +177,7 @@ class MaximumLikelihood(L.LightningModule):
         hook = getattr(self.model, "before_train_step", None)
         if hook is not None:
             hook(self.global_step)
-        nll = -self.model.training_log_prob(x).float()  # a bound where log_prob is intractable
+        nll = -self._training_log_prob(x).float()  # a bound where log_prob is intractable
         loss = nll.mean()
         finite = bool(torch.isfinite(loss))
         if self.trainer.world_size > 1:  # every process stops together, none hangs in all-reduce
@@ -215,6 +225,26 @@ class MaximumLikelihood(L.LightningModule):
         if self.config.lr_schedule == "cosine":
             return {"optimizer": opt, "lr_scheduler": CosineToZero(opt, self.config.max_epochs)}
         return opt
+
+
+def compiled_or_eager(fn):
+    """`torch.compile(fn)`; if compiling fails (no C++ compiler, an unsupported operation), warn
+    once and call `fn` itself from then on. chainrule's own errors pass through."""
+    compiled = torch.compile(fn, dynamic=False)
+    state = {"broken": False}
+
+    def call(*args):
+        if not state["broken"]:
+            try:
+                return compiled(*args)
+            except ChainruleError:
+                raise
+            except Exception as e:  # torch.compile raises many types while building kernels
+                state["broken"] = True
+                warnings.warn(f"torch.compile failed ({type(e).__name__}); training eagerly", stacklevel=2)
+        return fn(*args)
+
+    return call
 
 
 class CosineToZero(torch.optim.lr_scheduler.LRScheduler):

@@ -47,7 +47,7 @@ def matmul_peak_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, device
         n = max(n, 8192)
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
-    return 2 * n**3 / best_time(lambda: a @ b, repeats=5, device=device) / 1e9
+    return 2 * n**3 / best_time(lambda: a @ b, repeats=5, min_seconds=1.0, device=device) / 1e9
 
 
 def _status_kb(field: str) -> int | None:

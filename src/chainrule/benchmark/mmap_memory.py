@@ -60,7 +60,13 @@ def run(
     path: str | os.PathLike = DEFAULT_PATH, n: int = 2_000_000, steps: int = 300, batch: int = 128
 ) -> dict:
     path = Path(path)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2])])}
+    import torch
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "OMP_NUM_THREADS": str(torch.get_num_threads()),  # the suite's --threads
+    }
     cli = [sys.executable, "-m", "chainrule.cli"]
     result: dict = {"path": str(path), "images": n}
     if not (path / "meta.json").is_file():

@@ -27,9 +27,11 @@ def run_suite(
     compile: bool = False,
     only: list[str] | None = None,
     device: str | None = None,
-    threads: int | None = None,
+    threads: int | None = 1,
 ) -> dict:
-    """Run the chosen parts (default: all but mmap) and return the summary that is also written."""
+    """Run the chosen parts (default: all but mmap) and return the summary that is also written.
+    `threads` (default 1, None = torch's default of one per core) sets torch's intra-op threads:
+    on machines shared with other jobs more threads than idle cores make every figure noise."""
     parts = list(only) if only else list(DEFAULT_PARTS)
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:

@@ -11,7 +11,7 @@ PATH/test-00000.npy
 A stored byte `v` is the value `v` of its split, except that with `dynamic_binarization` the train
 split holds intensities `v / 255` (binarized afresh every minibatch) while val/test hold fixed 0/1
 values. Reading pages the rows in; pages are handed back to the kernel every
-`RELEASE_BYTES` read, so the resident memory of a run stays bounded by the working set.
+`RELEASE_BYTES` mapped, so the resident memory of a run stays bounded, whatever the file size.
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ FORMAT = "chainrule-arrays"
 VERSION = 1
 META = "meta.json"
 SPLITS = ("train", "val", "test")
-#: Bytes read from a mapping before its pages are released (MADV_DONTNEED).
+#: Estimated mapped bytes after which a split releases its pages (MADV_DONTNEED).
 RELEASE_BYTES = 256 << 20
+#: What one scattered row read maps: Linux maps up to 64 KiB around a faulting page that is in
+#: the page cache ("fault-around"), so a 784-byte row can cost 64 KiB of resident memory.
+FAULT_AROUND_BYTES = 64 << 10
 
 
 class _Shard:
@@ -136,7 +139,7 @@ class ArraySplit:
             hi = bisect.bisect_left(sorted_idx, self.starts[k + 1])
             if hi > lo:
                 out[order[lo:hi]] = shard.array[sorted_idx[lo:hi] - self.starts[k]]
-        self._account(out.nbytes)
+        self._account(idx.size * max(FAULT_AROUND_BYTES, self.shape[1]))
         x = torch.from_numpy(out).float()
         if self.divisor != 1.0:
             x.div_(self.divisor)

@@ -62,6 +62,20 @@ def as_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, to
     return batch
 
 
+class ShardSampler(DistributedSampler):
+    """torch's `DistributedSampler` (shuffle, drop_last) with the same order, but holding the
+    permutation as one int64 tensor instead of Python lists: 16 MB rather than about 150 MB for
+    2 million examples."""
+
+    def __iter__(self):
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)
+        perm = torch.randperm(len(self.dataset), generator=g)[: self.total_size]
+        mine = perm[self.rank : self.total_size : self.num_replicas]
+        for chunk in mine.split(1 << 16):
+            yield from chunk.tolist()
+
+
 def per_process_batch(global_batch: int, world_size: int) -> int:
     if global_batch < 1 or global_batch % world_size:
         raise ChainruleError(
@@ -88,7 +102,7 @@ def train_loader(
             f"the training split has {len(source)} examples, fewer than one batch (train.batch_size="
             f"{global_batch})"
         )
-    sampler = DistributedSampler(
+    sampler = ShardSampler(
         Rows(source), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
     )
     return DataLoader(
