@@ -44,7 +44,7 @@ test: lint
 	$(PY) -m pytest -q
 
 bench: install
-	$(PY) benchmarks/run.py
+	$(VENV)/bin/chainrule bench
 
 clean:
 	rm -rf $(VENV) runs site .pytest_cache .ruff_cache

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from chainrule.data import DATASETS, Dataset, load_dataset
@@ -96,8 +97,10 @@ def model_for_data(spec: dict[str, Any], dataset: Dataset) -> Model:
 
 
 def build_from_recipe(recipe: dict[str, Any]) -> tuple[Model, Dataset, TrainConfig]:
-    """The model, dataset and training config a checked recipe describes (the data are loaded)."""
+    """Data, model and training settings; the model's initial weights come from `train.seed`, so
+    a recipe gives the same run on every process and every time."""
+    config = TrainConfig(**(recipe.get("train") or {})).check()
     dataset = load_dataset(recipe["data"]["name"])
+    torch.manual_seed(config.seed)
     model = model_for_data(recipe["model"], dataset)
-    config = TrainConfig(**(recipe.get("train") or {}))
     return model, dataset, config

@@ -1,6 +1,8 @@
 """Named datasets with fixed splits: `load_dataset(name)`; `DATASETS` lists the names.
 
-`load_dataset("csv:PATH")` reads your own CSV file of integer codes (see `chainrule.data.csv_file`).
+`load_dataset("csv:PATH")` reads your own CSV file of integer codes (see `chainrule.data.csv_file`);
+`load_dataset("mmap:PATH")` opens an on-disk array dataset (chainrule.data.arrays) that is read
+lazily, for data larger than memory.
 """
 
 from __future__ import annotations
@@ -29,18 +31,27 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
 
 #: Prefix of a dataset name that is a path to your own CSV file: "csv:PATH".
 CSV_PREFIX = "csv:"
+#: Prefix of a dataset name that is an on-disk array folder: "mmap:PATH".
+MMAP_PREFIX = "mmap:"
 
 
 def load_dataset(name: str) -> Dataset:
-    """Load a named dataset, or `csv:PATH` for a CSV file of integer codes; unknown names give the
-    list of known ones."""
+    """Load a named dataset, `csv:PATH` for a CSV file of integer codes, or `mmap:PATH` for an
+    array folder; unknown names give the list of known ones."""
+    if not isinstance(name, str):
+        raise ChainruleError(f"a dataset name must be a string, got {type(name).__name__}")
     if name.startswith(CSV_PREFIX):
         return csv_dataset(name[len(CSV_PREFIX) :])
+    if name.startswith(MMAP_PREFIX):
+        from chainrule.data.arrays import open_array_dataset
+
+        return open_array_dataset(name[len(MMAP_PREFIX) :])
     if name not in DATASETS:
         raise ChainruleError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, or csv:PATH for your own file"
+            f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, csv:PATH for your own"
+            " file, or mmap:PATH for an array folder"
         )
     return DATASETS[name]()
 
 
-__all__ = ["CSV_PREFIX", "DATASETS", "Dataset", "csv_dataset", "load_dataset"]
+__all__ = ["CSV_PREFIX", "DATASETS", "MMAP_PREFIX", "Dataset", "csv_dataset", "load_dataset"]

@@ -9,8 +9,9 @@ import torch
 
 @dataclass
 class Dataset:
-    """Splits as tensors of shape (N, D). `num_values` is 2 for binary data, K for K-ary data
-    and 0 for real-valued (continuous) data.
+    """Splits as tensors of shape (N, D), or lazily read `ArraySplit`s (chainrule.data.arrays)
+    that index like them. `num_values` is 2 for binary data, K for K-ary data and 0 for
+    real-valued (continuous) data.
 
     With `dynamic_binarization`, `train` holds probabilities in [0, 1] and each minibatch is a
     fresh Bernoulli draw; validation and test are one fixed binarization, so NLLs compare.
@@ -45,6 +46,8 @@ class Dataset:
             raise ChainruleError(f"unknown split {name!r}; use train, val or test")
         x = getattr(self, name)
         if name == "train" and self.dynamic_binarization:
+            if not isinstance(x, torch.Tensor):
+                return x.binarized(1234)
             g = torch.Generator().manual_seed(1234)
             x = torch.bernoulli(x, generator=g)
         return x

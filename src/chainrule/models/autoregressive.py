@@ -12,7 +12,7 @@ import torch
 from chainrule.distributions import Bernoulli, Categorical, Head
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
-from chainrule.validation import as_batch
+from chainrule.validation import as_batch, check_num_samples
 
 
 def make_head(num_values: int) -> Head:
@@ -118,8 +118,7 @@ class AutoregressiveModel(Model):
         """Ancestral sampling; with `given`/`mask` (True = observed) the observed values are kept
         and the rest drawn from the model's conditionals in `sampling_order()` (exact when the
         observed dimensions come first in that order). `method` is "fast" or "generic"."""
-        if not isinstance(n, int) or n < 1:
-            raise ChainruleError(f"number of samples must be a positive integer, got {n!r}")
+        check_num_samples(n)
         if method not in ("fast", "generic"):
             raise ChainruleError(f"method must be 'fast' or 'generic', got {method!r}")
         x, obs = self._start(n, given, mask)

@@ -16,6 +16,7 @@ import torch
 
 from chainrule.errors import ChainruleError
 from chainrule.models.autoregressive import AutoregressiveModel
+from chainrule.validation import check_num_samples
 
 
 class MaskEnsembleModel(AutoregressiveModel):
@@ -74,6 +75,7 @@ class MaskEnsembleModel(AutoregressiveModel):
         in that member's order: an ancestral draw from the mixture. When completing, the member is
         drawn from its posterior given the observed values, p(m | x_obs) ∝ p_m(x_obs), which is
         exact when the observed dimensions come first in every member's order."""
+        check_num_samples(n)
         if self.num_masks == 1 or self.training:
             return super().sample(n, given=given, mask=mask, generator=generator, method=method)
         comp = self._pick_masks(n, given, mask, generator)

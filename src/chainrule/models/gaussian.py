@@ -14,7 +14,7 @@ from torch import nn
 
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
-from chainrule.validation import as_batch, check_finite
+from chainrule.validation import as_batch, check_finite, check_num_samples
 
 COVARIANCES = ("full", "diag")
 LOG_2PI = math.log(2 * math.pi)
@@ -153,8 +153,7 @@ class Gaussian(Model):
     ) -> torch.Tensor:
         """Draws mean + L eps; with `given`/`mask` (True = observed) the unobserved part is drawn
         from its exact conditional Gaussian given the observed part."""
-        if not isinstance(n, int) or n < 1:
-            raise ChainruleError(f"number of samples must be a positive integer, got {n!r}")
+        check_num_samples(n)
         eps = torch.randn(n, self.dim, generator=generator, dtype=self.mean.dtype)
         if given is None and mask is None:
             return self.mean + eps @ self.scale.factor()[0].T

@@ -21,6 +21,7 @@ from chainrule.models.gaussian import (
     marginal_log_density,
     prepare_continuous,
 )
+from chainrule.validation import check_num_samples
 
 
 @register_model("gaussian-mixture")
@@ -98,8 +99,7 @@ class GaussianMixtureModel(Model):
     ) -> torch.Tensor:
         """Ancestral: z ~ w, then x ~ N(mu_z, Sigma_z). With `given`/`mask` (True = observed),
         exact completion: z ~ p(z | x_obs), then x_unobs from that component's conditional."""
-        if not isinstance(n, int) or n < 1:
-            raise ChainruleError(f"number of samples must be a positive integer, got {n!r}")
+        check_num_samples(n)
         dtype = self.means.dtype
         u = torch.rand(n, generator=generator, dtype=dtype)
         eps = torch.randn(n, self.dim, generator=generator, dtype=dtype)

@@ -20,7 +20,7 @@ from torch import nn
 
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
-from chainrule.validation import as_batch, check_discrete, check_finite
+from chainrule.validation import as_batch, check_discrete, check_finite, check_num_samples
 
 LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
 LOG_2PI = math.log(2 * math.pi)
@@ -241,8 +241,7 @@ class VAE(Model):
         approximate completion by `steps` rounds of pseudo-Gibbs sampling (Rezende et al. 2014):
         encode, decode, redraw only the unobserved values. Not exact, unlike the autoregressive
         models' completion."""
-        if not isinstance(n, int) or n < 1:
-            raise ChainruleError(f"number of samples must be a positive integer, got {n!r}")
+        check_num_samples(n)
         dtype = next(self.parameters()).dtype
         z = torch.randn(n, self.latent, generator=generator, dtype=dtype)
         x = self._draw(self.decoder_params(z), generator)
