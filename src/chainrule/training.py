@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics import MeanMetric
 
 from chainrule.data.base import Dataset
+from chainrule.data.text import SequenceDataset
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
 from chainrule.persistence import atomic_write_json, save
@@ -51,6 +52,8 @@ class TrainConfig:
     accelerator: str = "cpu"
     progress: bool = True
     init_from: str | None = None  # a saved model folder whose parameters start this run (warm start)
+    seq_len: int | None = None  # sequence models: tokens per training chunk (default: block size or 128)
+    limit_val_batches: float | int = 1.0  # fraction or number of validation batches per epoch
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -180,7 +183,7 @@ class FitResult:
 
 def fit(
     model: Model,
-    dataset: Dataset,
+    dataset: Dataset | SequenceDataset,
     config: TrainConfig | None = None,
     out_dir: str | os.PathLike = "runs/latest",
     *,
@@ -209,15 +212,20 @@ def fit(
     if config.init_from and not resume:
         warm_start(model, config.init_from)
     model.train()  # Lightning keeps the mode it finds; an eval-mode model would train wrongly
-    module = MaximumLikelihood(model, config, dataset.dynamic_binarization)
-    train_dl = DataLoader(
-        TensorDataset(dataset.train),
-        batch_size=config.batch_size,
-        shuffle=True,
-        drop_last=True,
-        num_workers=config.num_workers,
-    )
-    val_dl = DataLoader(TensorDataset(dataset.val), batch_size=1000, num_workers=config.num_workers)
+    if isinstance(dataset, SequenceDataset):  # text or audio: chunks of one long token stream
+        from chainrule.sequence_training import sequence_training
+
+        module, train_dl, val_dl = sequence_training(model, dataset, config)
+    else:
+        module = MaximumLikelihood(model, config, dataset.dynamic_binarization)
+        train_dl = DataLoader(
+            TensorDataset(dataset.train),
+            batch_size=config.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=config.num_workers,
+        )
+        val_dl = DataLoader(TensorDataset(dataset.val), batch_size=1000, num_workers=config.num_workers)
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_nll", mode="min", save_top_k=1)
     # a separate callback for last.ckpt: a monitored one rewrites "last" only on improving epochs
     latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
@@ -236,6 +244,7 @@ def fit(
         enable_progress_bar=config.progress,
         enable_model_summary=False,
         limit_train_batches=config.limit_train_batches,
+        limit_val_batches=config.limit_val_batches,
         default_root_dir=out,
         log_every_n_steps=50,
     )
