@@ -65,28 +65,23 @@ class SequenceReport:
 
 @torch.no_grad()
 def evaluate_sequence(model, tokens: torch.Tensor, streams: int = 16, unit: str = "char") -> SequenceReport:
-    """Score a whole 1-D token stream with a sequence model: `streams` contiguous parts walked in
-    parallel, chunk by chunk with the state carried (each part starts from nothing); the last
-    len % streams tokens continue the last part. Every token is scored once, with as much context
-    as the model allows."""
+    """Score a whole 1-D token stream with a sequence model: `streams` contiguous parts (the last
+    one shorter) walked in parallel, chunk by chunk with the state carried, each part starting
+    from nothing. Every token is scored once, with as much context as the model allows."""
     from chainrule.errors import ChainruleError
     from chainrule.sequence_training import eval_chunks
 
     if tokens.dim() != 1 or tokens.numel() == 0:
         raise ChainruleError(f"expected a non-empty 1-D token stream, got shape {tuple(tokens.shape)}")
-    tokens = model.tokens(tokens[None], "evaluation text")[0]
+    tokens = model.tokens(tokens[None], "evaluation text")[0].cpu()
     model.eval()
-    streams = max(1, min(streams, tokens.numel()))
-    total, state = torch.zeros((), dtype=torch.float64), None
-    for x, fresh in eval_chunks(tokens, streams, model.eval_chunk):
+    total, state, rows = torch.zeros((), dtype=torch.float64), None, 0
+    for x, valid, fresh in eval_chunks(tokens, streams, model.eval_chunk):
         if fresh:
-            state = model.begin(model.bos_column(streams))
-        lp, state = model.chunk_log_prob(x, state)
-        total += lp.double().sum()
-    rest = tokens[(tokens.numel() // streams) * streams :]
-    if rest.numel():
-        last = model.select_state(state, slice(streams - 1, streams))
-        total += model.stream_log_prob(rest[None], last)[0].double().sum()
+            rows = x.shape[0]
+            state = model.begin(model.bos_column(rows))
+        lp, state = model.chunk_log_prob(x.to(model.bos_column(1).device), state)
+        total += lp.double().cpu()[valid].sum()
     n = tokens.numel()
     nats = float(-total) / n
-    return SequenceReport(nats, nats / math.log(2), float(-total), n, streams, unit)
+    return SequenceReport(nats, nats / math.log(2), float(-total), n, rows, unit)

@@ -14,7 +14,8 @@ scored tokens has at least one token before it:
 The position in the text survives `train.limit_train_batches` (short epochs continue where the
 last one stopped). Validation walks the held-out text as `EVAL_STREAMS` parallel streams in
 contiguous chunks with the state carried, so `val_nll` is total NLL / number of tokens
-(nats per character for text), exactly like `chainrule.evaluate.evaluate_sequence`.
+(nats per character for text), exactly like `chainrule.evaluate.evaluate_sequence`
+(`train.limit_val_batches` scores the first chunks of every stream only).
 """
 
 from __future__ import annotations
@@ -39,13 +40,22 @@ EVAL_STREAMS = 16
 DEFAULT_SEQ_LEN = 128
 
 
-def eval_chunks(tokens: torch.Tensor, streams: int, chunk: int) -> Iterator[tuple[torch.Tensor, bool]]:
-    """(streams, <= chunk) consecutive pieces of `streams` equal contiguous parts of `tokens`
-    (the last len % streams tokens are left out), with `fresh` True on the first piece."""
-    n = tokens.numel() // streams
-    parts = tokens[: n * streams].view(streams, n)
-    for i in range(0, n, chunk):
-        yield parts[:, i : i + chunk], i == 0
+def eval_chunks(
+    tokens: torch.Tensor, streams: int, chunk: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
+    """Consecutive pieces (rows, <= chunk) of `rows` contiguous parts of `tokens` of
+    ceil(n / streams) tokens each, the last part padded at its end; yields (ids, valid, fresh)
+    where `valid` marks real tokens (padding comes after them, so it never affects their
+    scores) and `fresh` is True on the first piece. Every token is in exactly one piece."""
+    n = tokens.numel()
+    length = -(-n // streams)
+    rows = -(-n // length)
+    padded = torch.zeros(rows * length, dtype=tokens.dtype)
+    padded[:n] = tokens
+    valid = (torch.arange(rows * length) < n).view(rows, length)
+    parts = padded.view(rows, length)
+    for i in range(0, length, chunk):
+        yield parts[:, i : i + chunk], valid[:, i : i + chunk], i == 0
 
 
 class TrainChunks(IterableDataset):
@@ -103,12 +113,12 @@ class EvalChunks(IterableDataset):
     """Validation pieces from `eval_chunks`."""
 
     def __init__(self, tokens: torch.Tensor, streams: int, chunk: int) -> None:
-        if tokens.numel() < streams:
-            raise ChainruleError(f"the validation text has {tokens.numel()} tokens; {streams} are needed")
+        if tokens.numel() == 0:
+            raise ChainruleError("the validation text is empty")
         self.tokens, self.streams, self.chunk = tokens, streams, chunk
 
     def __len__(self) -> int:
-        return math.ceil(self.tokens.numel() // self.streams / self.chunk)
+        return math.ceil(math.ceil(self.tokens.numel() / self.streams) / self.chunk)
 
     def __iter__(self):
         return eval_chunks(self.tokens, self.streams, self.chunk)
@@ -138,24 +148,24 @@ class SequenceMaximumLikelihood(MaximumLikelihood):
                 " checkpoint is in the run's checkpoints/ folder: lower the learning rate or set"
                 " train.grad_clip and resume"
             )
-        self.log("train_nll", loss, prog_bar=True, on_step=True, on_epoch=True)
+        self.log("train_nll", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
         return loss
 
     def validation_step(self, batch, batch_idx):
-        x, fresh = batch
+        x, valid, fresh = batch
         model: SequenceModel = self.model
         state = model.begin(model.bos_column(x.shape[0])) if fresh else self._val_state
         logp, self._val_state = model.chunk_log_prob(x, state)
-        self.val_sum.update(-logp.double().sum())
-        self.val_count.update(torch.tensor(float(logp.numel()), dtype=torch.float64))
+        self.val_sum.update(-logp.double()[valid].sum())
+        self.val_count.update(valid.sum().double())
 
     def on_validation_epoch_end(self):
         nll = self.val_sum.compute() / self.val_count.compute()
         self.val_sum.reset()
         self.val_count.reset()
         self._val_state = None
-        self.log("val_nll", nll.float(), prog_bar=True)
-        self.log(f"val_bits_per_{self.unit}", (nll / math.log(2)).float())
+        self.log("val_nll", nll.float(), prog_bar=True, batch_size=1)
+        self.log(f"val_bits_per_{self.unit}", (nll / math.log(2)).float(), batch_size=1)
 
 
 def sequence_training(

@@ -38,7 +38,8 @@ class TrainConfig:
     max_epochs: int = 50
     lr: float = 1e-3
     weight_decay: float = 0.0
-    lr_schedule: str = "constant"  # "constant" or "cosine" (to 0 over max_epochs)
+    lr_schedule: str = "constant"  # "constant", "cosine" (to 0 over max_epochs) or "cosine-time"
+    warmup_steps: int = 0  # cosine-time: linear warm-up over this many steps
     grad_clip: float | None = None
     patience: int = 10  # epochs without validation improvement before stopping
     seed: int = 0
@@ -112,10 +113,20 @@ class MaximumLikelihood(L.LightningModule):
         self.log("val_nll", nll, prog_bar=True, sync_dist=False)
         self.log("val_bits_per_dim", nll / math.log(2) / self.model.event_shape[0])
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """Clip the gradient norm directly: Lightning's mixed-precision plugin refuses to clip for
+        a fused optimizer, although bf16 needs no gradient unscaling."""
+        if gradient_clip_val:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
+
     def configure_optimizers(self):
         opt = make_adam(self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
         if self.config.lr_schedule == "cosine":
             return {"optimizer": opt, "lr_scheduler": CosineToZero(opt, self.config.max_epochs)}
+        if self.config.lr_schedule == "cosine-time":
+            clock = getattr(self, "clock", None)
+            sched = CosineOverTime(opt, clock.seconds, 60 * self.config.max_minutes, self.config.warmup_steps)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         return opt
 
 
@@ -139,6 +150,28 @@ class CosineToZero(torch.optim.lr_scheduler.LRScheduler):
         self._step_count = state_dict.get("_step_count", self.last_epoch + 1)
         for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
             group["lr"] = lr
+
+
+class CosineOverTime(torch.optim.lr_scheduler.LRScheduler):
+    """Per step: linear warm-up over `warmup_steps`, then cosine decay to 0 over a wall-clock
+    budget (`seconds()` counts across resumes), so a run capped by `max_minutes` ends at lr 0
+    whatever the machine's speed. Runs on machines of other speeds take other step counts."""
+
+    def __init__(self, optimizer, seconds, budget_s: float, warmup_steps: int = 0):
+        self.seconds, self.budget_s, self.warmup_steps = seconds, max(budget_s, 1e-9), warmup_steps
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        t = min(self.seconds() / self.budget_s, 1.0)
+        w = min(1.0, (self.last_epoch + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        return [base * w * 0.5 * (1 + math.cos(math.pi * t)) for base in self.base_lrs]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_epoch": self.last_epoch, "_step_count": self._step_count}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.last_epoch = state_dict["last_epoch"]
+        self._step_count = state_dict.get("_step_count", self.last_epoch + 1)
 
 
 class WallClock(Callback):
@@ -204,8 +237,10 @@ def fit(
             f"{out} already holds a run (checkpoints/last.ckpt); pass --resume to continue it or"
             " choose another output folder"
         )
-    if config.lr_schedule not in ("constant", "cosine"):
-        raise ChainruleError("train.lr_schedule must be 'constant' or 'cosine'")
+    if config.lr_schedule not in ("constant", "cosine", "cosine-time"):
+        raise ChainruleError("train.lr_schedule must be 'constant', 'cosine' or 'cosine-time'")
+    if config.lr_schedule == "cosine-time" and not config.max_minutes:
+        raise ChainruleError("train.lr_schedule=cosine-time needs train.max_minutes, its budget")
     L.seed_everything(config.seed, workers=True, verbose=False)
     if hasattr(model, "compiled"):
         model.compiled = bool(config.compile)
@@ -230,6 +265,7 @@ def fit(
     # a separate callback for last.ckpt: a monitored one rewrites "last" only on improving epochs
     latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
     clock = WallClock(out / "train_time.json")
+    module.clock = clock  # read by the cosine-time schedule
     callbacks: list[Callback] = [best, latest, clock, EarlyStopping("val_nll", patience=config.patience)]
     trainer = L.Trainer(
         accelerator=config.accelerator,
@@ -251,6 +287,8 @@ def fit(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*precision.*")
+        warnings.filterwarnings("ignore", ".*IterableDataset. has .__len__. defined.*")
+        warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
         trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume else None)
     if trainer.global_rank != 0:
         return FitResult(out, out / "model", float("nan"), trainer.current_epoch, clock.seconds())

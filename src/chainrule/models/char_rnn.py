@@ -49,6 +49,10 @@ class CharRNN(SequenceModel):
         y, hidden = self.rnn(self.embedding(inputs), hidden)
         return self.out(self.drop(y)), hidden
 
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Input ids (B, L), read from a zero state -> next-token logits (B, L, V)."""
+        return self._run(inputs, None)[0]
+
     def begin(self, prefix: torch.Tensor):
         """State = (hidden state or None, last token); earlier prefix tokens are read in."""
         hidden = None

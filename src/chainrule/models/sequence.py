@@ -29,10 +29,10 @@ from typing import Any
 
 import torch
 
-from chainrule.data.text import CharTokenizer
 from chainrule.distributions import Categorical
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
+from chainrule.tokenizer import CharTokenizer
 from chainrule.validation import check_discrete
 
 State = Any
