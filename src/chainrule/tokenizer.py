@@ -38,7 +38,7 @@ class CharTokenizer:
         if bad:
             shown = ", ".join(f"{c!r} ({n}x)" for c, n in bad.most_common(8))
             raise ChainruleError(
-                f"{what} has {len(bad)} character(s) outside the model's vocabulary: {shown}."
+                f"{what} has {len(bad)} character(s) outside the vocabulary: {shown}."
                 f" The vocabulary is {self.vocab!r}"
             )
         return torch.tensor([self.index[c] for c in text], dtype=torch.long)
