@@ -169,3 +169,21 @@ def test_rnn_begin_reads_a_long_prefix() -> None:
     state = model.begin(torch.cat([model.bos_column(2), x[:, :5]], 1))
     tail = model.chunk_log_prob(x[:, 5:], state)[0].sum(-1)
     assert torch.allclose(whole, head + tail, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["lstm", "transformer-rotary", "wavenet"])
+def test_bad_token_input_is_a_clear_error(name: str) -> None:
+    from chainrule.errors import ChainruleError
+
+    model = MODELS[name]
+    with pytest.raises(ChainruleError, match=r"integers in \[0, 2\]"):
+        model.log_prob(torch.tensor([[0, 3]]))
+    with pytest.raises(ChainruleError, match="shape"):
+        model.log_prob(torch.zeros(2, 0))
+    with pytest.raises(ChainruleError, match="NaN"):
+        model.log_prob(torch.tensor([[0.0, float("nan")]]))
+    with pytest.raises(ChainruleError, match="new tokens must be an integer >= 0"):
+        model.generate(None, -1)
+    assert model.generate(torch.tensor([1, 2]), 0).tolist() == [[1, 2]]  # n = 0: the prompt
+    with pytest.raises(ChainruleError, match="prefixes only"):
+        model.sample(2, given=torch.zeros(2, 3), mask=torch.tensor([False, True, False]))

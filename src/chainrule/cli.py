@@ -203,13 +203,14 @@ def cmd_eval(args) -> dict:
 def cmd_sample(args) -> dict:
     import torch
 
+    from chainrule.models import SequenceModel
     from chainrule.persistence import load
     from chainrule.report import image_grid
 
     model = load(args.model_dir)
     if args.n < 1:
         raise ChainruleError(f"-n must be at least 1, got {args.n}")
-    if model.value_type == "categorical" and getattr(model, "bos", None) is not None:
+    if isinstance(model, SequenceModel):
         raise ChainruleError(f"{args.model_dir} is a sequence model: use `chainrule generate`")
     g = torch.Generator().manual_seed(args.seed)
     t = time.time()
@@ -321,7 +322,7 @@ def cmd_demo(args) -> dict:
 def cmd_datasets(args) -> dict:
     from chainrule.data import DATASETS
 
-    return {"datasets": list(DATASETS)}
+    return {"datasets": list(DATASETS), "files": ["text:PATH (UTF-8 text)", "wav:PATH (PCM WAV, mu-law)"]}
 
 
 def _split_names(text: str, what: str) -> list[str]:

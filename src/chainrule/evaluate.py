@@ -80,7 +80,7 @@ def evaluate_sequence(model, tokens: torch.Tensor, streams: int = 16, unit: str 
         if fresh:
             rows = x.shape[0]
             state = model.begin(model.bos_column(rows))
-        lp, state = model.chunk_log_prob(x.to(model.bos_column(1).device), state)
+        lp, state = model.chunk_log_prob(x.to(model._device()), state)
         total += lp.double().cpu()[valid].sum()
     n = tokens.numel()
     nats = float(-total) / n

@@ -46,7 +46,6 @@ class SequenceDataset:
     texts: dict[str, str] = field(default_factory=dict)
     sample_rate: int | None = None
     description: str = ""
-    dynamic_binarization: bool = False  # the trainer's flag for image data; never set here
 
     @property
     def unit(self) -> str:

@@ -75,7 +75,6 @@ class CausalTransformer(SequenceModel):
         self.block_size = int(block_size)
         self.eval_chunk = max(self.block_size // 2, 1)
         self.tie_weights = tie_weights
-        self.compiled = False  # set by the trainer from train.compile: compiles the training forward
         self.embedding = nn.Embedding(self.num_values + 1, d_model)  # + BOS
         self.pos = nn.Embedding(self.block_size, d_model) if positions == "learned" else None
         self.drop = nn.Dropout(dropout)
@@ -85,7 +84,6 @@ class CausalTransformer(SequenceModel):
         self.norm = nn.LayerNorm(d_model)
         self.out = None if tie_weights else nn.Linear(d_model, self.num_values, bias=False)
         self._init_weights(layers)
-        self._compiled_forward = None
 
     def _init_weights(self, layers: int) -> None:
         """GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 layers)."""
@@ -117,10 +115,6 @@ class CausalTransformer(SequenceModel):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Input ids (B, L <= block_size) -> next-token logits (B, L, V)."""
-        if self.compiled and self.training:
-            if self._compiled_forward is None:
-                self._compiled_forward = torch.compile(self.trunk, dynamic=False)
-            return self._compiled_forward(self.embed(inputs))
         return self.trunk(self.embed(inputs))
 
     # -- SequenceModel -----------------------------------------------------------------------
