@@ -115,7 +115,9 @@ class MaximumLikelihood(L.LightningModule):
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         """Clip the gradient norm directly: Lightning's mixed-precision plugin refuses to clip for
-        a fused optimizer, although bf16 needs no gradient unscaling."""
+        a fused optimizer, although bf16 (unlike fp16) has no gradient scaler to undo first."""
+        if self.config.precision.startswith("16"):
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
         if gradient_clip_val:
             torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
 
@@ -124,8 +126,8 @@ class MaximumLikelihood(L.LightningModule):
         if self.config.lr_schedule == "cosine":
             return {"optimizer": opt, "lr_scheduler": CosineToZero(opt, self.config.max_epochs)}
         if self.config.lr_schedule == "cosine-time":
-            clock = getattr(self, "clock", None)
-            sched = CosineOverTime(opt, clock.seconds, 60 * self.config.max_minutes, self.config.warmup_steps)
+            budget = 60 * self.config.max_minutes
+            sched = CosineOverTime(opt, self.clock.seconds, budget, self.config.warmup_steps)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         return opt
 
