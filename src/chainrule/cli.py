@@ -1,4 +1,4 @@
-"""`chainrule` command line: train, eval, sample, demo, datasets, data, bench, bn (Bayesian networks)."""
+"""`chainrule` command line: train, eval, sample, generate, demo, datasets, data, bench, bn."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ EPILOG = """examples:
   chainrule sample zoo/nade-mnist -n 64 --seed 0 --out grid.png
   chainrule train recipes/csv.yaml data.name=csv:my-data.csv --out runs/my-data
   chainrule sample runs/my-data/model -n 100 --out samples.csv
+  chainrule train recipes/transformer-shakespeare.yaml
+  chainrule eval zoo/transformer-shakespeare --data shakespeare    # nats/char and bits/char
+  chainrule generate zoo/transformer-shakespeare --prompt "ROMEO:" -n 500 --seed 0
   chainrule bn query tests/data/bif/asia.bif.gz --target lung --evidence smoke=yes,xray=yes
 """
 
@@ -46,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="output folder (default: the recipe's `out`, else runs/<recipe>)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
     t.add_argument("--no-test", action="store_true", help="skip the test-set evaluation at the end")
-    t.add_argument("--data", help="dataset name or mmap:PATH (overrides the recipe's data.name)")
+    t.add_argument(
+        "--data", help="dataset instead of the recipe's: a name, csv:PATH, mmap:PATH, text:PATH or wav:PATH"
+    )
     t.add_argument("--devices", type=int, help="processes (CPU) or GPUs per node (train.devices)")
     t.add_argument("--num-nodes", type=int, help="machines (train.num_nodes); see docs/distributed.md")
     t.add_argument("--accelerator", choices=["cpu", "gpu", "auto"], help="train.accelerator")
@@ -55,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="NLL of a saved model on a dataset split (one JSON line)")
     e.add_argument("model_dir")
-    e.add_argument("--data", required=True, help="dataset name (chainrule datasets lists them)")
+    e.add_argument(
+        "--data", required=True, help="dataset name (chainrule datasets lists them), text:PATH or wav:PATH"
+    )
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--batch-size", type=int, default=1000)
     e.add_argument("--masks", type=int, default=None, help="MADE: number of masks in the ensemble")
@@ -81,6 +88,24 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--method", default="fast", choices=["fast", "generic"], help="sampler of autoregressive models"
     )
+
+    g = sub.add_parser(
+        "generate",
+        help="generate text (or mu-law audio) from a sequence model",
+        description="Sample a continuation of --prompt from a char-RNN, Transformer or WaveNet. The"
+        " text (prompt + continuation) goes to stdout, timing to stderr. -n 0 prints the prompt"
+        " unchanged; a prompt character outside the model's vocabulary is an error.",
+    )
+    g.add_argument("model_dir")
+    g.add_argument("--prompt", default="", help="text to continue (default: start from nothing)")
+    g.add_argument("-n", type=int, default=500, help="number of new tokens (default 500)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1)")
+    g.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
+    g.add_argument("--top-p", type=float, default=None, help="keep the smallest set of mass >= p")
+    g.add_argument("--samples", type=int, default=1, help="number of continuations (default 1)")
+    g.add_argument("--no-cache", action="store_true", help="reference sampler: a full pass per token")
+    g.add_argument("--out", help="write to this file instead of stdout (audio models: a .wav)")
 
     d = sub.add_parser("demo", help="train a small NADE on the embedded 8x8 digits; write samples")
     d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
@@ -158,7 +183,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args) -> dict:
-    from chainrule.evaluate import evaluate_nll
+    from chainrule.data import SequenceDataset
+    from chainrule.evaluate import evaluate_nll, evaluate_sequence
     from chainrule.persistence import atomic_write_json
     from chainrule.recipes import build_from_recipe, load_recipe
     from chainrule.training import fit
@@ -175,7 +201,10 @@ def cmd_train(args) -> dict:
     recipe = load_recipe(args.recipe, overrides)
     out = Path(args.out or recipe.get("out") or f"runs/{Path(args.recipe).stem}")
     model, dataset, config = build_from_recipe(recipe)
-    result = fit(model, dataset, config, out, resume=args.resume, extra_metadata={"recipe": recipe})
+    extra = {"recipe": recipe}
+    if getattr(dataset, "sample_rate", None):
+        extra["sample_rate"] = dataset.sample_rate
+    result = fit(model, dataset, config, out, resume=args.resume, extra_metadata=extra)
     if not result.is_main:
         return None  # another process of a distributed run: rank 0 reports
     metrics = {
@@ -186,7 +215,9 @@ def cmd_train(args) -> dict:
         "train_seconds": round(result.train_seconds, 1),
         "num_parameters": model.num_parameters(),
     }
-    if not args.no_test:
+    if not args.no_test and isinstance(dataset, SequenceDataset):
+        metrics["test"] = evaluate_sequence(model, dataset.test, unit=dataset.unit).as_dict()
+    elif not args.no_test:
         kwargs = recipe.get("evaluate") or {}
         for name, kw in ({"test": {}} | kwargs).items():
             rep = evaluate_nll(model, dataset.test, **kw)
@@ -195,13 +226,50 @@ def cmd_train(args) -> dict:
     return metrics
 
 
-def cmd_eval(args) -> dict:
+def eval_sequence_model(model, args) -> dict:
+    """nats and bits per character (or per audio sample) of a whole split, every token once."""
     from chainrule.data import load_dataset
+    from chainrule.data.text import text_file
+    from chainrule.evaluate import evaluate_sequence
+
+    if args.data.startswith("text:"):  # encode with the model's vocabulary, not the file's own
+        if model.tokenizer is None:
+            raise ChainruleError(f"{args.model_dir} models audio, not text")
+        data = text_file(args.data[5:], tokenizer=model.tokenizer)
+    else:
+        data = load_dataset(args.data)
+    if not hasattr(data, "encoded"):
+        raise ChainruleError(f"{args.model_dir} models sequences; dataset {args.data!r} is not text or audio")
+    if (data.tokenizer is None) != (model.tokenizer is None):
+        kinds = ("audio", "text")
+        raise ChainruleError(
+            f"{args.model_dir} models {kinds[model.tokenizer is not None]} but {args.data!r} is"
+            f" {kinds[data.tokenizer is not None]}"
+        )
+    x = data.encoded(args.split, model.tokenizer)
+    t = time.time()
+    rep = evaluate_sequence(model, x, unit=data.unit).as_dict()
+    return {
+        "model_dir": args.model_dir,
+        "data": args.data,
+        "split": args.split,
+        **rep,
+        "seconds": round(time.time() - t, 2),
+    }
+
+
+def cmd_eval(args) -> dict:
+    from chainrule.data import SequenceDataset, load_dataset
     from chainrule.evaluate import evaluate_nll
+    from chainrule.models import SequenceModel
     from chainrule.persistence import load
 
     model = load(args.model_dir)
+    if isinstance(model, SequenceModel):
+        return eval_sequence_model(model, args)
     data = load_dataset(args.data)
+    if isinstance(data, SequenceDataset):
+        raise ChainruleError(f"dataset {args.data!r} holds sequences; {args.model_dir} does not model them")
     x = data.split(args.split)
     if x.shape[1] != model.event_shape[0]:
         raise ChainruleError(
@@ -231,12 +299,15 @@ def cmd_sample(args) -> dict:
     import torch
 
     from chainrule.data.csv_file import write_csv_codes
+    from chainrule.models import SequenceModel
     from chainrule.persistence import load, read_config
     from chainrule.report import image_grid
 
     model = load(args.model_dir)
     if args.n < 1:
         raise ChainruleError(f"-n must be at least 1, got {args.n}")
+    if isinstance(model, SequenceModel):
+        raise ChainruleError(f"{args.model_dir} is a sequence model: use `chainrule generate`")
     to_csv = args.out.lower().endswith(".csv")
     shape = getattr(model, "image_shape", None)
     if shape is None and not to_csv:
@@ -260,6 +331,56 @@ def cmd_sample(args) -> dict:
         title=f"{model.registry_name}: {args.n} samples, seed {args.seed}",
     )
     return {"out": args.out, "n": args.n, "seconds": round(secs, 3)}
+
+
+def cmd_generate(args) -> None:
+    """Print prompt + continuation (or write it to --out); timing goes to stderr as JSON."""
+    import torch
+
+    from chainrule.models import SequenceModel
+    from chainrule.persistence import atomic_write_bytes, load, read_config
+
+    model = load(args.model_dir)
+    if not isinstance(model, SequenceModel):
+        raise ChainruleError(f"{args.model_dir} is not a sequence model: use `chainrule sample`")
+    if args.n < 0:
+        raise ChainruleError(f"-n must be >= 0, got {args.n}")
+    if args.samples < 1:
+        raise ChainruleError(f"--samples must be >= 1, got {args.samples}")
+    audio = model.tokenizer is None
+    if audio and args.prompt:
+        raise ChainruleError("audio models take no --prompt")
+    if audio and not args.out:
+        raise ChainruleError("audio models write a WAV file: pass --out FILE.wav")
+    prompt = None if audio else model.encode(args.prompt)
+    g = torch.Generator().manual_seed(args.seed)
+    t = time.perf_counter()
+    ids = model.generate(
+        prompt,
+        args.n,
+        batch=args.samples,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        generator=g,
+        cache=not args.no_cache,
+    )
+    secs = time.perf_counter() - t
+    if audio:
+        from chainrule.data.wav import mu_law_decode, write_wav
+
+        rate = read_config(args.model_dir).get("training", {}).get("sample_rate") or 16000
+        write_wav(args.out, mu_law_decode(ids.reshape(-1)), rate)
+    else:
+        text = "\n\n".join(model.decode(row) for row in ids)
+        if args.out:
+            atomic_write_bytes(args.out, (text + "\n").encode("utf-8"))
+        else:
+            print(text)
+    stats = {"new_tokens": args.n * args.samples, "seconds": round(secs, 3), "cache": not args.no_cache}
+    if args.out:
+        stats["out"] = args.out
+    print(json.dumps(stats), file=sys.stderr)
 
 
 def cmd_demo(args) -> dict:
@@ -309,6 +430,7 @@ def cmd_datasets(args) -> dict:
         "datasets": list(DATASETS),
         "your_own": "csv:PATH (a CSV file of integer codes 0..K-1)",
         "also": "mmap:PATH for an array folder (chainrule data)",
+        "files": ["text:PATH (UTF-8 text)", "wav:PATH (PCM WAV, mu-law)"],
     }
 
 
@@ -446,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": cmd_train,
         "eval": cmd_eval,
         "sample": cmd_sample,
+        "generate": cmd_generate,
         "demo": cmd_demo,
         "datasets": cmd_datasets,
         "data": cmd_data,

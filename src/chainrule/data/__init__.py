@@ -14,10 +14,13 @@ from chainrule.data.continuous import faithful, wine
 from chainrule.data.csv_file import csv_dataset
 from chainrule.data.digits import digits
 from chainrule.data.mnist import binarized_mnist
+from chainrule.data.shakespeare import shakespeare
 from chainrule.data.synthetic import bars
+from chainrule.data.text import SequenceDataset, text_file
+from chainrule.data.wav import wav_file
 from chainrule.errors import ChainruleError
 
-DATASETS: dict[str, Callable[[], Dataset]] = {
+DATASETS: dict[str, Callable[[], Dataset | SequenceDataset]] = {
     "binarized-mnist": binarized_mnist,
     "digits": lambda: digits(2),
     "digits-17": lambda: digits(17),
@@ -26,7 +29,10 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
     "faithful": faithful,
     "wine-red": lambda: wine("red"),
     "wine-white": lambda: wine("white"),
+    "shakespeare": shakespeare,
 }
+#: Datasets named by a file: `text:PATH` (UTF-8 characters), `wav:PATH` (8-bit mu-law audio).
+FILE_DATASETS: dict[str, Callable[[str], SequenceDataset]] = {"text": text_file, "wav": wav_file}
 
 
 #: Prefix of a dataset name that is a path to your own CSV file: "csv:PATH".
@@ -35,9 +41,9 @@ CSV_PREFIX = "csv:"
 MMAP_PREFIX = "mmap:"
 
 
-def load_dataset(name: str) -> Dataset:
-    """Load a named dataset, `csv:PATH` for a CSV file of integer codes, or `mmap:PATH` for an
-    array folder; unknown names give the list of known ones."""
+def load_dataset(name: str) -> Dataset | SequenceDataset:
+    """Load a named dataset, `csv:PATH` (a CSV file of integer codes), `mmap:PATH` (an array
+    folder), `text:PATH` or `wav:PATH`; unknown names give the list of known ones."""
     if not isinstance(name, str):
         raise ChainruleError(f"a dataset name must be a string, got {type(name).__name__}")
     if name.startswith(CSV_PREFIX):
@@ -46,12 +52,26 @@ def load_dataset(name: str) -> Dataset:
         from chainrule.data.arrays import open_array_dataset
 
         return open_array_dataset(name[len(MMAP_PREFIX) :])
+    kind, sep, path = name.partition(":")
+    if sep and kind in FILE_DATASETS:
+        if not path:
+            raise ChainruleError(f"dataset {name!r} needs a file: {kind}:PATH")
+        return FILE_DATASETS[kind](path)
     if name not in DATASETS:
         raise ChainruleError(
             f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, csv:PATH for your own"
-            " file, or mmap:PATH for an array folder"
+            " file, mmap:PATH for an array folder, text:PATH or wav:PATH"
         )
     return DATASETS[name]()
 
 
-__all__ = ["CSV_PREFIX", "DATASETS", "MMAP_PREFIX", "Dataset", "csv_dataset", "load_dataset"]
+__all__ = [
+    "CSV_PREFIX",
+    "DATASETS",
+    "FILE_DATASETS",
+    "MMAP_PREFIX",
+    "Dataset",
+    "SequenceDataset",
+    "csv_dataset",
+    "load_dataset",
+]
