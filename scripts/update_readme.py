@@ -22,6 +22,8 @@ def zoo_table() -> str:
     ]
     for path in sorted(ROOT.glob("zoo/*/metrics.json")):
         m = json.loads(path.read_text())
+        if "nats_per_char" in m["test"]:
+            continue  # text models have their own table
         pub = m.get("published") or {}
         name = path.parent.name
         minutes = f"{m['train_seconds'] / 60:.0f} min" if m.get("train_seconds") else "?"
@@ -30,6 +32,12 @@ def zoo_table() -> str:
             f" {pub.get('nll', '')} | {minutes} | {m.get('epochs', '')} | {m['num_parameters']:,} |"
             f" {m['file_mb']} MB | `{m['command']}` |"
         )
+        if "test_elbo" in m:
+            e = m["test_elbo"]
+            rows.append(
+                f"| `{name}` (ELBO) | {e['nll_nats']:.2f} | {e['stderr_nats']:.2f} | | | | | |"
+                f" `{m['eval_command']} --k 1` |"
+            )
         if "test_single_mask" in m:
             s = m["test_single_mask"]
             rows.append(
@@ -37,6 +45,58 @@ def zoo_table() -> str:
                 f" `{m['eval_command']} --masks 1` |"
             )
     return "\n".join(rows)
+
+
+def text_zoo_table() -> str:
+    rows = [
+        "| model | test nats/char | test bits/char | target (nats/char) | training time | parameters | file |"
+        " reproduce |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(ROOT.glob("zoo/*/metrics.json")):
+        m = json.loads(path.read_text())
+        if "nats_per_char" not in m["test"]:
+            continue
+        t, target = m["test"], m.get("target_nats_per_char")
+        met = "" if target is None else f"{target} ({'met' if t['nats_per_char'] <= target else 'not met'})"
+        rows.append(
+            f"| `{path.parent.name}` | **{t['nats_per_char']:.3f}** | {t['bits_per_char']:.3f} | {met} |"
+            f" {m['train_minutes']:.0f} min | {m['num_parameters']:,} | {m['file_mb']} MB |"
+            f" `{m['command']}` |"
+        )
+    return "\n".join(rows)
+
+
+def text_speed_table() -> str:
+    path = ROOT / "benchmarks/results/text_speed.json"
+    if not path.is_file():
+        return "_no results yet: run `python -m benchmarks.text_speed`_"
+    r = json.loads(path.read_text())
+    peak = r["matmul_peak_gflops"]
+    lines = [
+        f"Measured {r['machine']['date'][:10]} on {r['machine']['cpu']} ({r['machine']['cores']} cores,"
+        f" {r['machine']['torch_threads']} torch thread(s)); matmul peak in the same run:"
+        f" {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} GFLOP/s bf16.",
+        "",
+        "| training step | precision | batch x length | tokens/s | GFLOP/s | fraction of peak |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in r["training"]:
+        lines.append(
+            f"| {t['model']} | {t['precision']} | {t['batch']} x {t['seq_len']} | {t['tokens_per_s']:.0f} |"
+            f" {t['gflops']:.1f} | {t['fraction_of_peak']:.2f} |"
+        )
+    lines += [
+        "",
+        "| generation of 1,000 tokens | cached | uncached | speed-up | identical tokens |",
+        "|---|---|---|---|---|",
+    ]
+    for name, g in r["generation"].items():
+        lines.append(
+            f"| {name} | {g['cached_s']:.2f} s | {g['uncached_s']:.1f} s | {g['speedup']:.1f}× |"
+            f" {g['identical_tokens']} |"
+        )
+    return "\n".join(lines)
 
 
 def speed_table() -> str:
@@ -137,6 +197,9 @@ def main() -> None:
     text = replace(text, "zoo", zoo_table())
     text = replace(text, "speed", speed_table())
     text = replace(text, "continuous", continuous_table())
+    if "<!-- text-zoo:start -->" in text:
+        text = replace(text, "text-zoo", text_zoo_table())
+        text = replace(text, "text-speed", text_speed_table())
     readme.write_text(text)
 
 

@@ -121,7 +121,7 @@ def test_cli_trains_a_continuous_model_and_samples_a_csv(tmp_path) -> None:
     metrics = json.loads(run.stdout.strip().splitlines()[-1])
     assert metrics["model"] == "rnade" and metrics["test"]["n"] == 28
     run = subprocess.run(
-        [*cli, "sample", str(out / "model"), "-n", "5", "--out", str(tmp_path / "s.png")],
+        [*cli, "sample", str(out / "model"), "-n", "5", "--out", str(tmp_path / "s.csv")],
         capture_output=True,
         text=True,
     )

@@ -1,4 +1,4 @@
-"""`chainrule` command line: train, eval, sample, demo, datasets, data, bench, bn (Bayesian networks)."""
+"""`chainrule` command line: train, eval, sample, generate, demo, datasets, data, bench, bn."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ EPILOG = """examples:
   chainrule bench                                  # benchmark suite -> benchmarks/results/*.json
   chainrule eval zoo/nade-mnist --data binarized-mnist --split test
   chainrule sample zoo/nade-mnist -n 64 --seed 0 --out grid.png
+  chainrule train recipes/csv.yaml data.name=csv:my-data.csv --out runs/my-data
+  chainrule sample runs/my-data/model -n 100 --out samples.csv
+  chainrule train recipes/transformer-shakespeare.yaml
+  chainrule eval zoo/transformer-shakespeare --data shakespeare    # nats/char and bits/char
+  chainrule generate zoo/transformer-shakespeare --prompt "ROMEO:" -n 500 --seed 0
   chainrule bn query tests/data/bif/asia.bif.gz --target lung --evidence smoke=yes,xray=yes
 """
 
@@ -44,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="output folder (default: the recipe's `out`, else runs/<recipe>)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
     t.add_argument("--no-test", action="store_true", help="skip the test-set evaluation at the end")
-    t.add_argument("--data", help="dataset name or mmap:PATH (overrides the recipe's data.name)")
+    t.add_argument(
+        "--data", help="dataset instead of the recipe's: a name, csv:PATH, mmap:PATH, text:PATH or wav:PATH"
+    )
     t.add_argument("--devices", type=int, help="processes (CPU) or GPUs per node (train.devices)")
     t.add_argument("--num-nodes", type=int, help="machines (train.num_nodes); see docs/distributed.md")
     t.add_argument("--accelerator", choices=["cpu", "gpu", "auto"], help="train.accelerator")
@@ -53,30 +60,58 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="NLL of a saved model on a dataset split (one JSON line)")
     e.add_argument("model_dir")
-    e.add_argument("--data", required=True, help="dataset name (chainrule datasets lists them)")
+    e.add_argument(
+        "--data", required=True, help="dataset name (chainrule datasets lists them), text:PATH or wav:PATH"
+    )
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--batch-size", type=int, default=1000)
     e.add_argument("--masks", type=int, default=None, help="MADE: number of masks in the ensemble")
+    e.add_argument(
+        "--k",
+        type=int,
+        default=None,
+        help="VAE: importance samples per example (default 1000; 1 = a one-sample ELBO)",
+    )
+    e.add_argument("--seed", type=int, default=0, help="VAE: seed of the importance samples")
 
     s = sub.add_parser(
         "sample",
-        help="draw samples from a saved model: a PNG grid for image models, else a CSV of values",
+        help="draw samples from a saved model into a PNG grid or a CSV file",
+        description="Draw samples. OUT ending in .csv gets one row per sample (integer codes, or"
+        " real values for continuous models; with the training file's header when there is one);"
+        " anything else gets a PNG grid of images.",
     )
     s.add_argument("model_dir")
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument(
-        "--out", default="samples.png", help="PNG path for image models, or a .csv path (default samples.png)"
-    )
+    s.add_argument("--out", default="samples.png", help="PNG or .csv path (default samples.png)")
     s.add_argument(
         "--method", default="fast", choices=["fast", "generic"], help="sampler of autoregressive models"
     )
+
+    g = sub.add_parser(
+        "generate",
+        help="generate text (or mu-law audio) from a sequence model",
+        description="Sample a continuation of --prompt from a char-RNN, Transformer or WaveNet. The"
+        " text (prompt + continuation) goes to stdout, timing to stderr. -n 0 prints the prompt"
+        " unchanged; a prompt character outside the model's vocabulary is an error.",
+    )
+    g.add_argument("model_dir")
+    g.add_argument("--prompt", default="", help="text to continue (default: start from nothing)")
+    g.add_argument("-n", type=int, default=500, help="number of new tokens (default 500)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1)")
+    g.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
+    g.add_argument("--top-p", type=float, default=None, help="keep the smallest set of mass >= p")
+    g.add_argument("--samples", type=int, default=1, help="number of continuations (default 1)")
+    g.add_argument("--no-cache", action="store_true", help="reference sampler: a full pass per token")
+    g.add_argument("--out", help="write to this file instead of stdout (audio models: a .wav)")
 
     d = sub.add_parser("demo", help="train a small NADE on the embedded 8x8 digits; write samples")
     d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     d.add_argument("--epochs", type=int, default=60)
 
-    sub.add_parser("datasets", help="list the named datasets")
+    sub.add_parser("datasets", help="list the named datasets (or use csv:PATH for your own file)")
 
     da = sub.add_parser(
         "data",
@@ -139,11 +174,17 @@ def _parser() -> argparse.ArgumentParser:
     bs.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
     bs.add_argument("--seed", type=int, default=0)
     bs.add_argument("--out", required=True, help="CSV path")
+    bs.add_argument(
+        "--codes",
+        action="store_true",
+        help="write state indices 0..k-1 instead of state names (what --data csv:PATH reads)",
+    )
     return p
 
 
 def cmd_train(args) -> dict:
-    from chainrule.evaluate import evaluate_nll
+    from chainrule.data import SequenceDataset
+    from chainrule.evaluate import evaluate_nll, evaluate_sequence
     from chainrule.persistence import atomic_write_json
     from chainrule.recipes import build_from_recipe, load_recipe
     from chainrule.training import fit
@@ -160,7 +201,10 @@ def cmd_train(args) -> dict:
     recipe = load_recipe(args.recipe, overrides)
     out = Path(args.out or recipe.get("out") or f"runs/{Path(args.recipe).stem}")
     model, dataset, config = build_from_recipe(recipe)
-    result = fit(model, dataset, config, out, resume=args.resume, extra_metadata={"recipe": recipe})
+    extra = {"recipe": recipe}
+    if getattr(dataset, "sample_rate", None):
+        extra["sample_rate"] = dataset.sample_rate
+    result = fit(model, dataset, config, out, resume=args.resume, extra_metadata=extra)
     if not result.is_main:
         return None  # another process of a distributed run: rank 0 reports
     metrics = {
@@ -171,7 +215,9 @@ def cmd_train(args) -> dict:
         "train_seconds": round(result.train_seconds, 1),
         "num_parameters": model.num_parameters(),
     }
-    if not args.no_test:
+    if not args.no_test and isinstance(dataset, SequenceDataset):
+        metrics["test"] = evaluate_sequence(model, dataset.test, unit=dataset.unit).as_dict()
+    elif not args.no_test:
         kwargs = recipe.get("evaluate") or {}
         for name, kw in ({"test": {}} | kwargs).items():
             rep = evaluate_nll(model, dataset.test, **kw)
@@ -180,19 +226,64 @@ def cmd_train(args) -> dict:
     return metrics
 
 
-def cmd_eval(args) -> dict:
+def eval_sequence_model(model, args) -> dict:
+    """nats and bits per character (or per audio sample) of a whole split, every token once."""
     from chainrule.data import load_dataset
+    from chainrule.data.text import text_file
+    from chainrule.evaluate import evaluate_sequence
+
+    if args.data.startswith("text:"):  # encode with the model's vocabulary, not the file's own
+        if model.tokenizer is None:
+            raise ChainruleError(f"{args.model_dir} models audio, not text")
+        data = text_file(args.data[5:], tokenizer=model.tokenizer)
+    else:
+        data = load_dataset(args.data)
+    if not hasattr(data, "encoded"):
+        raise ChainruleError(f"{args.model_dir} models sequences; dataset {args.data!r} is not text or audio")
+    if (data.tokenizer is None) != (model.tokenizer is None):
+        kinds = ("audio", "text")
+        raise ChainruleError(
+            f"{args.model_dir} models {kinds[model.tokenizer is not None]} but {args.data!r} is"
+            f" {kinds[data.tokenizer is not None]}"
+        )
+    x = data.encoded(args.split, model.tokenizer)
+    t = time.time()
+    rep = evaluate_sequence(model, x, unit=data.unit).as_dict()
+    return {
+        "model_dir": args.model_dir,
+        "data": args.data,
+        "split": args.split,
+        **rep,
+        "seconds": round(time.time() - t, 2),
+    }
+
+
+def cmd_eval(args) -> dict:
+    from chainrule.data import SequenceDataset, load_dataset
     from chainrule.evaluate import evaluate_nll
+    from chainrule.models import SequenceModel
     from chainrule.persistence import load
 
     model = load(args.model_dir)
+    if isinstance(model, SequenceModel):
+        return eval_sequence_model(model, args)
     data = load_dataset(args.data)
+    if isinstance(data, SequenceDataset):
+        raise ChainruleError(f"dataset {args.data!r} holds sequences; {args.model_dir} does not model them")
     x = data.split(args.split)
     if x.shape[1] != model.event_shape[0]:
         raise ChainruleError(
             f"dataset {args.data!r} has {x.shape[1]} dimensions but the model expects {model.event_shape[0]}"
         )
     kwargs = {"num_masks": args.masks} if args.masks else {}
+    if hasattr(model, "importance_log_prob"):  # a latent-variable model: a seeded estimate
+        import torch
+
+        kwargs["generator"] = torch.Generator().manual_seed(args.seed)
+        if args.k is not None:
+            kwargs["k"] = args.k
+    elif args.k is not None:
+        raise ChainruleError(f"--k applies to latent-variable models (VAE), not {model.registry_name!r}")
     t = time.time()
     rep = evaluate_nll(model, x, batch_size=args.batch_size, **kwargs).as_dict()
     return {
@@ -207,12 +298,20 @@ def cmd_eval(args) -> dict:
 def cmd_sample(args) -> dict:
     import torch
 
-    from chainrule.persistence import load
+    from chainrule.data.csv_file import write_csv_codes
+    from chainrule.models import SequenceModel
+    from chainrule.persistence import load, read_config
     from chainrule.report import image_grid
 
     model = load(args.model_dir)
     if args.n < 1:
         raise ChainruleError(f"-n must be at least 1, got {args.n}")
+    if isinstance(model, SequenceModel):
+        raise ChainruleError(f"{args.model_dir} is a sequence model: use `chainrule generate`")
+    to_csv = args.out.lower().endswith(".csv")
+    shape = getattr(model, "image_shape", None)
+    if shape is None and not to_csv:
+        raise ChainruleError("this model has no image_shape, so it cannot draw a grid; use --out FILE.csv")
     g = torch.Generator().manual_seed(args.seed)
     t = time.time()
     from chainrule.models import AutoregressiveModel
@@ -220,11 +319,10 @@ def cmd_sample(args) -> dict:
     kwargs = {"method": args.method} if isinstance(model, AutoregressiveModel) else {}
     x = model.sample(args.n, generator=g, **kwargs)
     secs = time.time() - t
-    shape = getattr(model, "image_shape", None)
-    if shape is None or str(args.out).endswith(".csv"):
-        path = Path(args.out).with_suffix(".csv")  # a non-image model's samples are a table
-        write_samples_csv(x, path)
-        return {"out": str(path), "n": args.n, "seconds": round(secs, 3)}
+    if to_csv:
+        columns = read_config(args.model_dir).get("training", {}).get("columns")
+        write_csv_codes(args.out, x, columns, real=model.value_type == "continuous")
+        return {"out": args.out, "n": args.n, "seconds": round(secs, 3)}
     image_grid(
         x,
         shape,
@@ -235,20 +333,54 @@ def cmd_sample(args) -> dict:
     return {"out": args.out, "n": args.n, "seconds": round(secs, 3)}
 
 
-def write_samples_csv(x, path: Path) -> None:
-    """One sample per row, columns x0..x{D-1}; integers for discrete models."""
-    import csv
-    import io
+def cmd_generate(args) -> None:
+    """Print prompt + continuation (or write it to --out); timing goes to stderr as JSON."""
+    import torch
 
-    from chainrule.persistence import atomic_write_bytes
+    from chainrule.models import SequenceModel
+    from chainrule.persistence import atomic_write_bytes, load, read_config
 
-    rows = x.reshape(x.shape[0], -1).tolist()
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow([f"x{i}" for i in range(len(rows[0]))])
-    for r in rows:
-        w.writerow([int(v) if float(v).is_integer() else repr(float(v)) for v in r])
-    atomic_write_bytes(path, buf.getvalue().encode())
+    model = load(args.model_dir)
+    if not isinstance(model, SequenceModel):
+        raise ChainruleError(f"{args.model_dir} is not a sequence model: use `chainrule sample`")
+    if args.n < 0:
+        raise ChainruleError(f"-n must be >= 0, got {args.n}")
+    if args.samples < 1:
+        raise ChainruleError(f"--samples must be >= 1, got {args.samples}")
+    audio = model.tokenizer is None
+    if audio and args.prompt:
+        raise ChainruleError("audio models take no --prompt")
+    if audio and not args.out:
+        raise ChainruleError("audio models write a WAV file: pass --out FILE.wav")
+    prompt = None if audio else model.encode(args.prompt)
+    g = torch.Generator().manual_seed(args.seed)
+    t = time.perf_counter()
+    ids = model.generate(
+        prompt,
+        args.n,
+        batch=args.samples,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        generator=g,
+        cache=not args.no_cache,
+    )
+    secs = time.perf_counter() - t
+    if audio:
+        from chainrule.data.wav import mu_law_decode, write_wav
+
+        rate = read_config(args.model_dir).get("training", {}).get("sample_rate") or 16000
+        write_wav(args.out, mu_law_decode(ids.reshape(-1)), rate)
+    else:
+        text = "\n\n".join(model.decode(row) for row in ids)
+        if args.out:
+            atomic_write_bytes(args.out, (text + "\n").encode("utf-8"))
+        else:
+            print(text)
+    stats = {"new_tokens": args.n * args.samples, "seconds": round(secs, 3), "cache": not args.no_cache}
+    if args.out:
+        stats["out"] = args.out
+    print(json.dumps(stats), file=sys.stderr)
 
 
 def cmd_demo(args) -> dict:
@@ -294,7 +426,12 @@ def cmd_demo(args) -> dict:
 def cmd_datasets(args) -> dict:
     from chainrule.data import DATASETS
 
-    return {"datasets": list(DATASETS), "also": "mmap:PATH for an array folder (chainrule data)"}
+    return {
+        "datasets": list(DATASETS),
+        "your_own": "csv:PATH (a CSV file of integer codes 0..K-1)",
+        "also": "mmap:PATH for an array folder (chainrule data)",
+        "files": ["text:PATH (UTF-8 text)", "wav:PATH (PCM WAV, mu-law)"],
+    }
 
 
 def cmd_data(args) -> dict:
@@ -406,8 +543,11 @@ def cmd_bn(args) -> dict:
     t = time.perf_counter()
     x = bn.sample(args.n, generator=torch.Generator().manual_seed(args.seed))
     lines = [",".join(bn.names)]
-    states = [bn.state_names[v] for v in bn.names]
-    lines += [",".join(s[c] for s, c in zip(states, row)) for row in x.tolist()]
+    if args.codes:
+        lines += [",".join(map(str, row)) for row in x.tolist()]
+    else:
+        states = [bn.state_names[v] for v in bn.names]
+        lines += [",".join(s[c] for s, c in zip(states, row)) for row in x.tolist()]
     atomic_write_bytes(args.out, ("\n".join(lines) + "\n").encode())
     return {"out": args.out, "n": args.n, "seed": args.seed, "seconds": round(time.perf_counter() - t, 3)}
 
@@ -428,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": cmd_train,
         "eval": cmd_eval,
         "sample": cmd_sample,
+        "generate": cmd_generate,
         "demo": cmd_demo,
         "datasets": cmd_datasets,
         "data": cmd_data,

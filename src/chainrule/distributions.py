@@ -32,6 +32,7 @@ class Head:
         raise NotImplementedError
 
     def validate(self, x: torch.Tensor, what: str = "x") -> None:
+        """Refuse values this head cannot score (non-integers, out of range, NaN) with a clear error."""
         check_discrete(x, self.num_values, what)
 
 

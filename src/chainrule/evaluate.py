@@ -22,6 +22,7 @@ class NLLReport:
     dim: int
 
     def as_dict(self) -> dict:
+        """The fields as a plain dict (for JSON output)."""
         return asdict(self)
 
 
@@ -43,3 +44,50 @@ def evaluate_nll(model: Model, x: torch.Tensor, batch_size: int = 1000, **log_pr
     nll = float(-lp.mean())
     se = float(lp.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
     return NLLReport(nll, se, nll / math.log(2) / dim, n, dim)
+
+
+@dataclass
+class SequenceReport:
+    """Total NLL of a token stream / its length: nats and bits per token (per character for
+    text). `tokens` counts every scored token; each is scored exactly once."""
+
+    nats_per_token: float
+    bits_per_token: float
+    total_nats: float
+    tokens: int
+    streams: int
+    unit: str = "char"
+
+    def as_dict(self) -> dict:
+        u = self.unit
+        return {
+            f"nats_per_{u}": self.nats_per_token,
+            f"bits_per_{u}": self.bits_per_token,
+            "total_nats": self.total_nats,
+            f"{u}s": self.tokens,
+            "streams": self.streams,
+        }
+
+
+@torch.no_grad()
+def evaluate_sequence(model, tokens: torch.Tensor, streams: int = 16, unit: str = "char") -> SequenceReport:
+    """Score a whole 1-D token stream with a sequence model: `streams` contiguous parts (the last
+    one shorter) walked in parallel, chunk by chunk with the state carried, each part starting
+    from nothing. Every token is scored once, with as much context as the model allows."""
+    from chainrule.errors import ChainruleError
+    from chainrule.sequence_training import eval_chunks
+
+    if tokens.dim() != 1 or tokens.numel() == 0:
+        raise ChainruleError(f"expected a non-empty 1-D token stream, got shape {tuple(tokens.shape)}")
+    tokens = model.tokens(tokens[None], "evaluation text")[0].cpu()
+    model.eval()
+    total, state, rows = torch.zeros((), dtype=torch.float64), None, 0
+    for x, valid, fresh in eval_chunks(tokens, streams, model.eval_chunk):
+        if fresh:
+            rows = x.shape[0]
+            state = model.begin(model.bos_column(rows))
+        lp, state = model.chunk_log_prob(x.to(model._device()), state)
+        total += lp.double().cpu()[valid].sum()
+    n = tokens.numel()
+    nats = float(-total) / n
+    return SequenceReport(nats, nats / math.log(2), float(-total), n, rows, unit)

@@ -70,6 +70,7 @@ def fsync_folder(folder: str | os.PathLike) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, what: str = "file") -> None:
+    """Write `obj` as indented, key-sorted JSON, atomically (see `atomic_write_bytes`)."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), what)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import yaml
 
-from chainrule.data import DATASETS, Dataset, load_dataset
+from chainrule.data import DATASETS, Dataset, SequenceDataset, load_dataset
 from chainrule.errors import ChainruleError
 from chainrule.models import MODEL_REGISTRY, Model, build_model
 from chainrule.training import TrainConfig
@@ -82,10 +82,23 @@ def check_recipe(recipe: dict[str, Any], where: str = "recipe") -> None:
         raise ChainruleError(f"{where}: unknown key(s) train.{bad}; valid: {TrainConfig.keys()}")
 
 
-def model_for_data(spec: dict[str, Any], dataset: Dataset) -> Model:
-    """Build the recipe's model, filling `dim`, `image_shape` and `num_values` from the data."""
+def model_for_data(spec: dict[str, Any], dataset: Dataset | SequenceDataset) -> Model:
+    """Build the recipe's model, filling `dim`, `image_shape` and `num_values` from the data (a
+    sequence model gets the dataset's vocabulary, or its number of symbols for audio)."""
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     params = inspect.signature(MODEL_REGISTRY[spec["name"]].__init__).parameters
+    if isinstance(dataset, SequenceDataset):
+        if "vocab" not in params:
+            raise ChainruleError(
+                f"dataset {dataset.name!r} holds sequences; model {spec['name']!r} is not a sequence model"
+            )
+        if dataset.tokenizer is not None:
+            kwargs.setdefault("vocab", dataset.tokenizer.vocab)
+        else:
+            kwargs.setdefault("num_values", dataset.num_values)
+        return build_model(spec["name"], **kwargs)
+    if "vocab" in params:
+        raise ChainruleError(f"model {spec['name']!r} models sequences; dataset {dataset.name!r} does not")
     kwargs.setdefault("dim", dataset.dim)
     if "image_shape" in params and dataset.image_shape:
         kwargs.setdefault("image_shape", list(dataset.image_shape))
@@ -100,7 +113,7 @@ def model_for_data(spec: dict[str, Any], dataset: Dataset) -> Model:
     return model
 
 
-def build_from_recipe(recipe: dict[str, Any]) -> tuple[Model, Dataset, TrainConfig]:
+def build_from_recipe(recipe: dict[str, Any]) -> tuple[Model, Dataset | SequenceDataset, TrainConfig]:
     """Data, model and training settings; the model's initial weights come from `train.seed`, so
     a recipe gives the same run on every process and every time."""
     config = TrainConfig(**(recipe.get("train") or {})).check()

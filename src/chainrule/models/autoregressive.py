@@ -71,6 +71,8 @@ class AutoregressiveModel(Model):
         return x.to(self._dtype())
 
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact log-likelihood in nats, shape (B,): the sum over dimensions of the head's
+        log p(x_i | x_<i), all computed in one conditioner pass."""
         x = self.prepare(x)
         return self.head.log_prob(self.conditioner(x), x).sum(-1)
 

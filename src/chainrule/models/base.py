@@ -63,6 +63,7 @@ class Model(nn.Module):
         self._config = {k: v for k, v in args.items() if k not in ("self", "__class__")}
 
     def config(self) -> dict[str, Any]:
+        """The constructor arguments recorded by `remember_config` (what `save` writes to config.json)."""
         return dict(getattr(self, "_config", {}))
 
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,0 +1,87 @@
+"""char-RNN (Karpathy 2015): token embedding -> LSTM or GRU layers -> linear -> Categorical head.
+
+The state carried between chunks is (hidden state, last token), so training uses truncated
+backpropagation through time over consecutive chunks, evaluation streams a whole text, and
+generation costs one RNN step per token.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from chainrule.errors import ChainruleError
+from chainrule.models.base import register_model
+from chainrule.models.sequence import SequenceModel
+
+
+@register_model("char-rnn")
+class CharRNN(SequenceModel):
+    """`cell` is "lstm" or "gru"; `dropout` applies between layers and before the output layer."""
+
+    carries_state = True
+    eval_chunk = 512
+
+    def __init__(
+        self,
+        num_values: int | None = None,
+        vocab: str | None = None,
+        cell: str = "lstm",
+        embed: int = 64,
+        hidden: int = 256,
+        layers: int = 1,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(num_values, vocab)
+        self.remember_config(locals())
+        if cell not in ("lstm", "gru"):
+            raise ChainruleError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        if min(embed, hidden, layers) < 1 or not 0 <= dropout < 1:
+            raise ChainruleError("embed, hidden and layers must be positive and 0 <= dropout < 1")
+        self.cell = cell
+        self.embedding = nn.Embedding(self.num_values + 1, embed)  # + BOS
+        rnn = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = rnn(embed, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, self.num_values)
+
+    def _run(self, inputs: torch.Tensor, hidden):
+        y, hidden = self.rnn(self.embedding(inputs), hidden)
+        return self.out(self.drop(y)), hidden
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Input ids (B, L), read from a zero state -> next-token logits (B, L, V)."""
+        return self._run(inputs, None)[0]
+
+    def begin(self, prefix: torch.Tensor):
+        """State = (hidden state or None, last token); earlier prefix tokens are read in."""
+        hidden = None
+        if prefix.shape[1] > 1:
+            _, hidden = self._run(prefix[:, :-1], None)
+        return (hidden, prefix[:, -1:])
+
+    def chunk_log_prob(self, x: torch.Tensor, state):
+        hidden, last = state
+        logits, hidden = self._run(torch.cat([last, x[:, :-1]], 1), hidden)
+        return self.head.log_prob(logits, x), (hidden, x[:, -1:])
+
+    def detach_state(self, state):
+        hidden, last = state
+        if hidden is None:
+            return state
+        hidden = tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+        return (hidden, last)
+
+    def select_state(self, state, rows: slice):
+        hidden, last = state
+        if hidden is not None:
+            hidden = tuple(h[:, rows] for h in hidden) if isinstance(hidden, tuple) else hidden[:, rows]
+        return (hidden, last[rows])
+
+    def prefill(self, seq: torch.Tensor):
+        logits, hidden = self._run(seq, None)
+        return logits[:, -1], hidden
+
+    def step(self, seq: torch.Tensor, cache):
+        logits, hidden = self._run(seq[:, -1:], cache)
+        return logits[:, -1], hidden
