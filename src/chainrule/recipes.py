@@ -99,7 +99,8 @@ def model_for_data(spec: dict[str, Any], dataset: Dataset | SequenceDataset) -> 
         return build_model(spec["name"], **kwargs)
     if "vocab" in params:
         raise ChainruleError(f"model {spec['name']!r} models sequences; dataset {dataset.name!r} does not")
-    kwargs.setdefault("dim", dataset.dim)
+    if "dim" in params:
+        kwargs.setdefault("dim", dataset.dim)
     if "image_shape" in params and dataset.image_shape:
         kwargs.setdefault("image_shape", list(dataset.image_shape))
     if "num_values" in params and dataset.num_values:

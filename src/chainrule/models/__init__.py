@@ -5,10 +5,13 @@ from chainrule.models.base import MODEL_REGISTRY, Model, build_model, register_m
 from chainrule.models.categorical_nade import CategoricalNADE
 from chainrule.models.char_rnn import CharRNN
 from chainrule.models.fvsbn import FVSBN
+from chainrule.models.gated_pixelcnn import GatedPixelCNN
 from chainrule.models.gaussian import Gaussian
+from chainrule.models.image import ImageAutoregressiveModel
 from chainrule.models.made import MADE
 from chainrule.models.mixture import GaussianMixtureModel
 from chainrule.models.nade import NADE
+from chainrule.models.pixelcnn import PixelCNN
 from chainrule.models.rnade import RNADE
 from chainrule.models.sequence import SequenceModel
 from chainrule.models.transformer import CausalTransformer
@@ -21,12 +24,15 @@ __all__ = [
     "CausalTransformer",
     "CharRNN",
     "FVSBN",
+    "GatedPixelCNN",
     "Gaussian",
     "GaussianMixtureModel",
+    "ImageAutoregressiveModel",
     "MADE",
     "MODEL_REGISTRY",
     "Model",
     "NADE",
+    "PixelCNN",
     "RNADE",
     "SequenceModel",
     "VAE",
