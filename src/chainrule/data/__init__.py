@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from chainrule.data import animal_silhouettes, colour_mnist, fashion_mnist  # modules, not their functions
 from chainrule.data.base import Dataset
 from chainrule.data.continuous import faithful, wine
 from chainrule.data.csv_file import csv_dataset
 from chainrule.data.digits import digits
-from chainrule.data.mnist import binarized_mnist
+from chainrule.data.mnist import binarized_mnist, mnist_8bit
 from chainrule.data.shakespeare import shakespeare
 from chainrule.data.synthetic import bars
 from chainrule.data.text import SequenceDataset, text_file
@@ -22,6 +23,13 @@ from chainrule.errors import ChainruleError
 
 DATASETS: dict[str, Callable[[], Dataset | SequenceDataset]] = {
     "binarized-mnist": binarized_mnist,
+    "mnist-8bit": mnist_8bit,
+    "fashion-mnist": fashion_mnist.fashion_mnist,
+    "binarized-fashion-mnist": fashion_mnist.binarized_fashion_mnist,
+    "animal-silhouettes": animal_silhouettes.animal_silhouettes,
+    "binarized-animal-silhouettes": animal_silhouettes.binarized_animal_silhouettes,
+    "colour-mnist": colour_mnist.colour_mnist,
+    "colour-mnist-2": colour_mnist.colour_mnist_2,
     "digits": lambda: digits(2),
     "digits-17": lambda: digits(17),
     "bars-3": lambda: bars(3),
