@@ -27,23 +27,43 @@ class NLLReport:
 
 
 @torch.no_grad()
-def evaluate_nll(model: Model, x: torch.Tensor, batch_size: int = 1000, **log_prob_kwargs) -> NLLReport:
-    """Exact (or, for latent models, estimated) NLL of `x` under `model`, batched."""
+def evaluate_nll(
+    model: Model, x: torch.Tensor, batch_size: int = 1000, cond: torch.Tensor | None = None, **log_prob_kwargs
+) -> NLLReport:
+    """Exact (or, for latent models, estimated) NLL of `x` under `model`, batched; `cond` (one
+    row per example, e.g. class labels) for conditional models."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ChainruleError(f"batch size must be a positive integer, got {batch_size!r}")
     if len(x) == 0:
         raise ChainruleError("cannot evaluate an empty data set")
     model.eval()
-    parts = [
-        model.log_prob(x[i : i + batch_size], **log_prob_kwargs).double()
-        for i in range(0, len(x), batch_size)
-    ]
+    if cond is not None:
+        log_prob_kwargs["cond"] = None  # filled per batch below
+    parts = []
+    for i in range(0, len(x), batch_size):
+        if cond is not None:
+            log_prob_kwargs["cond"] = cond[i : i + batch_size]
+        parts.append(model.log_prob(x[i : i + batch_size], **log_prob_kwargs).double())
     lp = torch.cat(parts)
     n = lp.numel()
     dim = math.prod(model.event_shape)
     nll = float(-lp.mean())
     se = float(lp.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
     return NLLReport(nll, se, nll / math.log(2) / dim, n, dim)
+
+
+def split_condition(model: Model, dataset, split: str) -> torch.Tensor | None:
+    """The labels of `split` for a class-conditional model (None for other models), with a clear
+    error when the data set has none."""
+    if not model.class_conditional:
+        return None
+    labels = getattr(dataset, "labels", {}) or {}
+    if split not in labels:
+        raise ChainruleError(
+            f"the model is class-conditional but data set {getattr(dataset, 'name', '?')!r} has no"
+            f" labels for its {split} split"
+        )
+    return labels[split]
 
 
 @dataclass

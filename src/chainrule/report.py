@@ -38,32 +38,76 @@ def _save_figure(fig, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def as_pixels(images: torch.Tensor, image_shape: tuple[int, ...], num_values: int = 2) -> np.ndarray:
+    """(N, D) values → (N, H, W, C) floats in [0, 1] (C = 1 for grey images, 3 for colour)."""
+    shape = tuple(image_shape) if len(image_shape) == 3 else (*image_shape, 1)
+    x = images.detach().float().cpu().reshape(-1, *shape).numpy()
+    return np.clip(x / max(num_values - 1, 1), 0.0, 1.0)
+
+
+def tile(pixels: np.ndarray, ncols: int, gap: float = 0.5) -> np.ndarray:
+    """(N, H, W, C) pictures → one (rows*(H+1)+1, cols*(W+1)+1, C) canvas with grey gaps."""
+    n, h, w, c = pixels.shape
+    nrows = int(math.ceil(n / ncols))
+    canvas = np.full((nrows * (h + 1) + 1, ncols * (w + 1) + 1, c), gap)
+    for i in range(n):
+        r, col = divmod(i, ncols)
+        canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + col * (w + 1) : 1 + col * (w + 1) + w] = pixels[i]
+    return canvas
+
+
+def show_canvas(canvas: np.ndarray, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Write a canvas (grey or RGB) as a PNG, longer side 6 inches."""
+    inches = 6.0 / max(canvas.shape[:2])
+    fig, ax = plt.subplots(figsize=(canvas.shape[1] * inches, canvas.shape[0] * inches))
+    if canvas.shape[2] == 1:
+        ax.imshow(canvas[:, :, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(canvas, interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save_figure(fig, path)
+
+
 def image_grid(
     images: torch.Tensor,
-    image_shape: tuple[int, int],
+    image_shape: tuple[int, ...],
     path: str | os.PathLike,
     *,
     num_values: int = 2,
     ncols: int | None = None,
     title: str | None = None,
 ) -> Path:
-    """Write a grid of (N, H*W) images as a PNG (white = high value)."""
-    x = images.detach().float().cpu().reshape(-1, *image_shape).numpy() / max(num_values - 1, 1)
-    n = x.shape[0]
-    ncols = ncols or int(math.ceil(math.sqrt(n)))
-    nrows = int(math.ceil(n / ncols))
-    h, w = image_shape
-    canvas = np.ones((nrows * (h + 1) + 1, ncols * (w + 1) + 1)) * 0.5
-    for i in range(n):
-        r, c = divmod(i, ncols)
-        canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = x[i]
-    inches = 6.0 / max(canvas.shape)  # longer side 6 inches
-    fig, ax = plt.subplots(figsize=(canvas.shape[1] * inches, canvas.shape[0] * inches))
-    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.axis("off")
-    if title:
-        ax.set_title(title, fontsize=9)
-    return _save_figure(fig, path)
+    """Write a grid of (N, D) images as a PNG (white = high value); image_shape (H, W) for grey
+    or (H, W, C) for colour images stored channel-fastest."""
+    pixels = as_pixels(images, image_shape, num_values)
+    ncols = ncols or int(math.ceil(math.sqrt(pixels.shape[0])))
+    return show_canvas(tile(pixels, ncols), path, title)
+
+
+def completion_grid(
+    x: torch.Tensor,
+    observed: torch.Tensor,
+    filled: torch.Tensor,
+    image_shape: tuple[int, ...],
+    path: str | os.PathLike,
+    *,
+    num_values: int = 2,
+) -> Path:
+    """One row per image: the original, the masked input (missing pixels mid-grey with a red tint
+    for colour), then each completion (B, S, D)."""
+    originals = as_pixels(x, image_shape, num_values)
+    shown = originals.copy()
+    hidden = ~observed.reshape(originals.shape[1:]).cpu().numpy()
+    shown[:, hidden] = 0.5
+    completions = as_pixels(filled.reshape(-1, filled.shape[-1]), image_shape, num_values)
+    s = filled.shape[1]
+    rows = []
+    for i in range(len(originals)):
+        rows += [originals[i], shown[i], *completions[i * s : (i + 1) * s]]
+    title = f"original | masked | {s} completion{'s' if s > 1 else ''}"
+    return show_canvas(tile(np.stack(rows), ncols=s + 2), path, title)
 
 
 def read_epoch_metrics(log_dir: str | os.PathLike) -> list[dict[str, str]]:

@@ -32,6 +32,7 @@ from chainrule.data.binarize import binarize
 from chainrule.data.loading import SplitsData
 from chainrule.data.text import SequenceDataset
 from chainrule.errors import ChainruleError
+from chainrule.evaluate import split_condition
 from chainrule.mean_metric import ExactMean
 from chainrule.models.base import Model
 from chainrule.persistence import atomic_write_json, save
@@ -157,9 +158,11 @@ class MaximumLikelihood(L.LightningModule):
         config: TrainConfig,
         dynamic_binarization: bool = False,
         checkpoint: Path | None = None,
+        labels: dict[str, torch.Tensor] | None = None,
     ):
         super().__init__()
         self.model = model
+        self.labels = labels  # per split, for class-conditional models: cond = labels[index]
         self.config = config
         self.dynamic_binarization = dynamic_binarization
         self.checkpoint = checkpoint  # where the last good checkpoint lives (named in errors)
@@ -167,14 +170,21 @@ class MaximumLikelihood(L.LightningModule):
         self.val_nll = ExactMean()
         self._compiled_log_prob = None  # built on first use (a compiled function does not pickle)
 
-    def _training_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+    def _training_log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The model's training objective per example; with `train.compile` and a model without
         its own compiled kernels (all but NADE), through torch.compile."""
+        args = (x,) if cond is None else (x, cond)
         if not self.config.compile or hasattr(self.model, "compiled"):
-            return self.model.training_log_prob(x)
+            return self.model.training_log_prob(*args)
         if self._compiled_log_prob is None:
             self._compiled_log_prob = compiled_or_eager(self.model.training_log_prob)
-        return self._compiled_log_prob(x)
+        return self._compiled_log_prob(*args)
+
+    def _condition(self, split: str, index: torch.Tensor) -> torch.Tensor | None:
+        """Labels of the batch's examples for a class-conditional model, else None."""
+        if self.labels is None:
+            return None
+        return self.labels[split].to(index.device)[index]
 
     def on_train_epoch_start(self) -> None:
         """Seed the global generator from (seed, epoch, process): models that draw noise while
@@ -190,7 +200,7 @@ class MaximumLikelihood(L.LightningModule):
         hook = getattr(self.model, "before_train_step", None)
         if hook is not None:
             hook(self.global_step)
-        nll = -self._training_log_prob(x).float()  # a bound where log_prob is intractable
+        nll = -self._training_log_prob(x, self._condition("train", index)).float()  # a bound if intractable
         loss = nll.mean()
         finite = bool(torch.isfinite(loss))
         if self.trainer.world_size > 1:  # every process stops together, none hangs in all-reduce
@@ -224,8 +234,10 @@ class MaximumLikelihood(L.LightningModule):
         return f"{head}; {tail}"
 
     def validation_step(self, batch, batch_idx):
-        x = batch[0]
-        self.val_nll.update(-self.model.validation_log_prob(x).float())
+        x, index = batch[0], batch[1]
+        cond = self._condition("val", index)
+        args = (x,) if cond is None else (x, cond)
+        self.val_nll.update(-self.model.validation_log_prob(*args).float())
 
     def on_validation_epoch_end(self):
         nll = self.val_nll.compute().float()  # synced: sum and count over all processes
@@ -406,7 +418,12 @@ def fit(
         module, train_dl, val_dl = sequence_training(model, dataset, config)
         data = None
     else:
-        module = MaximumLikelihood(model, config, dataset.dynamic_binarization, checkpoint=last)
+        labels = None
+        if model.class_conditional:
+            labels = {s: split_condition(model, dataset, s) for s in ("train", "val")}
+        module = MaximumLikelihood(
+            model, config, dataset.dynamic_binarization, checkpoint=last, labels=labels
+        )
         data = SplitsData(dataset.train, dataset.val, config.batch_size, config.seed, config.num_workers)
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_nll", mode="min", save_top_k=1)
     # a separate callback for last.ckpt: a monitored one rewrites "last" only on improving epochs

@@ -73,8 +73,14 @@ class AutoregressiveModel(Model):
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Exact log-likelihood in nats, shape (B,): the sum over dimensions of the head's
         log p(x_i | x_<i), all computed in one conditioner pass."""
+        return self.log_prob_terms(x, cond).sum(-1)
+
+    def log_prob_terms(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The chain-rule terms log p(x_i | x_<i) of every dimension, shape (B, D)."""
+        if cond is not None:
+            raise ChainruleError(f"model {self.registry_name!r} is unconditional: it takes no cond")
         x = self.prepare(x)
-        return self.head.log_prob(self.conditioner(x), x).sum(-1)
+        return self.head.log_prob(self.conditioner(x), x)
 
     def _dtype(self) -> torch.dtype:
         p = next(self.parameters(), None)

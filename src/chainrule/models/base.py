@@ -82,14 +82,19 @@ class Model(nn.Module):
         """Draw `n` samples; with `given`/`mask` (True = observed) complete the unobserved part."""
         raise NotImplementedError
 
-    def training_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+    def training_log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """What maximum-likelihood training maximises per example: `log_prob`, or a bound on it
         for models whose likelihood is intractable (the VAE's ELBO)."""
-        return self.log_prob(x)
+        return self.log_prob(x) if cond is None else self.log_prob(x, cond)
 
-    def validation_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+    def validation_log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The per-example score used for early stopping (cheaper stand-ins are allowed)."""
-        return self.log_prob(x)
+        return self.log_prob(x) if cond is None else self.log_prob(x, cond)
+
+    @property
+    def class_conditional(self) -> bool:
+        """True for models of p(x | class): training and evaluation pass the labels as `cond`."""
+        return int(getattr(self, "num_classes", 0) or 0) > 0
 
     def num_parameters(self) -> int:
         """Number of trainable scalars (masked-out weights included, as stored)."""

@@ -125,11 +125,11 @@ class GatedPixelCNN(ImageAutoregressiveModel):
             feats = cond.to(self.out2.weight.dtype)
         return list(self.cond_bias(feats).chunk(len(self.layers), dim=1))
 
-    def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def log_prob_terms(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         x = self.prepare(x)
         self._cond = cond
         try:
-            return self.head.log_prob(self.conditioner(x), x).sum(-1)
+            return self.head.log_prob(self.conditioner(x), x)
         finally:
             self._cond = None
 
