@@ -1,0 +1,2 @@
+"""Tasks built on the model contract: completion (inpainting) now; anomaly scores, PixelDefend
+and generative classification follow (issue 8)."""
