@@ -252,3 +252,28 @@ def test_class_conditional_training_uses_each_examples_label(tmp_path):
     right = evaluate_nll(model, data.test, cond=labels).nll_nats
     wrong = evaluate_nll(model, data.test, cond=(labels + 1) % 10).nll_nats
     assert right < wrong - 1.0  # it learned to use the label it was given
+
+
+@pytest.mark.parametrize("kind", SMALL)
+def test_greedy_decoding_within_a_window_picks_the_most_likely_allowed_value(kind):
+    """`decode` with PixelDefend's rule: each sub-pixel becomes the most likely value within ±1
+    of the original, given the values chosen before it; fast and generic walks agree."""
+    model = build(kind, [3, 3], num_values=8, head="logistic", components=2)
+    x = torch.randint(0, 8, (4, 9), generator=torch.Generator().manual_seed(0)).double()
+
+    def choose(params, d):
+        logp = model.head.log_prob_all(params)
+        levels = torch.arange(8, dtype=torch.float64)
+        allowed = (levels[None] - x[:, d : d + 1]).abs() <= 1
+        return logp.masked_fill(~allowed, -torch.inf).argmax(-1).double()
+
+    fast = model.decode(4, choose)
+    slow = model.decode(4, choose, method="generic")
+    assert torch.equal(fast, slow)
+    assert ((fast - x).abs() <= 1).all()
+    # each chosen value maximises its conditional given the chosen prefix
+    terms = model.head.log_prob_all(model.conditioner(fast))  # (4, 9, 8)
+    for d in range(9):
+        allowed = (torch.arange(8.0)[None] - x[:, d : d + 1]).abs() <= 1
+        best = terms[:, d].masked_fill(~allowed, -torch.inf).argmax(-1)
+        assert torch.equal(best.double(), fast[:, d])

@@ -35,6 +35,18 @@ class Head:
         """Refuse values this head cannot score (non-integers, out of range, NaN) with a clear error."""
         check_discrete(x, self.num_values, what)
 
+    def log_prob_all(self, params: torch.Tensor) -> torch.Tensor:
+        """log p(v | params) for every value v = 0..num_values-1, shape (..., num_values): the whole
+        conditional of a discrete head (for greedy decoding and purification)."""
+        values = torch.arange(self.num_values, device=params.device, dtype=params.dtype)
+        if self.params_per_dim == 1:  # one number per dimension (Bernoulli): params (...)
+            shape = params.shape
+            expanded = params.unsqueeze(-1).expand(*shape, self.num_values)
+        else:
+            shape = params.shape[:-1]
+            expanded = params.unsqueeze(-2).expand(*shape, self.num_values, params.shape[-1])
+        return self.log_prob(expanded, values.expand(*shape, self.num_values))
+
 
 class Bernoulli(Head):
     """Binary values from one logit each."""

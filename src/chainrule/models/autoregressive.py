@@ -2,10 +2,13 @@
 
 Subclasses implement `conditioner(x) -> params` (params for every dimension, computed from
 the dimensions before it in `order`) and, optionally, `_fast_sample`, which must consume the
-random stream exactly like `_generic_sample` (one `head.sample` call per dimension, in order).
+random stream exactly like `_generic_sample` (one `_draw` call per dimension, in order). `_draw`
+is `head.sample` unless `decode` installs another rule (greedy purification, for example).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -138,8 +141,32 @@ class AutoregressiveModel(Model):
         """Reference sampler: one full conditioner pass per dimension."""
         for d in self.sampling_order():
             params = self.conditioner(x)[:, d]
-            self._place(x, d, self.head.sample(params, generator), obs)
+            self._place(x, d, self._draw(params, d, generator), obs)
         return x
+
+    def _draw(self, params: torch.Tensor, d: int, generator: torch.Generator | None) -> torch.Tensor:
+        """The value of dimension d given its conditional's params: a draw from the head, or the
+        rule installed by `decode`."""
+        chooser = getattr(self, "_chooser", None)
+        return self.head.sample(params, generator) if chooser is None else chooser(params, d)
+
+    def decode(
+        self,
+        n: int,
+        choose: Callable[[torch.Tensor, int], torch.Tensor],
+        *,
+        given: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        method: str = "fast",
+    ) -> torch.Tensor:
+        """Walk the order like `sample`, but set each unobserved dimension d to `choose(params, d)`
+        (params of its conditional given the values chosen so far), e.g. the most likely value
+        within a window: PixelDefend's purification. Uses the fast sampler's caches."""
+        self._chooser = choose
+        try:
+            return self.sample(n, given=given, mask=mask, method=method)
+        finally:
+            self._chooser = None
 
     @staticmethod
     def _place(x: torch.Tensor, d: int, value: torch.Tensor, obs: torch.Tensor | None) -> None:

@@ -58,6 +58,6 @@ class CategoricalNADE(AutoregressiveModel):
         a = self.c.expand(x.shape[0], -1).clone()
         for t, d in enumerate(self.order):
             logits = torch.sigmoid(a) @ self.V[t].T + self.b[t]
-            self._place(x, d, self.head.sample(logits, generator), obs)
+            self._place(x, d, self._draw(logits, d, generator), obs)
             a += self.W[t, x[:, d].long()]
         return x

@@ -63,6 +63,6 @@ class FVSBN(AutoregressiveModel):
         for t, d in enumerate(self.order):
             rows = slice(t * k, (t + 1) * k)
             logit = F.linear(code[:, : t * k], w[rows, : t * k], self.linear.bias[rows])
-            self._place(x, d, self.head.sample(logit.squeeze(1) if k == 1 else logit, generator), obs)
+            self._place(x, d, self._draw(logit.squeeze(1) if k == 1 else logit, d, generator), obs)
             code[:, rows] = self.encode(x[:, d : d + 1])
         return x

@@ -102,7 +102,7 @@ class ImageAutoregressiveModel(AutoregressiveModel):
                 for c in range(self.colours):
                     d = (i * self.width + j) * self.colours + c
                     params = self.pixel_params(pixel_output(i, j))[:, c]
-                    self._place(x, d, self.head.sample(params, generator), obs)
+                    self._place(x, d, self._draw(params, d, generator), obs)
                     self.write(i, j, c, x[:, d])
         return x
 

@@ -113,6 +113,6 @@ class MADE(MaskEnsembleModel):
             rows = slice(d * self.k, (d + 1) * self.k)
             params = F.linear(h, w_out[rows], self.out.bias[rows])
             params = params.squeeze(1) if self.k == 1 else params
-            self._place(x, d, self.head.sample(params, generator), obs)
+            self._place(x, d, self._draw(params, d, generator), obs)
             a1.addr_(x[:, d], w1[:, d])
         return x

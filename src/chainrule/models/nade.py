@@ -50,6 +50,6 @@ class NADE(AutoregressiveModel):
         a = self.c.expand(x.shape[0], -1).clone()
         for t, d in enumerate(self.order):
             logit = torch.sigmoid(a) @ self.V[t] + self.b[t]
-            self._place(x, d, self.head.sample(logit, generator), obs)
+            self._place(x, d, self._draw(logit, d, generator), obs)
             a.addr_(x[:, d], self.W[:, t])
         return x

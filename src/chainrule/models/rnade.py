@@ -82,6 +82,6 @@ class RNADE(MaskEnsembleModel):
         a = self.c.expand(x.shape[0], -1).clone()
         for d in self.sampling_order():
             params = torch.sigmoid(self.rho[d] * a) @ self.V[d] + self.b[d]
-            self._place(x, d, self.head.sample(params, generator), obs)
+            self._place(x, d, self._draw(params, d, generator), obs)
             a.addr_(x[:, d], self.W[:, d])
         return x
