@@ -1,19 +1,33 @@
-# chainrule: `make demo` runs the demo, `make test` installs everything and runs the checks.
+# chainrule: `make demo` runs the demo, `make test` installs everything and runs the checks,
+# `make docs` builds the documentation site into site/.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench clean docs docs-serve docs-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: the CPU wheel; an open range would pull a multi-GB CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+	# the docs extra too: the test suite builds the site and runs its code blocks
+	$(PY) -m pip install -q -e '.[test,docs]'
 	touch $@
 
 install: $(VENV)/.installed
+
+# the site, strict: a warning (broken link, page missing from nav, failing code block) is an error;
+# NO_MKDOCS_2_WARNING silences Material's banner about MkDocs 2.0, which is not a build warning
+docs: install
+	OMP_NUM_THREADS=1 NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: install
+	OMP_NUM_THREADS=1 NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+# the documentation tests alone: strict build, every code block of the guide, Getting started word for word
+docs-test: install
+	$(PY) -m pytest -q -m docs
 
 demo: install
 	$(VENV)/bin/chainrule demo --out runs/demo
@@ -30,7 +44,7 @@ test: lint
 	$(PY) -m pytest -q
 
 bench: install
-	$(PY) benchmarks/run.py
+	$(VENV)/bin/chainrule bench
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache

@@ -1,6 +1,7 @@
 """Training throughput, achieved FLOP/s and fast-vs-generic sampling for FVSBN, NADE and MADE.
 
-Run: `.venv/bin/python benchmarks/autoregressive_speed.py` (about 5 minutes on 2 cores).
+Run: `.venv/bin/python -m benchmarks.autoregressive_speed` (about 5 minutes on 2 cores); the
+shorter suite behind `chainrule bench` reuses its pieces (chainrule.benchmark).
 Writes benchmarks/results/autoregressive_speed.json. Every speed is also given as a ratio to a
 matmul peak measured in the same run, because the shared machines vary from day to day.
 """
@@ -10,61 +11,20 @@ from __future__ import annotations
 import argparse
 
 import torch
-import torch.nn.functional as F
 
-from benchmarks.common import best_time, matmul_peak_gflops, write_result
+from benchmarks.common import matmul_peak_gflops, write_result
+from chainrule.benchmark.sampling import compare as sampling
+from chainrule.benchmark.training import made_flops, nade_flops, naive_nade_loss, time_train_step
 from chainrule.models import FVSBN, MADE, NADE
-from chainrule.training import make_adam
 
 D = 784
 
 
-def naive_nade_loss(model: NADE, x: torch.Tensor) -> torch.Tensor:
-    """The common vectorised NADE (materialises B x D x H pre-activations), as a baseline."""
-    xw = x[:, :, None] * model.W.t()[None]
-    a = torch.cumsum(xw, 1) - xw + model.c
-    logits = (torch.sigmoid(a) * model.V).sum(-1) + model.b
-    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1).mean()
-
-
 def train_step_time(model, batch: int, loss_fn=None, autocast: bool = False) -> float:
-    opt = make_adam(model.parameters(), lr=1e-4)  # the trainer's optimizer
-    x = torch.bernoulli(torch.full((batch, D), 0.3))
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            loss = loss_fn(model, x) if loss_fn else -model.log_prob(x).float().mean()
-        loss.backward()
-        opt.step()
-
-    return best_time(step, repeats=4, warmup=2, min_seconds=3.0)
-
-
-def nade_flops(batch: int, hidden: int) -> float:
-    """Useful FLOPs of one O(n·d) training step: forward 4·D·H per example (pre-activation update,
-    output dot product), backward twice that."""
-    return 3 * 4 * D * hidden * batch
-
-
-def made_flops(batch: int, hidden: int) -> float:
-    """Dense matmul FLOPs of a one-hidden-layer MADE step (masked zeros included), forward x 3."""
-    return 3 * 2 * (2 * D * hidden) * batch
-
-
-def sampling(model, n: int) -> dict:
-    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    model.eval()
-    t_fast = best_time(lambda: model.sample(n, generator=g()), repeats=3)
-    t_gen = best_time(lambda: model.sample(n, generator=g(), method="generic"), repeats=1, warmup=0)
-    same = torch.equal(model.sample(n, generator=g()), model.sample(n, generator=g(), method="generic"))
-    return {
-        "n": n,
-        "fast_s": t_fast,
-        "generic_s": t_gen,
-        "speedup": t_gen / t_fast,
-        "identical": same,
-    }
+    """Best seconds per optimizer step (the trainer's fused Adam)."""
+    if loss_fn is None:
+        return time_train_step(model, batch, autocast=autocast)[0]
+    return time_train_step(model, batch, loss_fn, autocast)[0]
 
 
 def main(quick: bool = False) -> dict:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 import torch
 
 from chainrule.models import FVSBN, MADE, NADE
+
+# The test machines are shared 2-core boxes. With two intra-op threads, OpenMP waits at every
+# barrier for a sibling thread that another job has descheduled: a tiny training run took 297 s
+# instead of 8 s under load. One thread per process (subprocesses inherit the variable) keeps
+# the suite fast; the benchmarks, not the tests, measure speed.
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
 
 def randomize(model: torch.nn.Module, std: float = 0.7, seed: int = 0) -> torch.nn.Module:

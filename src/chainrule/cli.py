@@ -1,4 +1,4 @@
-"""`chainrule` command line: train, eval, sample, generate, demo, datasets, bn (Bayesian networks)."""
+"""`chainrule` command line: train, eval, sample, generate, demo, datasets, data, bench, bn."""
 
 from __future__ import annotations
 
@@ -14,8 +14,14 @@ EPILOG = """examples:
   chainrule demo                                   # 2-minute demo on the embedded 8x8 digits
   chainrule train recipes/nade-mnist.yaml train.max_epochs=5
   chainrule train recipes/nade-mnist.yaml --resume # continue a killed run
+  chainrule train recipes/made-mnist.yaml --devices 2          # DDP, 2 processes (docs/distributed.md)
+  chainrule data synth /tmp/big --n 2000000        # 1.6 GB memory-mapped dataset
+  chainrule train recipes/made-mnist.yaml --data mmap:/tmp/big
+  chainrule bench                                  # benchmark suite -> benchmarks/results/*.json
   chainrule eval zoo/nade-mnist --data binarized-mnist --split test
   chainrule sample zoo/nade-mnist -n 64 --seed 0 --out grid.png
+  chainrule train recipes/csv.yaml data.name=csv:my-data.csv --out runs/my-data
+  chainrule sample runs/my-data/model -n 100 --out samples.csv
   chainrule train recipes/transformer-shakespeare.yaml
   chainrule eval zoo/transformer-shakespeare --data shakespeare    # nats/char and bits/char
   chainrule generate zoo/transformer-shakespeare --prompt "ROMEO:" -n 500 --seed 0
@@ -43,7 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="output folder (default: the recipe's `out`, else runs/<recipe>)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
     t.add_argument("--no-test", action="store_true", help="skip the test-set evaluation at the end")
-    t.add_argument("--data", help="dataset instead of the recipe's, e.g. text:PATH or wav:PATH")
+    t.add_argument(
+        "--data", help="dataset instead of the recipe's: a name, csv:PATH, mmap:PATH, text:PATH or wav:PATH"
+    )
+    t.add_argument("--devices", type=int, help="processes (CPU) or GPUs per node (train.devices)")
+    t.add_argument("--num-nodes", type=int, help="machines (train.num_nodes); see docs/distributed.md")
+    t.add_argument("--accelerator", choices=["cpu", "gpu", "auto"], help="train.accelerator")
+    t.add_argument("--strategy", choices=["auto", "ddp", "ddp_spawn", "ddp_fork"], help="train.strategy")
+    t.add_argument("--compile", action="store_true", help="torch.compile the training step (train.compile)")
 
     e = sub.add_parser("eval", help="NLL of a saved model on a dataset split (one JSON line)")
     e.add_argument("model_dir")
@@ -53,13 +66,28 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--batch-size", type=int, default=1000)
     e.add_argument("--masks", type=int, default=None, help="MADE: number of masks in the ensemble")
+    e.add_argument(
+        "--k",
+        type=int,
+        default=None,
+        help="VAE: importance samples per example (default 1000; 1 = a one-sample ELBO)",
+    )
+    e.add_argument("--seed", type=int, default=0, help="VAE: seed of the importance samples")
 
-    s = sub.add_parser("sample", help="draw samples from a saved model into a PNG grid")
+    s = sub.add_parser(
+        "sample",
+        help="draw samples from a saved model into a PNG grid or a CSV file",
+        description="Draw samples. OUT ending in .csv gets one row per sample (integer codes, or"
+        " real values for continuous models; with the training file's header when there is one);"
+        " anything else gets a PNG grid of images.",
+    )
     s.add_argument("model_dir")
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default="samples.png", help="PNG path (default samples.png)")
-    s.add_argument("--method", default="fast", choices=["fast", "generic"], help="sampler")
+    s.add_argument("--out", default="samples.png", help="PNG or .csv path (default samples.png)")
+    s.add_argument(
+        "--method", default="fast", choices=["fast", "generic"], help="sampler of autoregressive models"
+    )
 
     g = sub.add_parser(
         "generate",
@@ -83,7 +111,51 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     d.add_argument("--epochs", type=int, default=60)
 
-    sub.add_parser("datasets", help="list the named datasets")
+    sub.add_parser("datasets", help="list the named datasets (or use csv:PATH for your own file)")
+
+    da = sub.add_parser(
+        "data",
+        help="on-disk (memory-mapped) array datasets: synth, export, info",
+        description="Array datasets: uint8 .npy shards + meta.json, read lazily; train on one with"
+        " --data mmap:PATH.",
+    )
+    dsub = da.add_subparsers(dest="data_command", metavar="ACTION")
+    dsy = dsub.add_parser("synth", help="write N synthetic 28x28 digit images (dynamic binarization)")
+    dsy.add_argument("path", help="new folder")
+    dsy.add_argument("--n", type=int, default=2_000_000, help="training images (default 2,000,000 = 1.57 GB)")
+    dsy.add_argument("--val", type=int, default=10_000, help="validation images (default 10,000)")
+    dsy.add_argument("--test", type=int, default=10_000, help="test images (default 10,000)")
+    dsy.add_argument("--seed", type=int, default=0)
+    dsy.add_argument(
+        "--shard-rows", type=int, default=1 << 20, help="rows per .npy shard (default 1,048,576)"
+    )
+    dex = dsub.add_parser("export", help="write a named dataset in the array format")
+    dex.add_argument("name", help="dataset name (chainrule datasets lists them)")
+    dex.add_argument("path", help="new folder")
+    dex.add_argument("--shard-rows", type=int, default=1 << 20)
+    din = dsub.add_parser("info", help="describe an array dataset folder")
+    din.add_argument("path")
+
+    be = sub.add_parser(
+        "bench",
+        help="run the benchmark suite; write benchmarks/results/*.json",
+        description="Training throughput, achieved FLOP/s vs a matmul peak measured in the same run,"
+        " peak memory, fast-vs-generic sampling, all-reduce cost and a 1-64 GPU scaling estimate."
+        " The default settings finish in a few minutes on 2 CPU cores.",
+    )
+    be.add_argument("--full", action="store_true", help="larger batches and models (slower)")
+    be.add_argument("--compile", action="store_true", help="also time torch.compile'd training steps")
+    be.add_argument(
+        "--only", default="", help="comma-separated parts: training,sampling,allreduce,scaling,mmap"
+    )
+    be.add_argument("--out", default="benchmarks/results", help="folder for the JSON files")
+    be.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: comparable on shared machines; the training part also times"
+        " one thread per core)",
+    )
 
     b = sub.add_parser(
         "bn",
@@ -102,6 +174,11 @@ def _parser() -> argparse.ArgumentParser:
     bs.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
     bs.add_argument("--seed", type=int, default=0)
     bs.add_argument("--out", required=True, help="CSV path")
+    bs.add_argument(
+        "--codes",
+        action="store_true",
+        help="write state indices 0..k-1 instead of state names (what --data csv:PATH reads)",
+    )
     return p
 
 
@@ -112,7 +189,15 @@ def cmd_train(args) -> dict:
     from chainrule.recipes import build_from_recipe, load_recipe
     from chainrule.training import fit
 
-    overrides = [*args.overrides, *([f"data.name={args.data}"] if getattr(args, "data", None) else [])]
+    flags = {
+        "data.name": args.data,
+        "train.devices": args.devices,
+        "train.num_nodes": args.num_nodes,
+        "train.accelerator": args.accelerator,
+        "train.strategy": args.strategy,
+        "train.compile": True if args.compile else None,
+    }
+    overrides = [*args.overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
     recipe = load_recipe(args.recipe, overrides)
     out = Path(args.out or recipe.get("out") or f"runs/{Path(args.recipe).stem}")
     model, dataset, config = build_from_recipe(recipe)
@@ -120,6 +205,8 @@ def cmd_train(args) -> dict:
     if getattr(dataset, "sample_rate", None):
         extra["sample_rate"] = dataset.sample_rate
     result = fit(model, dataset, config, out, resume=args.resume, extra_metadata=extra)
+    if not result.is_main:
+        return None  # another process of a distributed run: rank 0 reports
     metrics = {
         "model": model.registry_name,
         "dataset": dataset.name,
@@ -189,6 +276,14 @@ def cmd_eval(args) -> dict:
             f"dataset {args.data!r} has {x.shape[1]} dimensions but the model expects {model.event_shape[0]}"
         )
     kwargs = {"num_masks": args.masks} if args.masks else {}
+    if hasattr(model, "importance_log_prob"):  # a latent-variable model: a seeded estimate
+        import torch
+
+        kwargs["generator"] = torch.Generator().manual_seed(args.seed)
+        if args.k is not None:
+            kwargs["k"] = args.k
+    elif args.k is not None:
+        raise ChainruleError(f"--k applies to latent-variable models (VAE), not {model.registry_name!r}")
     t = time.time()
     rep = evaluate_nll(model, x, batch_size=args.batch_size, **kwargs).as_dict()
     return {
@@ -203,8 +298,9 @@ def cmd_eval(args) -> dict:
 def cmd_sample(args) -> dict:
     import torch
 
+    from chainrule.data.csv_file import write_csv_codes
     from chainrule.models import SequenceModel
-    from chainrule.persistence import load
+    from chainrule.persistence import load, read_config
     from chainrule.report import image_grid
 
     model = load(args.model_dir)
@@ -212,13 +308,21 @@ def cmd_sample(args) -> dict:
         raise ChainruleError(f"-n must be at least 1, got {args.n}")
     if isinstance(model, SequenceModel):
         raise ChainruleError(f"{args.model_dir} is a sequence model: use `chainrule generate`")
+    to_csv = args.out.lower().endswith(".csv")
+    shape = getattr(model, "image_shape", None)
+    if shape is None and not to_csv:
+        raise ChainruleError("this model has no image_shape, so it cannot draw a grid; use --out FILE.csv")
     g = torch.Generator().manual_seed(args.seed)
     t = time.time()
-    x = model.sample(args.n, generator=g, method=args.method)
+    from chainrule.models import AutoregressiveModel
+
+    kwargs = {"method": args.method} if isinstance(model, AutoregressiveModel) else {}
+    x = model.sample(args.n, generator=g, **kwargs)
     secs = time.time() - t
-    shape = getattr(model, "image_shape", None)
-    if shape is None:
-        raise ChainruleError("this model has no image_shape; cannot draw a grid")
+    if to_csv:
+        columns = read_config(args.model_dir).get("training", {}).get("columns")
+        write_csv_codes(args.out, x, columns, real=model.value_type == "continuous")
+        return {"out": args.out, "n": args.n, "seconds": round(secs, 3)}
     image_grid(
         x,
         shape,
@@ -322,7 +426,60 @@ def cmd_demo(args) -> dict:
 def cmd_datasets(args) -> dict:
     from chainrule.data import DATASETS
 
-    return {"datasets": list(DATASETS), "files": ["text:PATH (UTF-8 text)", "wav:PATH (PCM WAV, mu-law)"]}
+    return {
+        "datasets": list(DATASETS),
+        "your_own": "csv:PATH (a CSV file of integer codes 0..K-1)",
+        "also": "mmap:PATH for an array folder (chainrule data)",
+        "files": ["text:PATH (UTF-8 text)", "wav:PATH (PCM WAV, mu-law)"],
+    }
+
+
+def cmd_data(args) -> dict:
+    from chainrule.data.arrays import read_meta
+
+    if not args.data_command:
+        raise ChainruleError(
+            "`chainrule data` needs an action: synth, export or info (see chainrule data -h)"
+        )
+    t = time.time()
+    if args.data_command == "synth":
+        from chainrule.data.synthetic import write_synthetic_digits
+
+        for k in ("n", "val", "test", "shard_rows"):
+            if getattr(args, k) < 1:
+                raise ChainruleError(f"--{k.replace('_', '-')} must be at least 1, got {getattr(args, k)}")
+        write_synthetic_digits(args.path, args.n, args.val, args.test, args.seed, args.shard_rows)
+    elif args.data_command == "export":
+        from chainrule.data import load_dataset
+        from chainrule.data.arrays import export_dataset
+
+        export_dataset(load_dataset(args.name), args.path, shard_rows=args.shard_rows)
+    meta = read_meta(args.path)
+    files = [Path(args.path) / f for fs in meta.splits.values() for f in fs]
+    from chainrule.data.arrays import open_array_dataset
+
+    ds = open_array_dataset(args.path)
+    return {
+        "path": args.path,
+        "name": meta.name,
+        "rows": {s: len(getattr(ds, s)) for s in ("train", "val", "test")},
+        "dim": ds.dim,
+        "num_values": meta.num_values,
+        "dynamic_binarization": meta.dynamic_binarization,
+        "bytes": sum(f.stat().st_size for f in files),
+        "shards": {s: len(fs) for s, fs in meta.splits.items()},
+        "seconds": round(time.time() - t, 1),
+        "use_with": f"--data mmap:{args.path}",
+    }
+
+
+def cmd_bench(args) -> dict:
+    from chainrule.benchmark.suite import run_suite
+
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    if args.only and not parts:
+        raise ChainruleError(f"--only takes comma-separated part names, got {args.only!r}")
+    return run_suite(args.out, full=args.full, compile=args.compile, only=parts, threads=args.threads)
 
 
 def _split_names(text: str, what: str) -> list[str]:
@@ -386,8 +543,11 @@ def cmd_bn(args) -> dict:
     t = time.perf_counter()
     x = bn.sample(args.n, generator=torch.Generator().manual_seed(args.seed))
     lines = [",".join(bn.names)]
-    states = [bn.state_names[v] for v in bn.names]
-    lines += [",".join(s[c] for s, c in zip(states, row)) for row in x.tolist()]
+    if args.codes:
+        lines += [",".join(map(str, row)) for row in x.tolist()]
+    else:
+        states = [bn.state_names[v] for v in bn.names]
+        lines += [",".join(s[c] for s, c in zip(states, row)) for row in x.tolist()]
     atomic_write_bytes(args.out, ("\n".join(lines) + "\n").encode())
     return {"out": args.out, "n": args.n, "seed": args.seed, "seconds": round(time.perf_counter() - t, 3)}
 
@@ -411,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
         "generate": cmd_generate,
         "demo": cmd_demo,
         "datasets": cmd_datasets,
+        "data": cmd_data,
+        "bench": cmd_bench,
         "bn": cmd_bn,
     }
     try:

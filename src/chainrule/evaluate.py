@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
 
 
@@ -21,12 +22,17 @@ class NLLReport:
     dim: int
 
     def as_dict(self) -> dict:
+        """The fields as a plain dict (for JSON output)."""
         return asdict(self)
 
 
 @torch.no_grad()
 def evaluate_nll(model: Model, x: torch.Tensor, batch_size: int = 1000, **log_prob_kwargs) -> NLLReport:
     """Exact (or, for latent models, estimated) NLL of `x` under `model`, batched."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ChainruleError(f"batch size must be a positive integer, got {batch_size!r}")
+    if len(x) == 0:
+        raise ChainruleError("cannot evaluate an empty data set")
     model.eval()
     parts = [
         model.log_prob(x[i : i + batch_size], **log_prob_kwargs).double()

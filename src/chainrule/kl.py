@@ -22,12 +22,19 @@ MAX_CONFIGURATIONS = 2**22
 
 
 class DiscreteModel(Protocol):
+    """What the KL functions need of a model: `log_prob`, `sample`, `event_shape` and `num_values`
+    (every chainrule autoregressive model; tabular models work with the Monte Carlo estimate)."""
+
     event_shape: tuple[int, ...]
     num_values: int
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor: ...
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x) of each row, in nats."""
+        ...
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor: ...
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`n` independent draws."""
+        ...
 
 
 def _check_pair(p: DiscreteModel, q: DiscreteModel) -> None:

@@ -23,6 +23,7 @@ class MaskedLinear(nn.Linear):
         self.mask = mask.to(device=self.weight.device, dtype=self.weight.dtype)
 
     def masked_weight(self) -> torch.Tensor:
+        """The weight times the mask: the matrix the layer actually applies."""
         return self.weight * self.mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -34,11 +35,20 @@ def strictly_lower_mask(n: int) -> torch.Tensor:
     return torch.ones(n, n).tril(-1)
 
 
-def init_uniform_(t: torch.Tensor, fan_in: int) -> torch.Tensor:
+def init_uniform_(t: torch.Tensor, fan_in: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Glorot-like uniform init scaled by fan-in, used where nn.Linear's default is not reachable."""
     bound = 1.0 / math.sqrt(max(fan_in, 1))
     with torch.no_grad():
-        return t.uniform_(-bound, bound)
+        return t.uniform_(-bound, bound, generator=generator)
+
+
+def exclusive_cumsum(t: torch.Tensor) -> torch.Tensor:
+    """Prefix sums along dim 1 that exclude the current entry: out[:, i] = sum_{j<i} t[:, j].
+
+    Computed from a shifted copy rather than as cumsum(t) - t, so out[:, i] is exactly
+    independent of t[:, i] (no rounding leak, which the dependency tests would catch)."""
+    shifted = torch.cat([torch.zeros_like(t[:, :1]), t[:, :-1]], dim=1)
+    return torch.cumsum(shifted, dim=1)
 
 
 def rotary_tables(start: int, length: int, dim: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:

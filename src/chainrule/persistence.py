@@ -1,10 +1,14 @@
 """Model files: `model.safetensors` + `config.json`. Nothing is ever unpickled from a model file.
 
-Writes are atomic (temporary file, fsync, rename) so a crash never leaves a half-written model.
+Writes are atomic (temporary file, fsync, rename, fsync of the folder) so a crash never leaves a
+half-written model; config.json records the sha256 of the weights, so any later damage to them
+is refused on load.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -12,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load as load_bytes
 
 from chainrule.errors import ChainruleError
 from chainrule.models.base import MODEL_REGISTRY, Model, build_model
@@ -22,27 +26,52 @@ CONFIG = "config.json"
 FORMAT_VERSION = 1
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the complete new one."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview, what: str = "file") -> None:
+    """Write `data` to `path` so that readers see either the old file or the complete new one:
+    temporary file in the same folder, fsync, rename, fsync of the folder. A failed write (full
+    disk, quota, permissions) removes the temporary file and raises a ChainruleError that says the
+    previous file is intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make shared model files unreadable
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make shared model files unreadable
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+        fsync_folder(path.parent)
+    except OSError as e:
+        reason = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "the write failed"
+        kept = f"the previous {what} there is intact" if path.exists() else f"no {what} was written"
+        raise ChainruleError(f"could not save {what} {path}: {reason} ({e.strerror or e}); {kept}") from e
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Make a rename in `folder` durable (a no-op where folders cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, what: str = "file") -> None:
+    """Write `obj` as indented, key-sorted JSON, atomically (see `atomic_write_bytes`)."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), what)
 
 
 def save(model: Model, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
@@ -51,14 +80,16 @@ def save(model: Model, directory: str | os.PathLike, extra: dict[str, Any] | Non
 
     directory = Path(directory)
     tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
-    atomic_write_bytes(directory / WEIGHTS, save_bytes(tensors))
+    data = save_bytes(tensors)
+    atomic_write_bytes(directory / WEIGHTS, data, what="model weights")
     config = {
         "format_version": FORMAT_VERSION,
         "model": model.registry_name,
         "args": model.config(),
+        "weights_sha256": hashlib.sha256(data).hexdigest(),
         **(extra or {}),
     }
-    atomic_write_json(directory / CONFIG, config)
+    atomic_write_json(directory / CONFIG, config, what="model config")
     return directory
 
 
@@ -92,8 +123,17 @@ def load(directory: str | os.PathLike) -> Model:
     if not path.is_file():
         raise ChainruleError(f"{path} is missing")
     try:
-        tensors = load_file(str(path))
+        data = path.read_bytes()
+        expected_sha = config.get("weights_sha256")
+        if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
+            raise ChainruleError(
+                f"{path} does not match config.json: its sha256 differs (the file is corrupt or"
+                " truncated, or comes from another model)"
+            )
+        tensors = load_bytes(data)
     except (SafetensorError, OSError, ValueError) as e:
+        if isinstance(e, ChainruleError):
+            raise
         raise ChainruleError(f"{path} is corrupt or truncated ({e})") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))

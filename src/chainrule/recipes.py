@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from chainrule.data import DATASETS, Dataset, SequenceDataset, load_dataset
@@ -44,7 +45,11 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] 
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ChainruleError(f"override {item!r}: {p} is not a section")
-        node[leaf] = yaml.safe_load(value)
+        try:
+            node[leaf] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            first = str(e).strip().splitlines()[0]
+            raise ChainruleError(f"override {item!r}: the value is not valid YAML ({first})") from None
     check_recipe(recipe, str(path))
     return recipe
 
@@ -97,17 +102,22 @@ def model_for_data(spec: dict[str, Any], dataset: Dataset | SequenceDataset) -> 
     kwargs.setdefault("dim", dataset.dim)
     if "image_shape" in params and dataset.image_shape:
         kwargs.setdefault("image_shape", list(dataset.image_shape))
-    if "num_values" in params:
+    if "num_values" in params and dataset.num_values:
         kwargs.setdefault("num_values", dataset.num_values)
-    elif dataset.num_values != 2:
+    model = build_model(spec["name"], **kwargs)
+    if model.value_type != dataset.value_type:
         raise ChainruleError(
-            f"model {spec['name']!r} is binary but dataset {dataset.name!r} has {dataset.num_values} values"
+            f"model {spec['name']!r} is for {model.value_type} data but dataset {dataset.name!r} is"
+            f" {dataset.value_type}" + (f" ({dataset.num_values} values)" if dataset.num_values > 2 else "")
         )
-    return build_model(spec["name"], **kwargs)
+    return model
 
 
 def build_from_recipe(recipe: dict[str, Any]) -> tuple[Model, Dataset | SequenceDataset, TrainConfig]:
+    """Data, model and training settings; the model's initial weights come from `train.seed`, so
+    a recipe gives the same run on every process and every time."""
+    config = TrainConfig(**(recipe.get("train") or {})).check()
     dataset = load_dataset(recipe["data"]["name"])
+    torch.manual_seed(config.seed)
     model = model_for_data(recipe["model"], dataset)
-    config = TrainConfig(**(recipe.get("train") or {}))
     return model, dataset, config

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import html
 import io
 import math
 import os
@@ -16,6 +18,16 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from chainrule.persistence import atomic_write_bytes  # noqa: E402
+
+
+def figure_html(fig, dpi: int = 100, alt: str = "figure") -> str:
+    """A matplotlib figure as an HTML `<img>` with the PNG inline (base64), and close it: how the
+    documentation pages show pictures that their code blocks draw, with no file to manage."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _save_figure(fig, path: str | os.PathLike) -> Path:

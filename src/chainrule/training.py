@@ -1,8 +1,11 @@
 """Maximum-likelihood training on Lightning: loss = mean of -log_prob over minibatches.
 
 `fit(model, dataset, TrainConfig(...), out_dir)` gives a progress bar, checkpoints (last + best,
-written atomically by Lightning), resume, early stopping on validation NLL, CSV logs and a PNG
-of the learning curves, and finally writes the best model as safetensors + JSON.
+written atomically and fsynced by `SafeCheckpointIO`), resume, early stopping on validation NLL,
+CSV logs and a PNG of the learning curves, and finally writes the best model as safetensors + JSON.
+With `devices`/`num_nodes` > 1 it runs Lightning's DDP (gloo on CPU, NCCL on GPU), launched by
+Lightning itself, by torchrun or under SLURM (docs/distributed.md); `batch_size` is the global
+batch, and a W-process run follows the same minibatches as a 1-process run (chainrule.data.loading).
 """
 
 from __future__ import annotations
@@ -18,14 +21,18 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.imports import _IS_INTERACTIVE
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from torch.utils.data import DataLoader, TensorDataset
-from torchmetrics import MeanMetric
+from lightning.pytorch.strategies import DDPStrategy, Strategy
 
+from chainrule.checkpoint_io import SafeCheckpointIO, read_checkpoint
 from chainrule.data.base import Dataset
+from chainrule.data.binarize import binarize
+from chainrule.data.loading import SplitsData
 from chainrule.data.text import SequenceDataset
 from chainrule.errors import ChainruleError
+from chainrule.mean_metric import ExactMean
 from chainrule.models.base import Model
 from chainrule.persistence import atomic_write_json, save
 
@@ -34,7 +41,7 @@ from chainrule.persistence import atomic_write_json, save
 class TrainConfig:
     """Hyper-parameters of a maximum-likelihood run (every field is a recipe key under `train`)."""
 
-    batch_size: int = 128
+    batch_size: int = 128  # global: each of W processes takes batch_size / W
     max_epochs: int = 50
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -44,13 +51,14 @@ class TrainConfig:
     patience: int = 10  # epochs without validation improvement before stopping
     seed: int = 0
     precision: str = "32-true"  # or "bf16-mixed" (autocast matmuls; evaluation stays fp32)
-    compile: bool = False  # fuse NADE block kernels with torch.compile
+    compile: bool = False  # torch.compile: NADE's block kernels, other models' training objective
     max_minutes: float | None = None  # wall-clock budget for this run (resumes continue it)
     limit_train_batches: float | int = 1.0
     num_workers: int = 0
-    devices: int = 1
+    devices: int = 1  # processes (CPU) or GPUs per node
     num_nodes: int = 1
-    accelerator: str = "cpu"
+    accelerator: str = "cpu"  # "cpu", "gpu" or "auto"
+    strategy: str = "auto"  # "auto" (DDP when devices * num_nodes > 1), "ddp", "ddp_spawn", "ddp_fork"
     progress: bool = True
     init_from: str | None = None  # a saved model folder whose parameters start this run (warm start)
     seq_len: int | None = None  # sequence models: tokens per training chunk (default: block size or 128)
@@ -58,7 +66,75 @@ class TrainConfig:
 
     @classmethod
     def keys(cls) -> list[str]:
+        """The field names, i.e. the valid keys of a recipe's `train` section."""
         return [f.name for f in fields(cls)]
+
+    def check(self) -> TrainConfig:
+        """Refuse values that would fail later or silently (one message naming the key)."""
+
+        def need(ok: bool, key: str, what: str) -> None:
+            if not ok:
+                raise ChainruleError(f"train.{key} must be {what}, got {getattr(self, key)!r}")
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_num(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        need(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "a positive integer")
+        need(is_int(self.max_epochs) and self.max_epochs >= 1, "max_epochs", "a positive integer")
+        need(is_num(self.lr) and self.lr >= 0, "lr", "a finite number >= 0")
+        need(is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
+        need(
+            self.lr_schedule in ("constant", "cosine", "cosine-time"),
+            "lr_schedule",
+            "'constant', 'cosine' or 'cosine-time'",
+        )
+        need(
+            self.lr_schedule != "cosine-time" or self.max_minutes is not None,
+            "lr_schedule",
+            "'cosine-time' only with train.max_minutes, its budget",
+        )
+        need(self.grad_clip is None or is_num(self.grad_clip) and self.grad_clip > 0, "grad_clip", "> 0")
+        need(is_int(self.patience) and self.patience >= 0, "patience", "an integer >= 0")
+        need(is_int(self.seed) and 0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32)")
+        need(self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}")
+        need(
+            self.max_minutes is None or is_num(self.max_minutes) and self.max_minutes > 0,
+            "max_minutes",
+            "> 0",
+        )
+        lim = self.limit_train_batches
+        need(
+            is_int(lim) and lim >= 1 or is_num(lim) and isinstance(lim, float) and 0 < lim <= 1,
+            "limit_train_batches",
+            "a fraction in (0, 1] or a positive number of batches",
+        )
+        need(is_int(self.num_workers) and self.num_workers >= 0, "num_workers", "an integer >= 0")
+        need(is_int(self.devices) and self.devices >= 1, "devices", "a positive integer")
+        need(is_int(self.num_nodes) and self.num_nodes >= 1, "num_nodes", "a positive integer")
+        need(self.accelerator in ("cpu", "gpu", "cuda", "auto"), "accelerator", "'cpu', 'gpu' or 'auto'")
+        need(self.strategy in STRATEGIES, "strategy", f"one of {list(STRATEGIES)}")
+        return self
+
+
+PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
+#: Lightning's DDP launchers: "popen" re-runs the command once per extra process (the CLI, torchrun
+#: and SLURM all work with it); "spawn"/"fork" start workers from this Python process.
+STRATEGIES = {"auto": None, "ddp": "popen", "ddp_spawn": "spawn", "ddp_fork": "fork"}
+
+
+def make_strategy(config: TrainConfig) -> str | Strategy:
+    """Lightning's DDP for more than one process (gloo on CPU, NCCL on GPU), else "auto".
+
+    Buffers are not broadcast: chainrule's buffers (MADE masks and degrees) are the same on every
+    process by construction, and validation batches may differ in number between processes."""
+    world = config.devices * config.num_nodes
+    if config.strategy == "auto" and world == 1:
+        return "auto"
+    start = STRATEGIES[config.strategy] or ("fork" if _IS_INTERACTIVE else "popen")
+    return DDPStrategy(start_method=start, forward_sync_buffers=False)
 
 
 def make_adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -72,43 +148,87 @@ def make_adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optim
 
 
 class MaximumLikelihood(L.LightningModule):
-    """Wraps any chainrule model; logs train/validation NLL in nats (validation averaged as
-    sum of log-likelihoods / number of examples across all processes)."""
+    """Wraps any chainrule model; logs train/validation NLL in nats, each an exact mean over all
+    processes (sum of log-likelihoods / number of examples, in float64)."""
 
-    def __init__(self, model: Model, config: TrainConfig, dynamic_binarization: bool = False):
+    def __init__(
+        self,
+        model: Model,
+        config: TrainConfig,
+        dynamic_binarization: bool = False,
+        checkpoint: Path | None = None,
+    ):
         super().__init__()
         self.model = model
         self.config = config
         self.dynamic_binarization = dynamic_binarization
-        self.val_nll = MeanMetric()
+        self.checkpoint = checkpoint  # where the last good checkpoint lives (named in errors)
+        self.train_nll = ExactMean()
+        self.val_nll = ExactMean()
+        self._compiled_log_prob = None  # built on first use (a compiled function does not pickle)
 
-    def _batch(self, batch) -> torch.Tensor:
-        x = batch[0]
-        if self.dynamic_binarization and self.training:
-            x = torch.bernoulli(x)
-        return x
+    def _training_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's training objective per example; with `train.compile` and a model without
+        its own compiled kernels (all but NADE), through torch.compile."""
+        if not self.config.compile or hasattr(self.model, "compiled"):
+            return self.model.training_log_prob(x)
+        if self._compiled_log_prob is None:
+            self._compiled_log_prob = compiled_or_eager(self.model.training_log_prob)
+        return self._compiled_log_prob(x)
+
+    def on_train_epoch_start(self) -> None:
+        """Seed the global generator from (seed, epoch, process): models that draw noise while
+        training (the VAE) then continue identically after a resume at an epoch boundary, and
+        the processes of a distributed run draw different noise."""
+        rank = self.trainer.global_rank
+        torch.manual_seed((self.config.seed * 1_000_003 + self.current_epoch * 65_537 + rank) % 2**63)
 
     def training_step(self, batch, batch_idx):
+        x, index = batch
+        if self.dynamic_binarization:
+            x = binarize(x, index, self.config.seed, self.current_epoch)
         hook = getattr(self.model, "before_train_step", None)
         if hook is not None:
             hook(self.global_step)
-        loss = -self.model.log_prob(self._batch(batch)).float().mean()
-        if not torch.isfinite(loss):
-            raise ChainruleError(
-                f"training loss became {loss.item()} at step {self.global_step} (epoch"
-                f" {self.current_epoch}); the last good checkpoint is in the run's checkpoints/"
-                " folder: lower the learning rate or set train.grad_clip and resume"
-            )
-        self.log("train_nll", loss, prog_bar=True, on_step=True, on_epoch=True)
+        nll = -self._training_log_prob(x).float()  # a bound where log_prob is intractable
+        loss = nll.mean()
+        finite = bool(torch.isfinite(loss))
+        if self.trainer.world_size > 1:  # every process stops together, none hangs in all-reduce
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if not finite:
+            raise ChainruleError(self._non_finite_message(loss))
+        self.train_nll.update(nll)
+        self.log("train_nll_step", loss, prog_bar=True, on_step=True, on_epoch=False)
+        self.log("train_nll_epoch", self.train_nll, on_step=False, on_epoch=True)
         return loss
+
+    def _non_finite_message(self, loss: torch.Tensor) -> str:
+        where = f"step {self.global_step} (epoch {self.current_epoch})"
+        value = loss.item() if loss.numel() == 1 else loss
+        head = (
+            f"training loss became {value} at {where}"
+            if not torch.isfinite(loss)
+            else (f"training loss became non-finite on another process at {where}")
+        )
+        last = self.checkpoint
+        if last is not None and last.is_file():
+            try:
+                ck = read_checkpoint(last)
+                good = f"{last} (end of epoch {ck['epoch']}, step {ck['global_step']})"
+            except ChainruleError:
+                good = f"{last} (unreadable)"
+            tail = f"the last good checkpoint is {good}: lower train.lr or set train.grad_clip and resume"
+        else:
+            tail = "no checkpoint was written yet (the first comes at the end of epoch 0): lower train.lr"
+            tail += " or set train.grad_clip and start again"
+        return f"{head}; {tail}"
 
     def validation_step(self, batch, batch_idx):
         x = batch[0]
-        score = getattr(self.model, "validation_log_prob", self.model.log_prob)
-        self.val_nll.update(-score(x).float())
+        self.val_nll.update(-self.model.validation_log_prob(x).float())
 
     def on_validation_epoch_end(self):
-        nll = self.val_nll.compute()
+        nll = self.val_nll.compute().float()  # synced: sum and count over all processes
         self.val_nll.reset()
         self.log("val_nll", nll, prog_bar=True, sync_dist=False)
         self.log("val_bits_per_dim", nll / math.log(2) / self.model.event_shape[0])
@@ -130,6 +250,26 @@ class MaximumLikelihood(L.LightningModule):
             sched = CosineOverTime(opt, self.clock.seconds, budget, self.config.warmup_steps)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         return opt
+
+
+def compiled_or_eager(fn):
+    """`torch.compile(fn)`; if compiling fails (no C++ compiler, an unsupported operation), warn
+    once and call `fn` itself from then on. chainrule's own errors pass through."""
+    compiled = torch.compile(fn, dynamic=False)
+    state = {"broken": False}
+
+    def call(*args):
+        if not state["broken"]:
+            try:
+                return compiled(*args)
+            except ChainruleError:
+                raise
+            except Exception as e:  # torch.compile raises many types while building kernels
+                state["broken"] = True
+                warnings.warn(f"torch.compile failed ({type(e).__name__}); training eagerly", stacklevel=2)
+        return fn(*args)
+
+    return call
 
 
 class CosineToZero(torch.optim.lr_scheduler.LRScheduler):
@@ -185,10 +325,12 @@ class WallClock(Callback):
         self.start = time.time()
 
     def seconds(self) -> float:
+        """Training seconds so far, earlier parts of a resumed run included."""
         return self.before + time.time() - self.start
 
     def on_train_epoch_end(self, trainer, pl_module):
-        atomic_write_json(self.path, {"seconds": self.seconds()})
+        if trainer.is_global_zero:
+            atomic_write_json(self.path, {"seconds": self.seconds()})
 
 
 def warm_start(model: Model, model_dir: str | os.PathLike) -> None:
@@ -209,11 +351,15 @@ def warm_start(model: Model, model_dir: str | os.PathLike) -> None:
 
 @dataclass
 class FitResult:
+    """What `fit` returns: the run folder, the saved best model's folder, the best validation NLL
+    (nats), the number of epochs run and the training wall time in seconds (across resumes)."""
+
     out_dir: Path
     model_dir: Path
     best_val_nll: float
     epochs: int
     train_seconds: float
+    is_main: bool = True  # False on the other processes of a distributed run (they write nothing)
 
 
 def fit(
@@ -224,10 +370,12 @@ def fit(
     *,
     resume: bool = False,
     extra_metadata: dict[str, Any] | None = None,
+    callbacks: list[Callback] | None = None,
 ) -> FitResult:
     """Train `model` on `dataset` by maximum likelihood; write checkpoints, logs, curves and the
-    best model (`out_dir/model`). With `resume=True`, continue from `out_dir/checkpoints/last.ckpt`."""
-    config = config or TrainConfig()
+    best model (`out_dir/model`). With `resume=True`, continue from `out_dir/checkpoints/last.ckpt`.
+    `callbacks` are extra Lightning callbacks."""
+    config = (config or TrainConfig()).check()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
@@ -239,46 +387,46 @@ def fit(
             f"{out} already holds a run (checkpoints/last.ckpt); pass --resume to continue it or"
             " choose another output folder"
         )
-    if config.lr_schedule not in ("constant", "cosine", "cosine-time"):
-        raise ChainruleError("train.lr_schedule must be 'constant', 'cosine' or 'cosine-time'")
-    if config.lr_schedule == "cosine-time" and not config.max_minutes:
-        raise ChainruleError("train.lr_schedule=cosine-time needs train.max_minutes, its budget")
+    if resume:
+        read_checkpoint(last)  # a damaged checkpoint is refused before anything starts
     L.seed_everything(config.seed, workers=True, verbose=False)
     if hasattr(model, "compiled"):
         model.compiled = bool(config.compile)
     if config.init_from and not resume:
         warm_start(model, config.init_from)
+    if len(dataset.train) < config.batch_size:
+        raise ChainruleError(
+            f"the training split has {len(dataset.train)} examples, fewer than train.batch_size="
+            f"{config.batch_size} (incomplete batches are dropped): lower train.batch_size"
+        )
     model.train()  # Lightning keeps the mode it finds; an eval-mode model would train wrongly
     if isinstance(dataset, SequenceDataset):  # text or audio: chunks of one long token stream
         from chainrule.sequence_training import sequence_training
 
         module, train_dl, val_dl = sequence_training(model, dataset, config)
+        data = None
     else:
-        module = MaximumLikelihood(model, config, dataset.dynamic_binarization)
-        train_dl = DataLoader(
-            TensorDataset(dataset.train),
-            batch_size=config.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=config.num_workers,
-        )
-        val_dl = DataLoader(TensorDataset(dataset.val), batch_size=1000, num_workers=config.num_workers)
+        module = MaximumLikelihood(model, config, dataset.dynamic_binarization, checkpoint=last)
+        data = SplitsData(dataset.train, dataset.val, config.batch_size, config.seed, config.num_workers)
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_nll", mode="min", save_top_k=1)
     # a separate callback for last.ckpt: a monitored one rewrites "last" only on improving epochs
     latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
     clock = WallClock(out / "train_time.json")
+    all_callbacks: list[Callback] = [best, latest, clock, EarlyStopping("val_nll", patience=config.patience)]
     module.clock = clock  # read by the cosine-time schedule
-    callbacks: list[Callback] = [best, latest, clock, EarlyStopping("val_nll", patience=config.patience)]
     trainer = L.Trainer(
         accelerator=config.accelerator,
         devices=config.devices,
         num_nodes=config.num_nodes,
+        strategy=make_strategy(config),
+        plugins=[SafeCheckpointIO()],
+        use_distributed_sampler=False,  # chainrule.data.loading shards the data itself
         max_epochs=config.max_epochs,
         max_time={"minutes": config.max_minutes} if config.max_minutes else None,
         precision=config.precision,
         gradient_clip_val=config.grad_clip,
         logger=CSVLogger(out, name="logs", version=f"part{len(list((out / 'logs').glob('part*')))}"),
-        callbacks=callbacks,
+        callbacks=[*all_callbacks, *(callbacks or [])],
         enable_progress_bar=config.progress,
         enable_model_summary=False,
         limit_train_batches=config.limit_train_batches,
@@ -286,16 +434,22 @@ def fit(
         default_root_dir=out,
         log_every_n_steps=50,
     )
+    if trainer.is_global_zero:  # temporary files of a save that was killed midway
+        for stale in ckpt_dir.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*precision.*")
         warnings.filterwarnings("ignore", ".*IterableDataset. has .__len__. defined.*")
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
-        trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume else None)
+        if data is None:
+            trainer.fit(module, train_dl, val_dl, ckpt_path=str(last) if resume else None)
+        else:
+            trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None)
     if trainer.global_rank != 0:
-        return FitResult(out, out / "model", float("nan"), trainer.current_epoch, clock.seconds())
+        return FitResult(out, out / "model", float("nan"), trainer.current_epoch, clock.seconds(), False)
     best_path = Path(best.best_model_path) if best.best_model_path else last
-    state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+    state = read_checkpoint(best_path)["state_dict"]
     module.load_state_dict(state)
     model.eval()
     from chainrule.report import plot_curves
@@ -308,6 +462,7 @@ def fit(
         "epochs": trainer.current_epoch,
         "train_seconds": seconds,
         "num_parameters": model.num_parameters(),
+        **({"columns": dataset.columns} if getattr(dataset, "columns", None) else {}),
         **(extra_metadata or {}),
     }
     model_dir = save(model, out / "model", extra={"training": meta})

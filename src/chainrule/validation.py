@@ -35,7 +35,11 @@ def check_finite(x: torch.Tensor, what: str = "x") -> None:
 def check_discrete(x: torch.Tensor, num_values: int, what: str = "x") -> None:
     """Refuse values that are not integers in [0, num_values)."""
     check_finite(x, what)
-    bad = (x < 0) | (x >= num_values) | (x != torch.floor(x))
+    if x.dtype == torch.bool:
+        x = x.to(torch.uint8)
+    bad = (x < 0) | (x >= num_values)
+    if x.is_floating_point() or x.is_complex():
+        bad = bad | (x != torch.floor(x))
     if bad.any():
         v = x[bad][0].item()
         kind = "binary (0 or 1)" if num_values == 2 else f"integers in [0, {num_values - 1}]"
@@ -43,3 +47,10 @@ def check_discrete(x: torch.Tensor, num_values: int, what: str = "x") -> None:
             f"{what} must be {kind}; found {v!r} ({int(bad.sum())} bad value(s)). "
             "Binarize or quantize the data first."
         )
+
+
+def check_num_samples(n: object) -> int:
+    """A number of samples must be a positive int (not a bool, float or string)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ChainruleError(f"number of samples must be a positive integer, got {n!r}")
+    return n

@@ -58,9 +58,11 @@ class Classifier:
     num_classes: int = 0
 
     def predict_log_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(y = c | x) for every class: (N, K), each row normalised."""
         raise NotImplementedError
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """p(y = c | x) for every class: (N, K), rows summing to 1."""
         return self.predict_log_proba(x).exp()
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:

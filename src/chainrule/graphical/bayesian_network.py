@@ -203,6 +203,7 @@ class BayesianNetwork(TabularModel):
         return [self.names[p] for p in self._parents[self._node(name)]]
 
     def children(self, name: str) -> list[str]:
+        """Children of `name`, in variable order."""
         i = self._node(name)
         return [v for j, v in enumerate(self.names) if i in self._parents[j]]
 
@@ -212,6 +213,7 @@ class BayesianNetwork(TabularModel):
         return [(self.names[p], v) for v, ps in zip(self.names, self._parents) for p in ps]
 
     def topological_order(self) -> list[str]:
+        """The variables ordered so that every parent comes before its children (sampling order)."""
         return [self.names[i] for i in self._order]
 
     def cpd(self, name: str) -> torch.Tensor:
@@ -219,6 +221,7 @@ class BayesianNetwork(TabularModel):
         return self._tables[self._node(name)].clone()
 
     def cpds(self) -> dict[str, torch.Tensor]:
+        """Copies of every CPD, by variable name (see `cpd`)."""
         return {v: t.clone() for v, t in zip(self.names, self._tables)}
 
     def num_parameters(self) -> int:
@@ -230,6 +233,7 @@ class BayesianNetwork(TabularModel):
         return parameter_counts(self)
 
     def parameter_table(self) -> str:
+        """`parameter_counts` as a plain-text table, each count relative to the network's."""
         return parameter_table(self)
 
     def identical(self, other: BayesianNetwork) -> bool:

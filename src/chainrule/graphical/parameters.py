@@ -17,20 +17,25 @@ if TYPE_CHECKING:
 
 
 def full_joint_parameters(cards: Sequence[int]) -> int:
+    """Free parameters of one table over every joint state: prod(k) - 1."""
     return math.prod(cards) - 1
 
 
 def independent_parameters(cards: Sequence[int]) -> int:
+    """Free parameters of fully independent variables: sum(k - 1)."""
     return sum(k - 1 for k in cards)
 
 
 def markov_chain_parameters(cards: Sequence[int]) -> int:
+    """Free parameters of a first-order chain in the given order: (k_1 - 1) + sum k_{i-1} (k_i - 1)."""
     if not cards:
         return 0
     return (cards[0] - 1) + sum(cards[i - 1] * (cards[i] - 1) for i in range(1, len(cards)))
 
 
 def bayesian_network_parameters(cards: Sequence[int], parents: Sequence[Sequence[int]]) -> int:
+    """Free parameters of a Bayesian network: sum over nodes of (k_i - 1) x product of the parents'
+    cardinalities (`parents[i]` holds the indices of node i's parents)."""
     return sum((cards[i] - 1) * math.prod(cards[p] for p in ps) for i, ps in enumerate(parents))
 
 

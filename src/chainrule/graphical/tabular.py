@@ -28,6 +28,7 @@ class TabularModel:
 
     @property
     def num_variables(self) -> int:
+        """Number of variables n (columns of the data)."""
         return len(self.cardinalities)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,24 +2,34 @@
 
 from chainrule.models.autoregressive import AutoregressiveModel
 from chainrule.models.base import MODEL_REGISTRY, Model, build_model, register_model
+from chainrule.models.categorical_nade import CategoricalNADE
 from chainrule.models.char_rnn import CharRNN
 from chainrule.models.fvsbn import FVSBN
+from chainrule.models.gaussian import Gaussian
 from chainrule.models.made import MADE
+from chainrule.models.mixture import GaussianMixtureModel
 from chainrule.models.nade import NADE
+from chainrule.models.rnade import RNADE
 from chainrule.models.sequence import SequenceModel
 from chainrule.models.transformer import CausalTransformer
+from chainrule.models.vae import VAE
 from chainrule.models.wavenet import WaveNet
 
 __all__ = [
     "AutoregressiveModel",
+    "CategoricalNADE",
     "CausalTransformer",
     "CharRNN",
     "FVSBN",
+    "Gaussian",
+    "GaussianMixtureModel",
     "MADE",
     "MODEL_REGISTRY",
     "Model",
     "NADE",
+    "RNADE",
     "SequenceModel",
+    "VAE",
     "WaveNet",
     "build_model",
     "register_model",

@@ -12,7 +12,7 @@ import torch
 from chainrule.distributions import Bernoulli, Categorical, Head
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
-from chainrule.validation import as_batch
+from chainrule.validation import as_batch, check_num_samples
 
 
 def make_head(num_values: int) -> Head:
@@ -33,20 +33,26 @@ def check_order(order: list[int] | None, dim: int) -> list[int]:
 class AutoregressiveModel(Model):
     """Exact `log_prob` by the chain rule; sampling and completion by walking `order`."""
 
-    def __init__(self, dim: int, num_values: int = 2, image_shape: list[int] | None = None):
+    def __init__(
+        self, dim: int, num_values: int = 2, image_shape: list[int] | None = None, head: Head | None = None
+    ):
+        """`head` defaults to Bernoulli (num_values 2) or Categorical (num_values K); a continuous
+        head (GaussianMixture) makes the model real-valued (`num_values` 0)."""
         super().__init__()
         if dim < 1:
             raise ChainruleError(f"dim must be positive, got {dim}")
         self.dim = int(dim)
-        self.num_values = int(num_values)
-        self.value_type = "binary" if num_values == 2 else "categorical"
+        self.head = head if head is not None else make_head(int(num_values))
+        self.num_values = int(self.head.num_values)
+        self.value_type = getattr(
+            self.head, "value_type", "binary" if self.num_values == 2 else "categorical"
+        )
         self.event_shape = (self.dim,)
         self.image_shape = tuple(image_shape) if image_shape else None
-        self.head = make_head(self.num_values)
 
     # -- what subclasses provide -------------------------------------------------------------
     def conditioner(self, x: torch.Tensor) -> torch.Tensor:
-        """Params (B, D) for binary heads or (B, D, K) for categorical heads."""
+        """Params (B, D) for binary heads or (B, D, P) for heads with P numbers per dimension."""
         raise NotImplementedError
 
     def sampling_order(self) -> list[int]:
@@ -65,6 +71,8 @@ class AutoregressiveModel(Model):
         return x.to(self._dtype())
 
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Exact log-likelihood in nats, shape (B,): the sum over dimensions of the head's
+        log p(x_i | x_<i), all computed in one conditioner pass."""
         x = self.prepare(x)
         return self.head.log_prob(self.conditioner(x), x).sum(-1)
 
@@ -110,8 +118,7 @@ class AutoregressiveModel(Model):
         """Ancestral sampling; with `given`/`mask` (True = observed) the observed values are kept
         and the rest drawn from the model's conditionals in `sampling_order()` (exact when the
         observed dimensions come first in that order). `method` is "fast" or "generic"."""
-        if not isinstance(n, int) or n < 1:
-            raise ChainruleError(f"number of samples must be a positive integer, got {n!r}")
+        check_num_samples(n)
         if method not in ("fast", "generic"):
             raise ChainruleError(f"method must be 'fast' or 'generic', got {method!r}")
         x, obs = self._start(n, given, mask)

@@ -40,8 +40,10 @@ def build_model(name: str, **kwargs: Any) -> Model:
         raise ChainruleError(f"model {name!r} has no option(s) {unknown}; options: {allowed}")
     try:
         return cls(**kwargs)
-    except TypeError as e:
-        raise ChainruleError(f"cannot build model {name!r}: {e}") from None
+    except ChainruleError:
+        raise
+    except (TypeError, ValueError, OverflowError, RuntimeError) as e:  # bad values reaching torch
+        raise ChainruleError(f"cannot build model {name!r}: {str(e).splitlines()[0]}") from None
 
 
 class Model(nn.Module):
@@ -61,6 +63,7 @@ class Model(nn.Module):
         self._config = {k: v for k, v in args.items() if k not in ("self", "__class__")}
 
     def config(self) -> dict[str, Any]:
+        """The constructor arguments recorded by `remember_config` (what `save` writes to config.json)."""
         return dict(getattr(self, "_config", {}))
 
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
@@ -78,6 +81,15 @@ class Model(nn.Module):
     ) -> torch.Tensor:
         """Draw `n` samples; with `given`/`mask` (True = observed) complete the unobserved part."""
         raise NotImplementedError
+
+    def training_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """What maximum-likelihood training maximises per example: `log_prob`, or a bound on it
+        for models whose likelihood is intractable (the VAE's ELBO)."""
+        return self.log_prob(x)
+
+    def validation_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-example score used for early stopping (cheaper stand-ins are allowed)."""
+        return self.log_prob(x)
 
     def num_parameters(self) -> int:
         """Number of trainable scalars (masked-out weights included, as stored)."""

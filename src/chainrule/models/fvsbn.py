@@ -1,4 +1,8 @@
-"""FVSBN: fully visible sigmoid belief network, p(x_i | x_<i) = sigmoid(b_i + sum_{j<i} W_ij x_j)."""
+"""FVSBN: fully visible sigmoid belief network, p(x_i | x_<i) = sigmoid(b_i + sum_{j<i} W_ij x_j).
+
+With `num_values` = K > 2 it becomes its K-ary analogue (multinomial logistic regressions):
+p(x_i | x_<i) = softmax(b_i + sum_{j<i} W_ij onehot(x_j)), W_ij a K x K block.
+"""
 
 from __future__ import annotations
 
@@ -19,13 +23,21 @@ class FVSBN(AutoregressiveModel):
     against O(D^3) for the generic sampler.
     """
 
-    def __init__(self, dim: int, order: list[int] | None = None, image_shape: list[int] | None = None):
-        super().__init__(dim, 2, image_shape)
+    def __init__(
+        self,
+        dim: int,
+        order: list[int] | None = None,
+        image_shape: list[int] | None = None,
+        num_values: int = 2,
+    ):
+        super().__init__(dim, num_values, image_shape)
         self.remember_config(locals())
         self.order = check_order(order, dim)
         self.register_buffer("perm", torch.tensor(self.order), persistent=False)
-        self.linear = MaskedLinear(dim, dim)
-        self.linear.set_mask(strictly_lower_mask(dim))
+        self.k = 1 if self.num_values == 2 else self.num_values  # inputs and outputs per dimension
+        self.linear = MaskedLinear(dim * self.k, dim * self.k)
+        block = torch.ones(self.k, self.k)
+        self.linear.set_mask(torch.kron(strictly_lower_mask(dim), block))
         with torch.no_grad():
             self.linear.weight.zero_()
             self.linear.bias.zero_()
@@ -33,15 +45,24 @@ class FVSBN(AutoregressiveModel):
     def sampling_order(self) -> list[int]:
         return self.order
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Inputs of the linear map: x itself (binary) or one-hot codes (K-ary), (B, D*k)."""
+        if self.k == 1:
+            return x
+        return F.one_hot(x.long(), self.k).to(x.dtype).flatten(1)
+
     def conditioner(self, x: torch.Tensor) -> torch.Tensor:
-        logits_ordered = self.linear(x[:, self.perm])
+        logits_ordered = self.linear(self.encode(x[:, self.perm]))
+        if self.k > 1:
+            logits_ordered = logits_ordered.unflatten(1, (self.dim, self.k))
         return torch.empty_like(logits_ordered).index_copy_(1, self.perm, logits_ordered)
 
     def _fast_sample(self, x, obs, given, generator):
-        w = self.linear.masked_weight()
-        xo = torch.zeros_like(x)  # the canvas in model order
+        w, k = self.linear.masked_weight(), self.k
+        code = torch.zeros(x.shape[0], self.dim * k, dtype=x.dtype)  # the encoded canvas, model order
         for t, d in enumerate(self.order):
-            logit = F.linear(xo[:, :t], w[t : t + 1, :t], self.linear.bias[t : t + 1]).squeeze(1)
-            self._place(x, d, self.head.sample(logit, generator), obs)
-            xo[:, t] = x[:, d]
+            rows = slice(t * k, (t + 1) * k)
+            logit = F.linear(code[:, : t * k], w[rows, : t * k], self.linear.bias[rows])
+            self._place(x, d, self.head.sample(logit.squeeze(1) if k == 1 else logit, generator), obs)
+            code[:, rows] = self.encode(x[:, d : d + 1])
         return x

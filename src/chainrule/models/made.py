@@ -6,26 +6,23 @@ units of degree < its input degree. Each of `num_masks` masks has its own hidden
 (connectivity-agnostic) and, with `ordering="random"`, its own input order (order-agnostic).
 Training cycles through the masks, one per minibatch. The ensemble density is the uniform
 mixture of the masks' densities, log p(x) = logmeanexp_m log p_m(x): averaged probabilities,
-which stay normalised, not averaged logits.
+which stay normalised, not averaged logits (the mixture logic lives in `models/ensemble.py`).
 """
 
 from __future__ import annotations
-
-import math
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from chainrule.errors import ChainruleError
-from chainrule.models.autoregressive import AutoregressiveModel
 from chainrule.models.base import register_model
+from chainrule.models.ensemble import MaskEnsembleModel
 from chainrule.nn import MaskedLinear
 
 
 @register_model("made")
-class MADE(AutoregressiveModel):
+class MADE(MaskEnsembleModel):
     """Masked MLP with ReLU hidden layers `hidden` (a list) and a Bernoulli/Categorical head."""
 
     def __init__(
@@ -80,11 +77,8 @@ class MADE(AutoregressiveModel):
         self.use_mask(0)
 
     # -- masks -------------------------------------------------------------------------------
-    def use_mask(self, m: int) -> None:
+    def _load_mask(self, m: int) -> None:
         """Load the masks of ensemble member `m` into the layers' mask buffers."""
-        if not 0 <= m < self.num_masks:
-            raise ChainruleError(f"mask index {m} outside 0..{self.num_masks - 1}")
-        self.mask_index = m
         prev = self.input_degrees[m]
         for li, layer in enumerate(self.layers):
             deg = getattr(self, f"hidden_degrees_{li}")[m]
@@ -92,20 +86,6 @@ class MADE(AutoregressiveModel):
             prev = deg
         out_mask = self.input_degrees[m][:, None] > prev[None, :]
         self.out.set_mask(out_mask.repeat_interleave(self.k, 0))
-
-    @contextmanager
-    def keeping_current_mask(self):
-        """Loop over masks inside this block; the mask in use before it is restored after it."""
-        current = self.mask_index
-        try:
-            yield
-        finally:
-            self.use_mask(current)
-
-    def before_train_step(self, step: int) -> None:
-        """Connectivity/order-agnostic training: a new mask every minibatch."""
-        if self.num_masks > 1:
-            self.use_mask(step % self.num_masks)
 
     def sampling_order(self) -> list[int]:
         return torch.argsort(self.input_degrees[self.mask_index]).tolist()
@@ -120,65 +100,6 @@ class MADE(AutoregressiveModel):
     def conditioner(self, x: torch.Tensor) -> torch.Tensor:
         out = self.out(self._hidden(x))
         return out if self.k == 1 else out.view(x.shape[0], self.dim, self.k)
-
-    def log_prob(self, x, cond=None, *, num_masks: int | None = None) -> torch.Tensor:
-        """Exact log-likelihood. In training mode: the current mask. In eval mode: the uniform
-        mixture of the first `num_masks` masks (default: all)."""
-        if self.training or self.num_masks == 1 and num_masks is None:
-            return super().log_prob(x)
-        m_count = self.num_masks if num_masks is None else int(num_masks)
-        if not 1 <= m_count <= self.num_masks:
-            raise ChainruleError(f"num_masks must be in 1..{self.num_masks}, got {m_count}")
-        per_mask = []
-        with self.keeping_current_mask():
-            for m in range(m_count):
-                self.use_mask(m)
-                per_mask.append(super().log_prob(x))
-        return torch.logsumexp(torch.stack(per_mask), 0) - math.log(m_count)
-
-    def validation_log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Validation score for early stopping: the ensemble of the first (at most 8) masks, so
-        that checkpoints are chosen by what ensemble evaluation will measure, at bounded cost."""
-        return self.log_prob(x, num_masks=min(self.num_masks, 8))
-
-    # -- sampling ----------------------------------------------------------------------------
-    def sample(self, n, cond=None, *, given=None, mask=None, generator=None, method="fast"):
-        """With several masks (eval mode), each example first picks a mask, then is generated in
-        that mask's order: an ancestral draw from the mixture. When completing, the mask is
-        drawn from its posterior given the observed values, p(m | x_obs) ∝ p_m(x_obs), which is
-        exact when the observed dimensions come first in every mask's order."""
-        if self.num_masks == 1 or self.training:
-            return super().sample(n, given=given, mask=mask, generator=generator, method=method)
-        comp = self._pick_masks(n, given, mask, generator)
-        out = None
-        with self.keeping_current_mask():
-            for m in comp.unique().tolist():
-                rows = (comp == m).nonzero().squeeze(1)
-                self.use_mask(m)
-                g = None if given is None else given.reshape(n, -1)[rows]
-                mk = mask
-                if mask is not None and torch.as_tensor(mask).numel() != self.dim:
-                    mk = torch.as_tensor(mask).reshape(n, -1)[rows]
-                part = super().sample(len(rows), given=g, mask=mk, generator=generator, method=method)
-                if out is None:
-                    out = part.new_zeros(n, self.dim)
-                out[rows] = part
-        return out
-
-    @torch.no_grad()
-    def _pick_masks(self, n, given, mask, generator) -> torch.Tensor:
-        """Mixture component per example: uniform, or its posterior given the observed values."""
-        if given is None:
-            return torch.randint(self.num_masks, (n,), generator=generator)
-        canvas, obs = self._start(n, given, mask)
-        logw = []
-        with self.keeping_current_mask():
-            for m in range(self.num_masks):
-                self.use_mask(m)
-                per_dim = self.head.log_prob(self.conditioner(canvas), canvas)
-                logw.append((per_dim * obs).sum(-1))
-        probs = torch.softmax(torch.stack(logw, 1).double(), 1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
     def _fast_sample(self, x, obs, given, generator):
         """Cache the first layer's pre-activations: adding input d changes them by one column."""

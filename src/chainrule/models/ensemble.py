@@ -1,0 +1,110 @@
+"""Ensembles of autoregressive models that share parameters but differ in masks or orders.
+
+Connectivity-agnostic MADE (one set of weights, several masks) and order-agnostic RNADE (one set
+of per-dimension weights, several orders) are both uniform mixtures of M exact autoregressive
+densities: log p(x) = logmeanexp_m log p_m(x), averaged probabilities, which stay normalised.
+Subclasses say how to switch member (`_load_mask`); this class trains one member per minibatch,
+evaluates the mixture, and samples or completes from it exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import torch
+
+from chainrule.errors import ChainruleError
+from chainrule.models.autoregressive import AutoregressiveModel
+from chainrule.validation import check_num_samples
+
+
+class MaskEnsembleModel(AutoregressiveModel):
+    """An autoregressive model with `num_masks` members; `use_mask(m)` selects the one in use."""
+
+    num_masks: int = 1
+    mask_index: int = 0
+
+    def _load_mask(self, m: int) -> None:
+        """Make member `m` the one `conditioner` and `sampling_order` use."""
+        raise NotImplementedError
+
+    def use_mask(self, m: int) -> None:
+        """Select ensemble member `m` (a mask for MADE, an order for RNADE)."""
+        if not 0 <= m < self.num_masks:
+            raise ChainruleError(f"mask index {m} outside 0..{self.num_masks - 1}")
+        self.mask_index = m
+        self._load_mask(m)
+
+    @contextmanager
+    def keeping_current_mask(self):
+        """Loop over members inside this block; the member in use before it is restored after it."""
+        current = self.mask_index
+        try:
+            yield
+        finally:
+            self.use_mask(current)
+
+    def before_train_step(self, step: int) -> None:
+        """Agnostic training: the next member every minibatch."""
+        if self.num_masks > 1:
+            self.use_mask(step % self.num_masks)
+
+    def log_prob(self, x, cond=None, *, num_masks: int | None = None) -> torch.Tensor:
+        """Exact log-likelihood. In training mode: the current member. In eval mode: the uniform
+        mixture of the first `num_masks` members (default: all)."""
+        if self.training or self.num_masks == 1 and num_masks is None:
+            return super().log_prob(x)
+        m_count = self.num_masks if num_masks is None else int(num_masks)
+        if not 1 <= m_count <= self.num_masks:
+            raise ChainruleError(f"num_masks must be in 1..{self.num_masks}, got {m_count}")
+        per_mask = []
+        with self.keeping_current_mask():
+            for m in range(m_count):
+                self.use_mask(m)
+                per_mask.append(super().log_prob(x))
+        return torch.logsumexp(torch.stack(per_mask), 0) - math.log(m_count)
+
+    def validation_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Validation score for early stopping: the mixture of the first (at most 8) members, so
+        that checkpoints are chosen by what ensemble evaluation will measure, at bounded cost."""
+        return self.log_prob(x, num_masks=min(self.num_masks, 8))
+
+    def sample(self, n, cond=None, *, given=None, mask=None, generator=None, method="fast"):
+        """With several members (eval mode), each example first picks a member, then is generated
+        in that member's order: an ancestral draw from the mixture. When completing, the member is
+        drawn from its posterior given the observed values, p(m | x_obs) ∝ p_m(x_obs), which is
+        exact when the observed dimensions come first in every member's order."""
+        check_num_samples(n)
+        if self.num_masks == 1 or self.training:
+            return super().sample(n, given=given, mask=mask, generator=generator, method=method)
+        comp = self._pick_masks(n, given, mask, generator)
+        out = None
+        with self.keeping_current_mask():
+            for m in comp.unique().tolist():
+                rows = (comp == m).nonzero().squeeze(1)
+                self.use_mask(m)
+                g = None if given is None else given.reshape(n, -1)[rows]
+                mk = mask
+                if mask is not None and torch.as_tensor(mask).numel() != self.dim:
+                    mk = torch.as_tensor(mask).reshape(n, -1)[rows]
+                part = super().sample(len(rows), given=g, mask=mk, generator=generator, method=method)
+                if out is None:
+                    out = part.new_zeros(n, self.dim)
+                out[rows] = part
+        return out
+
+    @torch.no_grad()
+    def _pick_masks(self, n, given, mask, generator) -> torch.Tensor:
+        """Mixture member per example: uniform, or its posterior given the observed values."""
+        if given is None:
+            return torch.randint(self.num_masks, (n,), generator=generator)
+        canvas, obs = self._start(n, given, mask)
+        logw = []
+        with self.keeping_current_mask():
+            for m in range(self.num_masks):
+                self.use_mask(m)
+                per_dim = self.head.log_prob(self.conditioner(canvas), canvas)
+                logw.append((per_dim * obs).sum(-1))
+        probs = torch.softmax(torch.stack(logw, 1).double(), 1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)

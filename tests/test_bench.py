@@ -1,0 +1,70 @@
+"""`chainrule bench` writes its JSON; the scaling estimate is consistent; `chainrule data` makes
+array datasets that `chainrule train --data mmap:PATH` trains on."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+
+from chainrule import cli
+from chainrule.benchmark.scaling import allreduce_ms, estimate
+from chainrule.benchmark.suite import run_suite
+from chainrule.errors import ChainruleError
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = cli.main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_bench_scaling_part_writes_json_with_ratios(tmp_path) -> None:
+    code, out, err = run_cli("bench", "--only", "scaling", "--out", str(tmp_path))
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    summary = json.loads((tmp_path / "bench_summary.json").read_text())
+    assert summary["machine"]["cores"] >= 1 and summary["settings"]["parts"] == ["scaling"]
+    assert result["ratios"]["estimated efficiency, 1 GPUs (per-GPU batch 128)"] == 1.0
+    scaling = json.loads((tmp_path / "bench_scaling.json").read_text())
+    assert [r["gpus"] for r in scaling["weak_scaling_per_gpu_batch_128"]] == [1, 2, 4, 8, 16, 32, 64]
+    with pytest.raises(ChainruleError, match="unknown benchmark part"):
+        run_suite(tmp_path, only=["everything"])
+
+
+def test_scaling_estimate_is_consistent() -> None:
+    rows = estimate(per_gpu_batch=128)
+    assert rows[0]["allreduce_ms"] == 0 and rows[0]["efficiency"] == 1.0
+    eff = [r["efficiency"] for r in rows]
+    assert eff == sorted(eff, reverse=True) and all(0 < e <= 1 for e in eff)
+    volume = [r["allreduce_mb_sent_per_gpu"] for r in rows]
+    assert volume[1] == pytest.approx(4 * 3_138_784 / 2**20, rel=1e-3)  # 2(N-1)/N = 1 at N = 2
+    assert volume[-1] == pytest.approx(2 * 63 / 64 * 4 * 3_138_784 / 2**20, rel=1e-3)
+    assert allreduce_ms(12.6e6, 16) > allreduce_ms(12.6e6, 8)  # leaving the node costs
+    big = estimate(per_gpu_batch=2048)
+    assert all(b["efficiency"] >= s["efficiency"] for b, s in zip(big, rows))
+
+
+def test_data_synth_info_and_train_from_the_cli(tmp_path) -> None:
+    path = tmp_path / "syn"
+    code, out, err = run_cli("data", "synth", str(path), "--n", "700", "--val", "100", "--test", "50")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["rows"] == {"train": 700, "val": 100, "test": 50} and info["dim"] == 784
+    assert info["bytes"] > 850 * 784 and info["use_with"] == f"--data mmap:{path}"
+    code, out, err = run_cli("data", "info", str(path))
+    assert code == 0 and json.loads(out)["rows"]["train"] == 700
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "model: {name: made, hidden: [16]}\ndata: {name: digits}\n"
+        "train: {batch_size: 100, max_epochs: 1, progress: false}\n"
+    )
+    code, out, err = run_cli("train", str(recipe), "--data", f"mmap:{path}", "--out", str(tmp_path / "run"))
+    assert code == 0, err
+    metrics = json.loads(out.strip().splitlines()[-1])
+    assert metrics["dataset"] == "synthetic-digits-28" and metrics["test"]["n"] == 50
+    code, out, err = run_cli("data", "info", str(tmp_path / "nothing"))
+    assert code == 2 and "does not exist" in err
