@@ -73,9 +73,11 @@ def text_speed_table() -> str:
         return "_no results yet: run `python -m benchmarks.text_speed`_"
     r = json.loads(path.read_text())
     peak = r["matmul_peak_gflops"]
+    avg = r["machine"].get("load_average_1min")
+    load = f", load average {avg:.1f}: shared with other runs" if avg is not None and avg >= 1.5 else ""
     lines = [
         f"Measured {r['machine']['date'][:10]} on {r['machine']['cpu']} ({r['machine']['cores']} cores,"
-        f" {r['machine']['torch_threads']} torch thread(s)); matmul peak in the same run:"
+        f" {r['machine']['torch_threads']} torch thread(s){load}); matmul peak in the same run:"
         f" {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} GFLOP/s bf16.",
         "",
         "| training step | precision | batch x length | tokens/s | GFLOP/s | fraction of peak |",
@@ -91,7 +93,8 @@ def text_speed_table() -> str:
         "| generation of 1,000 tokens | cached | uncached | speed-up | identical tokens |",
         "|---|---|---|---|---|",
     ]
-    for name, g in r["generation"].items():
+    one_thread = {f"{k}, 1 thread": g for k, g in r.get("generation_one_thread", {}).items()}
+    for name, g in {**r["generation"], **one_thread}.items():
         lines.append(
             f"| {name} | {g['cached_s']:.2f} s | {g['uncached_s']:.1f} s | {g['speedup']:.1f}× |"
             f" {g['identical_tokens']} |"

@@ -187,3 +187,24 @@ def test_bad_token_input_is_a_clear_error(name: str) -> None:
     assert model.generate(torch.tensor([1, 2]), 0).tolist() == [[1, 2]]  # n = 0: the prompt
     with pytest.raises(ChainruleError, match="prefixes only"):
         model.sample(2, given=torch.zeros(2, 3), mask=torch.tensor([False, True, False]))
+
+
+def test_rotary_transformer_trains_after_evaluation_under_inference_mode() -> None:
+    """Lightning validates under torch.inference_mode before training: the rotary tables that
+    evaluation builds and keeps must still be usable by a training step's backward pass."""
+    model = CausalTransformer(3, d_model=8, layers=1, heads=2, block_size=6)
+    x = torch.randint(0, 3, (2, 6), generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        model.log_prob(x)
+    (-model.log_prob(x).mean()).backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_kv_cache_refuses_positions_beyond_its_capacity() -> None:
+    from chainrule.nn import KVCache
+
+    cache = KVCache(torch.zeros(1, 2, 3, 4), torch.ones(1, 2, 3, 4), capacity=4)
+    k, v = cache.append(torch.full((1, 2, 1, 4), 2.0), torch.full((1, 2, 1, 4), 3.0))
+    assert cache.length == 4 and k[0, 0, :, 0].tolist() == [0, 0, 0, 2] and v[0, 0, -1, 0] == 3
+    with pytest.raises(ValueError, match="KV cache full"):
+        cache.append(torch.zeros(1, 2, 1, 4), torch.zeros(1, 2, 1, 4))

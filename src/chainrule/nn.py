@@ -60,16 +60,40 @@ def rotary_tables(start: int, length: int, dim: int, device=None) -> tuple[torch
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x_i, x_{i+d/2}) of the last axis by position-dependent angles."""
+    """Rotate pairs (x_i, x_{i+d/2}) of the last axis by position-dependent angles; `cos` and
+    `sin` are the tables of `rotary_tables` repeated twice along the last axis (full width), so
+    this is x * cos + (-x2, x1) * sin, computed in float32 (or float64 for float64 inputs)."""
     h = x.shape[-1] // 2
-    x1, x2 = x[..., :h].float(), x[..., h:].float()
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).to(x.dtype)
+    return (x * cos + torch.cat([-x[..., h:], x[..., :h]], -1) * sin).to(x.dtype)
+
+
+class KVCache:
+    """Keys and values (B, heads, positions, head size) of one attention layer, in buffers
+    allocated once for `capacity` positions, so appending a position copies only that position."""
+
+    def __init__(self, k: torch.Tensor, v: torch.Tensor, capacity: int) -> None:
+        B, H, L, D = k.shape
+        self.k = k.new_empty(B, H, max(capacity, L), D)
+        self.v = v.new_empty(B, H, max(capacity, L), D)
+        self.length = 0
+        self.append(k, v)
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store new positions; return all cached keys and values (views, no copy)."""
+        end = self.length + k.shape[2]
+        if end > self.k.shape[2]:
+            raise ValueError(f"KV cache full: {end} positions > capacity {self.k.shape[2]}")
+        self.k[:, :, self.length : end] = k
+        self.v[:, :, self.length : end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
 
 
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position i attends to positions <= i, through
-    `F.scaled_dot_product_attention` (is_causal). With `cache=(K, V)` the new positions are
-    appended to cached keys/values (a KV cache: generation costs O(1) passes per token)."""
+    `F.scaled_dot_product_attention` (is_causal). `forward` with `cache_capacity` also returns a
+    `KVCache` of its keys and values; `step` adds one position on top of such a cache (a KV cache:
+    generation costs O(1) passes per token)."""
 
     def __init__(self, d_model: int, heads: int, dropout: float = 0.0, rotary: bool = False) -> None:
         super().__init__()
@@ -78,24 +102,51 @@ class CausalSelfAttention(nn.Module):
         self.heads, self.dropout, self.rotary = heads, dropout, rotary
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
+        self._rotary: tuple[torch.Tensor, torch.Tensor] | None = None  # cos/sin of positions 0..n-1
 
-    def forward(
-        self, x: torch.Tensor, start: int = 0, cache: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """x (B, L, d) at positions start..start+L-1 -> (output (B, L, d), (K, V) including x's)."""
+    def rotary_for(self, start: int, length: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows start..start+length-1 of full-width cos/sin tables computed once (the values of
+        `rotary_tables(start, length, ...)` repeated twice: each entry depends on its position only)."""
+        end = start + length
+        if self._rotary is None or self._rotary[0].shape[0] < end or self._rotary[0].device != device:
+            # normal tensors even when first called under inference_mode (Lightning's validation),
+            # so that training can save them for backward afterwards
+            with torch.inference_mode(False):
+                cos, sin = rotary_tables(0, max(end, 256), self.qkv.in_features // self.heads, device)
+                self._rotary = (torch.cat([cos, cos], -1), torch.cat([sin, sin], -1))
+        cos, sin = self._rotary
+        return cos[start:end], sin[start:end]
+
+    def forward(self, x: torch.Tensor, cache_capacity: int = 0) -> tuple[torch.Tensor, KVCache | None]:
+        """x (B, L, d) at positions 0..L-1 -> (output (B, L, d), a `KVCache` for `cache_capacity`
+        positions holding x's keys and values, or None when `cache_capacity` is 0)."""
         B, L, d = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        if self.rotary:
-            cos, sin = rotary_tables(start, L, d // self.heads, x.device)
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        if cache is not None:
-            k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
-        if L > 1 and k.shape[2] != L:
-            raise ValueError("several new positions on top of a cache are not supported")
+        qkv = self.qkv(x).view(B, L, 3, self.heads, d // self.heads)
+        if self.rotary:  # q and k rotated in one call
+            cos, sin = self.rotary_for(0, L, x.device)
+            q, k = apply_rotary(qkv[:, :, :2], cos[:, None, None], sin[:, None, None]).permute(2, 0, 3, 1, 4)
+            v = qkv[:, :, 2].transpose(1, 2)
+        else:
+            q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        cache = KVCache(k, v, cache_capacity) if cache_capacity else None
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=L > 1, dropout_p=self.dropout if self.training else 0.0
+            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
         )
-        return self.proj(y.transpose(1, 2).reshape(B, L, d)), (k, v)
+        return self.proj(y.transpose(1, 2).reshape(B, L, d)), cache
+
+    def step(self, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """x (B, 1, d) at the position after the cached ones, which it attends to (and itself)
+        and joins -> output (B, 1, d). Inference only (no dropout)."""
+        B, _, d = x.shape
+        pos = cache.length
+        qkv = self.qkv(x).view(B, 3, self.heads, d // self.heads)
+        qk = qkv[:, :2]
+        if self.rotary:
+            cos, sin = self.rotary_for(pos, 1, x.device)
+            qk = apply_rotary(qk, cos, sin)
+        k, v = cache.append(qk[:, 1, :, None], qkv[:, 2, :, None])  # (B, heads, pos + 1, head size)
+        y = F.scaled_dot_product_attention(qk[:, 0, :, None], k, v)  # one query: no mask needed
+        return self.proj(y.reshape(B, 1, d))  # (B, heads, 1, head size) -> (B, 1, d)
 
 
 class CausalConv1d(nn.Conv1d):

@@ -14,6 +14,7 @@ something it has never seen.)
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,7 +107,7 @@ def text_file(path: str | os.PathLike, tokenizer: CharTokenizer | None = None) -
     """A user's text file: first 90 % train, next 5 % validation, last 5 % test (by character).
 
     A character that occurs only in the validation or test part is an error (the vocabulary
-    comes from the training part); the message names it.
+    comes from the training part); the message names it and says how to fix the file.
     """
     text = read_text(path)
     if len(text) < MIN_CHARS:
@@ -114,6 +115,18 @@ def text_file(path: str | os.PathLike, tokenizer: CharTokenizer | None = None) -
     n = len(text)
     a, b = round(n * (1 - VAL_FRACTION - TEST_FRACTION)), round(n * (1 - TEST_FRACTION))
     texts = {"train": text[:a], "val": text[a:b], "test": text[b:]}
+    if tokenizer is None:
+        seen = set(texts["train"])
+        for split, where in (("val", "the next 5 %"), ("test", "the last 5 %")):
+            new = Counter(c for c in texts[split] if c not in seen)
+            if new:
+                shown = ", ".join(f"{c!r} ({k}x)" for c, k in new.most_common(8))
+                raise ChainruleError(
+                    f"the {split} split of {path} ({where} of the file) has {len(new)} character(s) that"
+                    f" the training split (the first 90 %) lacks: {shown}. The vocabulary comes from the"
+                    " training split: remove or replace these characters, or move a passage that holds"
+                    " them into the first 90 % of the file"
+                )
     return dataset_from_splits(
         f"text:{path}", texts, f"{path}: {a:,} / {b - a:,} / {n - b:,} characters train/val/test", tokenizer
     )

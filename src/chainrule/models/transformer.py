@@ -21,7 +21,7 @@ from torch import nn
 from chainrule.errors import ChainruleError
 from chainrule.models.base import register_model
 from chainrule.models.sequence import SequenceModel
-from chainrule.nn import CausalSelfAttention
+from chainrule.nn import CausalSelfAttention, KVCache
 
 
 class Block(nn.Module):
@@ -40,10 +40,17 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, start: int = 0, cache=None):
-        a, kv = self.attn(self.norm1(x), start, cache)
-        x = x + self.drop(a)
-        return x + self.mlp(self.norm2(x)), kv
+    def forward(self, x: torch.Tensor, cache_capacity: int = 0) -> tuple[torch.Tensor, KVCache | None]:
+        """x (B, L, d) -> (B, L, d), and the attention's KV cache when `cache_capacity` > 0."""
+        a, cache = self.attn(self.norm1(x), cache_capacity)
+        x = x + (self.drop(a) if self.training else a)
+        return x + self.mlp(self.norm2(x)), cache
+
+    def step(self, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """The output (B, 1, d) at the position after the cached ones, which joins `cache`
+        (inference only: no dropout)."""
+        x = x + self.attn.step(self.norm1(x), cache)
+        return x + self.mlp(self.norm2(x))
 
 
 @register_model("transformer")
@@ -105,7 +112,7 @@ class CausalTransformer(SequenceModel):
         h = self.embedding(inputs)
         if self.pos is not None:
             h = h + self.pos(torch.arange(start, start + inputs.shape[1], device=inputs.device))
-        return self.drop(h)
+        return self.drop(h) if self.training else h
 
     def trunk(self, h: torch.Tensor) -> torch.Tensor:
         """Embedded inputs (B, L, d) at positions 0..L-1 -> logits (B, L, V)."""
@@ -143,7 +150,7 @@ class CausalTransformer(SequenceModel):
         start = self.window_start(seq.shape[1])
         h, cache = self.embed(seq[:, start:]), []
         for block in self.blocks:
-            h, kv = block(h)
+            h, kv = block(h, cache_capacity=self.block_size)
             cache.append(kv)
         return self._logits(h[:, -1]), (start, cache)
 
@@ -152,8 +159,7 @@ class CausalTransformer(SequenceModel):
         if self.window_start(seq.shape[1]) != start:
             return self.prefill(seq)  # the window moved: rebuild the cache from its new start
         pos = seq.shape[1] - 1 - start
-        h, new = self.embed(seq[:, -1:], pos), []
+        h = self.embed(seq[:, -1:], pos)
         for block, kv in zip(self.blocks, kvs):
-            h, kv = block(h, pos, kv)
-            new.append(kv)
-        return self._logits(h[:, -1]), (start, new)
+            h = block.step(h, kv)  # appends this position to kv in place
+        return self._logits(h[:, -1]), (start, kvs)
