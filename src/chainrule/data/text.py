@@ -1,7 +1,8 @@
 """Token sequences for language models: a character tokenizer and the sequence dataset record.
 
 Unknown characters are an explicit error, never silently mapped: the vocabulary is every
-character of the *training* text, it is stored with the model (config.json, `vocab`), and
+character of the data set's text (all of a user's file; the training plays for Shakespeare), it
+is stored with the model (config.json, `vocab`), and
 encoding a prompt or an evaluation text with a character outside it raises a `ChainruleError`
 that names the characters. (A reserved "unknown" token would get no training signal, so its
 probability would be meaningless, and a prompt containing it would condition the model on
@@ -14,7 +15,6 @@ something it has never seen.)
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,8 +106,10 @@ def dataset_from_splits(
 def text_file(path: str | os.PathLike, tokenizer: CharTokenizer | None = None) -> SequenceDataset:
     """A user's text file: first 90 % train, next 5 % validation, last 5 % test (by character).
 
-    A character that occurs only in the validation or test part is an error (the vocabulary
-    comes from the training part); the message names it and says how to fix the file.
+    The vocabulary is every character of the whole file, so a rare character that happens to
+    fall only in the validation or test part can still be scored (the model learns to give it
+    little probability) instead of stopping the run. Only the set of characters is shared; the
+    model never sees the held-out text.
     """
     text = read_text(path)
     if len(text) < MIN_CHARS:
@@ -116,17 +118,7 @@ def text_file(path: str | os.PathLike, tokenizer: CharTokenizer | None = None) -
     a, b = round(n * (1 - VAL_FRACTION - TEST_FRACTION)), round(n * (1 - TEST_FRACTION))
     texts = {"train": text[:a], "val": text[a:b], "test": text[b:]}
     if tokenizer is None:
-        seen = set(texts["train"])
-        for split, where in (("val", "the next 5 %"), ("test", "the last 5 %")):
-            new = Counter(c for c in texts[split] if c not in seen)
-            if new:
-                shown = ", ".join(f"{c!r} ({k}x)" for c, k in new.most_common(8))
-                raise ChainruleError(
-                    f"the {split} split of {path} ({where} of the file) has {len(new)} character(s) that"
-                    f" the training split (the first 90 %) lacks: {shown}. The vocabulary comes from the"
-                    " training split: remove or replace these characters, or move a passage that holds"
-                    " them into the first 90 % of the file"
-                )
+        tokenizer = CharTokenizer.from_text(text)
     return dataset_from_splits(
         f"text:{path}", texts, f"{path}: {a:,} / {b - a:,} / {n - b:,} characters train/val/test", tokenizer
     )
