@@ -187,6 +187,36 @@ def continuous_table() -> str:
     return "\n".join(lines)
 
 
+def image_speed_table() -> str:
+    """Cached vs generic sampling and training throughput of the image models."""
+    path = ROOT / "benchmarks/results/image_speed.json"
+    if not path.is_file():
+        return "_Run `python -m benchmarks.image_speed` to fill this table._"
+    r = json.loads(path.read_text())
+    peaks = r["peaks_gflops"]
+    rows = [
+        "| model | parameters | train images/s (bf16) | of conv peak | sampling 28×28: cached | generic |"
+        " speed-up | same images |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in r["models"]:
+        s, t = m["sampling_28x28"], m["bf16-mixed"]
+        rows.append(
+            f"| {m['model']} | {m['parameters']:,} | {t['images_per_s']} | {t['fraction_of_conv_peak']:.2f} |"
+            f" {s['cached_seconds']:.1f} s | {s['generic_seconds']:.1f} s | **{s['speedup']:.0f}×** |"
+            f" {'yes' if s['identical_images'] else 'no'} |"
+        )
+    rows.append("")
+    rows.append(
+        f"Measured {r['machine']['date'][:10]} on {r['machine']['cores']} cores ({r['machine']['cpu']}),"
+        f" load average {r['machine'].get('load_average_1min', 0):.1f} (a training ran beside it);"
+        f" conv peak bf16 {peaks['conv_bf16']:.0f} GFLOP/s, fp32 {peaks['conv_fp32']:.0f} GFLOP/s,"
+        f" {r['models'][0]['sampling_28x28']['images'] if r['models'] else '?'} images per sampling"
+        " run, batch 64 for training. Reproduce: `python -m benchmarks.image_speed`."
+    )
+    return "\n".join(rows)
+
+
 def replace(text: str, name: str, body: str) -> str:
     pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
     if not pattern.search(text):
@@ -200,6 +230,7 @@ def main() -> None:
     text = replace(text, "zoo", zoo_table())
     text = replace(text, "speed", speed_table())
     text = replace(text, "continuous", continuous_table())
+    text = replace(text, "image-speed", image_speed_table())
     if "<!-- text-zoo:start -->" in text:
         text = replace(text, "text-zoo", text_zoo_table())
         text = replace(text, "text-speed", text_speed_table())
