@@ -77,7 +77,10 @@ class ImageAutoregressiveModel(AutoregressiveModel):
         raise NotImplementedError
 
     def conditioner(self, x: torch.Tensor) -> torch.Tensor:
-        return self.to_params(self.network(self.to_image(x)))
+        out = self.network(self.to_image(x))
+        if out.dtype in (torch.bfloat16, torch.float16):  # heads need fp32: bin masses are differences
+            out = out.float()
+        return self.to_params(out)
 
     def pixel_params(self, out: torch.Tensor) -> torch.Tensor:
         """One pixel's network output (B, C * P) → its C sub-pixels' head parameters."""
