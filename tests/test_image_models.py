@@ -277,3 +277,38 @@ def test_greedy_decoding_within_a_window_picks_the_most_likely_allowed_value(kin
         allowed = (torch.arange(8.0)[None] - x[:, d : d + 1]).abs() <= 1
         best = terms[:, d].masked_fill(~allowed, -torch.inf).argmax(-1)
         assert torch.equal(best.double(), fast[:, d])
+
+
+def test_super_resolution_model_is_normalised_for_each_low_resolution_image():
+    model = build("gated", [2, 4], lowres_factor=2)  # low resolution: 1 x 2
+    images = all_images(8)
+    for low in ([0.0, 0.0], [1.0, 0.0], [1.0, 1.0]):
+        cond = torch.tensor([low], dtype=torch.float64).expand(len(images), 2)
+        assert model.log_prob(images, cond).exp().sum().item() == pytest.approx(1.0, abs=1e-10)
+    # without cond, log_prob scores p(x | downsample(x)): the block means, rounded
+    x = torch.tensor([[1, 1, 0, 0, 1, 1, 0, 1]], dtype=torch.float64)
+    assert model.condition_from(x).tolist() == [[1.0, 0.0]]  # means 1.0 and 0.25 (row-major 2x2 blocks)
+    assert torch.allclose(model.log_prob(x), model.log_prob(x, model.condition_from(x)))
+
+
+def test_super_resolution_sampling_is_cached_exactly_and_keeps_causality():
+    model = build("gated", [4, 4], lowres_factor=2, channels=30, output_channels=60)
+    low = torch.tensor([[1.0, 0.0, 0.0, 1.0]], dtype=torch.float64).expand(3, 4)
+    fast = model.sample(3, low, generator=torch.Generator().manual_seed(0))
+    slow = model.sample(3, low, generator=torch.Generator().manual_seed(0), method="generic")
+    assert torch.equal(fast, slow)
+    fixed = low[:1]
+    model_given = lambda v: model.conditioner(v)  # noqa: E731
+    model._cond = fixed
+    try:
+        x = torch.bernoulli(
+            torch.full((16,), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(1)
+        )
+        jac = torch.autograd.functional.jacobian(lambda v: model_given(v[None])[0], x)
+    finally:
+        model._cond = None
+    assert torch.equal(jac != 0, raster_allowed(16))
+    with pytest.raises(ChainruleError, match="low-resolution"):
+        model.sample(2)
+    with pytest.raises(ChainruleError, match="2x2"):
+        model.log_prob(torch.zeros(2, 16, dtype=torch.float64), torch.zeros(2, 9, dtype=torch.float64))

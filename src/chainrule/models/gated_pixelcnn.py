@@ -10,9 +10,11 @@ Two stacks remove PixelCNN's blind spot:
   features through a 1 × 1 convolution, and has residual connections.
 
 Both use gated activations tanh(a) * sigmoid(b). An optional condition adds a learned bias to
-every gate: `num_classes` for a class label (one-hot), `cond_dim` for any vector (for example a
-flattened low-resolution image). Fast sampling computes the vertical stack once per row and the
-horizontal stack one pixel at a time from per-layer caches.
+every gate: `num_classes` for a class label (one-hot), `cond_dim` for any vector, or, with
+`lowres_factor` f, a *spatial* bias computed from the image downsampled f times (a 3 × 3
+convolution of its nearest-neighbour upsampling), which makes the model p(x | downsample(x)):
+super-resolution. Fast sampling computes the vertical stack once per row and the horizontal stack
+one pixel at a time from per-layer caches.
 """
 
 from __future__ import annotations
@@ -26,6 +28,16 @@ from chainrule.masked_conv import MaskedConv2d
 from chainrule.models.base import register_model
 from chainrule.models.image import ImageAutoregressiveModel
 from chainrule.models.pixelcnn import pointwise
+
+
+def row_of(bias: torch.Tensor, i: int) -> torch.Tensor:
+    """Row i (B, C, W) of a (B, C, H, W) bias map, or a (B, C, 1, 1) bias as (B, C, 1)."""
+    return bias[:, :, 0] if bias.shape[2] == 1 else bias[:, :, i]
+
+
+def pixel_of(bias: torch.Tensor, i: int, j: int) -> torch.Tensor:
+    """The (B, C) bias at pixel (i, j) of a map, or the global one."""
+    return bias[:, :, 0, 0] if bias.shape[2] == 1 else bias[:, :, i, j]
 
 
 def gate(pre: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -51,12 +63,13 @@ class GatedLayer(nn.Module):
         self.h_out = MaskedConv2d(channels, channels, 1, "B", colours)
 
     def forward(self, v: torch.Tensor, h: torch.Tensor, bias: torch.Tensor | None):
+        """`bias` (B, 2 * channels, 1, 1) or (B, 2 * channels, H, W) is added to both gates."""
         v_pre = self.vertical(F.pad(v, self.vpads))
         shifted = F.pad(v_pre, (0, 0, 1, 0))[:, :, :-1]  # row i gets row i - 1: strictly above
         h_pre = self.horizontal(h) + self.v_to_h(shifted)
         if bias is not None:
-            v_pre = v_pre + bias[:, :, None, None]
-            h_pre = h_pre + bias[:, :, None, None]
+            v_pre = v_pre + bias
+            h_pre = h_pre + bias
         h_new = self.h_out(gate(h_pre))
         return gate(v_pre), h_new if self.first else h + h_new
 
@@ -66,7 +79,8 @@ class GatedPixelCNN(ImageAutoregressiveModel):
     """Gated PixelCNN: `layers` gated layers of `channels` features (the first with a
     `first_kernel` window, the rest `kernel`), then ReLU, 1 × 1 (`output_channels`), ReLU, 1 × 1
     to the head. `num_classes` / `cond_dim` make it conditional (pass `cond` to log_prob/sample:
-    class indices (B,) or vectors (B, cond_dim))."""
+    class indices (B,) or vectors (B, cond_dim)); `lowres_factor` f makes it p(x | downsample(x, f))
+    (log_prob derives the condition from x when none is given; `sample(n, cond=lowres)` upsamples)."""
 
     def __init__(
         self,
@@ -81,6 +95,7 @@ class GatedPixelCNN(ImageAutoregressiveModel):
         components: int = 5,
         num_classes: int = 0,
         cond_dim: int = 0,
+        lowres_factor: int = 0,
     ) -> None:
         super().__init__(image_shape, num_values, head, components)
         self.remember_config(locals())
@@ -89,22 +104,50 @@ class GatedPixelCNN(ImageAutoregressiveModel):
             raise ChainruleError(f"GatedPixelCNN needs channels, output_channels >= {c} and layers >= 1")
         if kernel < 1 or kernel % 2 == 0 or first_kernel < 1 or first_kernel % 2 == 0:
             raise ChainruleError("GatedPixelCNN kernels must be odd")
-        if num_classes and cond_dim:
-            raise ChainruleError("condition on a class (num_classes) or a vector (cond_dim), not both")
-        self.num_classes, self.cond_dim = int(num_classes), int(cond_dim)
+        if sum(bool(v) for v in (num_classes, cond_dim, lowres_factor)) > 1:
+            raise ChainruleError(
+                "condition on one of: a class (num_classes), a vector (cond_dim), lowres_factor"
+            )
+        if lowres_factor and (lowres_factor < 2 or self.height % lowres_factor or self.width % lowres_factor):
+            raise ChainruleError(
+                f"lowres_factor must be >= 2 and divide the image size {self.height}x{self.width}"
+            )
+        self.num_classes, self.cond_dim, self.lowres_factor = (
+            int(num_classes),
+            int(cond_dim),
+            int(lowres_factor),
+        )
         self.layers = nn.ModuleList(
             GatedLayer(c if n == 0 else channels, channels, first_kernel if n == 0 else kernel, c, n == 0)
             for n in range(layers)
         )
         width = self.num_classes or self.cond_dim
         self.cond_bias = nn.Linear(width, 2 * channels * layers) if width else None
+        self.cond_maps = nn.Conv2d(c, 2 * channels * layers, 3, padding=1) if lowres_factor else None
         self.out1 = MaskedConv2d(channels, output_channels, 1, "B", c)
         self.out2 = MaskedConv2d(output_channels, c * self.params_per_value, 1, "B", c)
         self._cond: torch.Tensor | None = None
 
     # -- conditioning ----------------------------------------------------------------------------
+    @property
+    def lowres_shape(self) -> tuple[int, int, int]:
+        """(h, w, C) of the low-resolution condition of a super-resolution model."""
+        f = self.lowres_factor
+        return self.height // f, self.width // f, self.colours
+
+    def condition_from(self, x: torch.Tensor) -> torch.Tensor:
+        """The low-resolution condition of images x (B, D): the mean of each f × f block of pixel
+        values, rounded to a level, flat (B, h * w * C) channel-fastest like the images."""
+        f, (h, w, c) = self.lowres_factor, self.lowres_shape
+        img = x.reshape(x.shape[0], self.height, self.width, c).permute(0, 3, 1, 2)
+        low = F.avg_pool2d(img, f).round()
+        return low.permute(0, 2, 3, 1).reshape(x.shape[0], h * w * c)
+
     def condition_biases(self, cond: torch.Tensor | None, batch: int) -> list[torch.Tensor | None]:
-        """Per-layer gate biases (B, 2 * channels) from `cond`, or Nones for an unconditional model."""
+        """Per-layer gate biases, (B, 2 * channels, 1, 1) from a class or vector, (B, 2 * channels,
+        H, W) from a low-resolution image; Nones for an unconditional model."""
+        if self.cond_maps is not None:
+            return self._spatial_biases(cond, batch)
         if self.cond_bias is None:
             if cond is not None:
                 raise ChainruleError("this model is unconditional: build it with num_classes or cond_dim")
@@ -123,10 +166,28 @@ class GatedPixelCNN(ImageAutoregressiveModel):
                 want = f"({batch}, {self.cond_dim})"
                 raise ChainruleError(f"cond must have shape {want}, got {tuple(cond.shape)}")
             feats = cond.to(self.out2.weight.dtype)
-        return list(self.cond_bias(feats).chunk(len(self.layers), dim=1))
+        return [b[:, :, None, None] for b in self.cond_bias(feats).chunk(len(self.layers), dim=1)]
+
+    def _spatial_biases(self, cond: torch.Tensor | None, batch: int) -> list[torch.Tensor]:
+        if cond is None:
+            raise ChainruleError("a super-resolution model needs cond: the low-resolution images")
+        h, w, c = self.lowres_shape
+        cond = torch.as_tensor(cond, device=self.out2.weight.device)
+        if cond.shape[0] != batch or cond[0].numel() != h * w * c:
+            raise ChainruleError(
+                f"cond must hold {batch} low-resolution images of {h}x{w}"
+                + (f"x{c}" if c > 1 else "")
+                + f" values, got shape {tuple(cond.shape)}"
+            )
+        self.head.validate(cond, "cond (low-resolution images)")
+        low = cond.reshape(batch, h, w, c).permute(0, 3, 1, 2).to(self.out2.weight.dtype)
+        up = F.interpolate(self.scale_value(low), scale_factor=self.lowres_factor, mode="nearest")
+        return list(self.cond_maps(up).chunk(len(self.layers), dim=1))
 
     def log_prob_terms(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         x = self.prepare(x)
+        if self.lowres_factor and cond is None:
+            cond = self.condition_from(x)
         self._cond = cond
         try:
             return self.head.log_prob(self.conditioner(x), x)
@@ -189,7 +250,7 @@ class GatedPixelCNN(ImageAutoregressiveModel):
                 window = self._v_in[n][:, :, i - 1 : i + top]  # input rows i-1-k2 .. i-1 (padded)
                 pre = F.conv2d(window, layer.vertical.weight, layer.vertical.bias)[:, :, 0]
                 bias = self._biases[n]
-                v_pre = pre if bias is None else pre + bias[:, :, None]
+                v_pre = pre if bias is None else pre + row_of(bias, i - 1)
                 if n + 1 < len(self.layers):
                     nxt = self.layers[n + 1]
                     k2n = nxt.horizontal.pads[0]
@@ -207,7 +268,7 @@ class GatedPixelCNN(ImageAutoregressiveModel):
             h_pre = layer.horizontal.output_at(self._h_in[n][:, :, i : i + 1], 0, j)
             h_pre = h_pre + self._v_to_h[n][:, :, j]
             if self._biases[n] is not None:
-                h_pre = h_pre + self._biases[n]
+                h_pre = h_pre + pixel_of(self._biases[n], i, j)
             h_new = pointwise(layer.h_out, gate(h_pre))
             h = h_new if layer.first else h + h_new
             if n + 1 < len(self.layers):
