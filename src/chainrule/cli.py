@@ -1,4 +1,5 @@
-"""`chainrule` command line: train, eval, sample, generate, demo, datasets, data, bench, bn."""
+"""`chainrule` command line: train, eval, sample, complete, score, generate, demo, datasets, data,
+bench, bn."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ EPILOG = """examples:
   chainrule eval zoo/nade-mnist --data binarized-mnist --split test
   chainrule sample zoo/nade-mnist -n 64 --seed 0 --out grid.png
   chainrule complete zoo/gated-pixelcnn-mnist --data binarized-mnist --mask bottom-half
+  chainrule score zoo/nade-mnist --data binarized-mnist --ood-data binarized-fashion-mnist -n 2000
   chainrule train recipes/csv.yaml data.name=csv:my-data.csv --out runs/my-data
   chainrule sample runs/my-data/model -n 100 --out samples.csv
   chainrule train recipes/transformer-shakespeare.yaml
@@ -114,6 +116,34 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--samples", type=int, default=3, help="completions per image (default 3)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", default="completions.png", help="PNG path (default completions.png)")
+
+    sc = sub.add_parser(
+        "score",
+        help="out-of-distribution detection: score in-distribution vs OOD data; table and histograms",
+        description="Score the test images of --data (in-distribution) and of --ood-data with every OOD"
+        " score (higher = more anomalous): negative log-likelihood, bits/dim, likelihood ratio against"
+        " --background (a model trained with train.perturb_rate), input complexity (NLL in bits minus"
+        " a lossless compressor's bits) and typicality (|NLL - mean NLL of --data's validation"
+        " split|, its training split when --split val). Prints a table of AUROC, AUPR and FPR at"
+        " 95 % TPR (OOD = positive) to stderr, one JSON line to stdout, and writes a PNG of the"
+        " score histograms.",
+    )
+    sc.add_argument("model_dir")
+    sc.add_argument("--data", required=True, help="the model's own (in-distribution) dataset")
+    sc.add_argument("--ood-data", required=True, help="the out-of-distribution dataset")
+    sc.add_argument("--background", help="background model folder, for the likelihood-ratio score")
+    sc.add_argument("--split", default="test", choices=["train", "val", "test"], help="(default test)")
+    sc.add_argument("-n", type=int, default=None, help="use the first N images of each split (default all)")
+    sc.add_argument("--out", default="ood-scores.png", help="histogram PNG path (default ood-scores.png)")
+    sc.add_argument(
+        "--compressor",
+        default="best",
+        choices=["best", "png", "zlib", "bz2", "lzma"],
+        help="lossless compressor of the input-complexity score (default best: the shortest per image)",
+    )
+    sc.add_argument("--batch-size", type=int, default=500)
+    sc.add_argument("--k", type=int, default=None, help="VAE: importance samples per example (default 1000)")
+    sc.add_argument("--seed", type=int, default=0, help="VAE: seed of the importance samples")
 
     g = sub.add_parser(
         "generate",
@@ -416,6 +446,89 @@ def cmd_complete(args) -> dict:
     return result
 
 
+def cmd_score(args) -> dict:
+    """In-distribution vs OOD scores: table on stderr, histograms PNG, metrics as JSON."""
+    import torch
+
+    from chainrule.data import load_dataset
+    from chainrule.models import SequenceModel
+    from chainrule.persistence import load
+    from chainrule.report import score_histograms
+    from chainrule.tasks.anomaly import check_data_fits, check_same_kind, compare_ood, format_table
+
+    model = load(args.model_dir)
+    if isinstance(model, SequenceModel):
+        raise ChainruleError(
+            f"{args.model_dir} is a sequence model; `chainrule score` scores images and arrays"
+        )
+    if model.class_conditional:
+        raise ChainruleError("OOD scores of class-conditional models are not supported yet")
+    if args.n is not None and args.n < 2:
+        raise ChainruleError(f"-n must be at least 2, got {args.n}")
+    background = None
+    if args.background:
+        background = load(args.background)
+        check_same_kind(model, background)
+    data, ood = load_dataset(args.data), load_dataset(args.ood_data)
+    check_data_fits(model, data, args.data)
+    check_data_fits(model, ood, args.ood_data)
+    n = args.n
+    ref_split = "train" if args.split == "val" else "val"  # held out from the scored inputs
+    x_in, x_ood, x_ref = data.split(args.split)[:n], ood.split(args.split)[:n], data.split(ref_split)[:n]
+    kwargs: dict = {}
+    if hasattr(model, "importance_log_prob"):  # a latent-variable model: a seeded estimate
+        kwargs["generator"] = torch.Generator().manual_seed(args.seed)
+        if args.k is not None:
+            kwargs["k"] = args.k
+    elif args.k is not None:
+        raise ChainruleError(f"--k applies to latent-variable models (VAE), not {model.registry_name!r}")
+    if background is not None and hasattr(background, "importance_log_prob") != hasattr(
+        model, "importance_log_prob"
+    ):
+        raise ChainruleError("the model and the background model must both be VAEs or both not be")
+    t = time.time()
+    result = compare_ood(
+        model,
+        x_in.to(torch.get_default_dtype()),
+        x_ood.to(torch.get_default_dtype()),
+        x_ref.to(torch.get_default_dtype()),
+        background=background,
+        compressor=args.compressor,
+        image_shape=data.image_shape,
+        batch_size=args.batch_size,
+        log_prob_kwargs=kwargs,
+    )
+    secs = time.time() - t
+    summary = result.summary()
+    print(
+        f"{args.model_dir}: {len(x_in)} {args.data} vs {len(x_ood)} {args.ood_data} ({args.split} split);"
+        " OOD = positive\n" + format_table(summary),
+        file=sys.stderr,
+    )
+    score_histograms(
+        result.scores_in,
+        result.scores_ood,
+        args.out,
+        labels=(args.data, args.ood_data),
+        aurocs={k: v["auroc"] for k, v in summary.items()},
+        title=f"{model.registry_name}: {args.data} (in) vs {args.ood_data} (OOD)",
+    )
+    return {
+        "model_dir": args.model_dir,
+        "data": args.data,
+        "ood_data": args.ood_data,
+        "split": args.split,
+        "n_in": len(x_in),
+        "n_ood": len(x_ood),
+        "background": args.background,
+        "compressor": args.compressor,
+        "typicality_reference": {"split": ref_split, "n": len(x_ref), "nll_mean": result.reference_nll_mean},
+        "scores": summary,
+        "out": args.out,
+        "seconds": round(secs, 2),
+    }
+
+
 def cmd_generate(args) -> None:
     """Print prompt + continuation (or write it to --out); timing goes to stderr as JSON."""
     import torch
@@ -652,6 +765,7 @@ def main(argv: list[str] | None = None) -> int:
         "eval": cmd_eval,
         "sample": cmd_sample,
         "complete": cmd_complete,
+        "score": cmd_score,
         "generate": cmd_generate,
         "demo": cmd_demo,
         "datasets": cmd_datasets,

@@ -144,3 +144,56 @@ def plot_curves(log_dir: str | os.PathLike, path: str | os.PathLike, title: str 
     ax.grid(alpha=0.3)
     ax.legend()
     return _save_figure(fig, path)
+
+
+SCORE_TITLES = {"nll": "NLL", "bits_per_dim": "bits/dim"}
+SCORE_LABELS = {
+    "nll": "negative log-likelihood (nats)",
+    "bits_per_dim": "bits per dimension",
+    "likelihood_ratio": "likelihood ratio score (nats)",
+    "input_complexity": "input complexity S(x) (bits)",
+    "typicality": "typicality |NLL - Ĥ| (nats)",
+}
+
+
+def score_histogram_figure(
+    scores_in: dict[str, torch.Tensor],
+    scores_ood: dict[str, torch.Tensor],
+    *,
+    labels: tuple[str, str] = ("in-distribution", "OOD"),
+    aurocs: dict[str, float] | None = None,
+    title: str | None = None,
+    skip: tuple[str, ...] = ("bits_per_dim",),
+):
+    """A matplotlib figure with one panel per score: histograms of in-distribution and OOD values
+    on shared bins (density-normalised; values beyond the 0.5 and 99.5 percentiles are drawn in
+    the end bins), the AUROC in the panel title when given. `bits_per_dim` is left out by default:
+    it ranks like `nll`."""
+    names = [k for k in scores_in if k in scores_ood and k not in skip]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.6), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        a = scores_in[name].detach().double().cpu().numpy()
+        b = scores_ood[name].detach().double().cpu().numpy()
+        lo, hi = np.percentile(np.r_[a, b], [0.5, 99.5])
+        bins = np.linspace(lo, hi if hi > lo else lo + 1, 41)
+        ax.hist(np.clip(a, bins[0], bins[-1]), bins=bins, density=True, alpha=0.6, label=labels[0])
+        ax.hist(np.clip(b, bins[0], bins[-1]), bins=bins, density=True, alpha=0.6, label=labels[1])
+        head = SCORE_TITLES.get(name, name.replace("_", " "))
+        if aurocs and name in aurocs:
+            head += f"  (AUROC {aurocs[name]:.3f})"
+        ax.set_title(head, fontsize=9)
+        ax.set_xlabel(SCORE_LABELS.get(name, name), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_yticks([])
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def score_histograms(
+    scores_in: dict[str, torch.Tensor], scores_ood: dict[str, torch.Tensor], path: str | os.PathLike, **kwargs
+) -> Path:
+    """Write `score_histogram_figure` (same arguments) as a PNG: higher scores = more anomalous."""
+    return _save_figure(score_histogram_figure(scores_in, scores_ood, **kwargs), path)

@@ -30,6 +30,7 @@ from chainrule.checkpoint_io import SafeCheckpointIO, read_checkpoint
 from chainrule.data.base import Dataset
 from chainrule.data.binarize import binarize
 from chainrule.data.loading import SplitsData
+from chainrule.data.perturb import check_perturb_rate, perturb
 from chainrule.data.text import SequenceDataset
 from chainrule.errors import ChainruleError
 from chainrule.evaluate import split_condition
@@ -64,6 +65,7 @@ class TrainConfig:
     init_from: str | None = None  # a saved model folder whose parameters start this run (warm start)
     seq_len: int | None = None  # sequence models: tokens per training chunk (default: block size or 128)
     limit_val_batches: float | int = 1.0  # fraction or number of validation batches per epoch
+    perturb_rate: float = 0.0  # background models: each training value replaced by a random one w.p. this
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -117,6 +119,7 @@ class TrainConfig:
         need(is_int(self.num_nodes) and self.num_nodes >= 1, "num_nodes", "a positive integer")
         need(self.accelerator in ("cpu", "gpu", "cuda", "auto"), "accelerator", "'cpu', 'gpu' or 'auto'")
         need(self.strategy in STRATEGIES, "strategy", f"one of {list(STRATEGIES)}")
+        check_perturb_rate(self.perturb_rate, "train.perturb_rate")
         return self
 
 
@@ -159,9 +162,11 @@ class MaximumLikelihood(L.LightningModule):
         dynamic_binarization: bool = False,
         checkpoint: Path | None = None,
         labels: dict[str, torch.Tensor] | None = None,
+        num_values: int = 2,
     ):
         super().__init__()
         self.model = model
+        self.num_values = num_values  # values per dimension of the data, for train.perturb_rate
         self.labels = labels  # per split, for class-conditional models: cond = labels[index]
         self.config = config
         self.dynamic_binarization = dynamic_binarization
@@ -197,6 +202,9 @@ class MaximumLikelihood(L.LightningModule):
         x, index = batch
         if self.dynamic_binarization:
             x = binarize(x, index, self.config.seed, self.current_epoch)
+        if self.config.perturb_rate:  # a background model (Ren et al. 2019): corrupt every batch afresh
+            cfg = self.config
+            x = perturb(x, index, cfg.perturb_rate, self.num_values, cfg.seed, self.current_epoch)
         hook = getattr(self.model, "before_train_step", None)
         if hook is not None:
             hook(self.global_step)
@@ -412,6 +420,12 @@ def fit(
             f"{config.batch_size} (incomplete batches are dropped): lower train.batch_size"
         )
     model.train()  # Lightning keeps the mode it finds; an eval-mode model would train wrongly
+    if config.perturb_rate and (isinstance(dataset, SequenceDataset) or dataset.num_values < 2):
+        kind = "a token stream" if isinstance(dataset, SequenceDataset) else "continuous"
+        raise ChainruleError(
+            f"train.perturb_rate={config.perturb_rate} needs array data of discrete values (binary or"
+            f" K-level); dataset {dataset.name!r} is {kind}"
+        )
     if isinstance(dataset, SequenceDataset):  # text or audio: chunks of one long token stream
         from chainrule.sequence_training import sequence_training
 
@@ -422,7 +436,12 @@ def fit(
         if model.class_conditional:
             labels = {s: split_condition(model, dataset, s) for s in ("train", "val")}
         module = MaximumLikelihood(
-            model, config, dataset.dynamic_binarization, checkpoint=last, labels=labels
+            model,
+            config,
+            dataset.dynamic_binarization,
+            checkpoint=last,
+            labels=labels,
+            num_values=dataset.num_values,
         )
         data = SplitsData(dataset.train, dataset.val, config.batch_size, config.seed, config.num_workers)
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_nll", mode="min", save_top_k=1)
