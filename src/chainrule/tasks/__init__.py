@@ -1,2 +1,2 @@
-"""Tasks built on the model contract: completion (inpainting) now; anomaly scores, PixelDefend
-and generative classification follow (issue 8)."""
+"""Tasks built on the model contract: completion (inpainting), PixelDefend (attacks, detection by
+likelihood rank, purification) and generative classification (issue 8)."""
