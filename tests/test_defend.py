@@ -442,3 +442,24 @@ def test_cli_classifier_train_and_eval(tmp_path, capsys):
     assert rc == 2 and "--channels" in err
     rc, out, err = run(["classifier"], capsys)
     assert rc == 2 and "needs an action" in err
+
+
+def test_benchmark_script_writes_its_json_and_picture(saved, tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))  # the repository root
+    from benchmarks.pixeldefend import format_result
+    from benchmarks.pixeldefend import main as benchmark
+
+    argv = ["--model", saved / "model", "--classifier", saved / "clf", "-n", 2, "--reference", 5,
+            "--eps", "16/255", "--pgd-steps", 2, "--results", tmp_path, "--name", "pd"]  # fmt: skip
+    payload = benchmark([str(a) for a in argv])
+    saved_json = json.loads((tmp_path / "pd.json").read_text())
+    assert saved_json["rows"] == payload["rows"] and "machine" in saved_json
+    assert (tmp_path / "pd.png").stat().st_size > 1000
+    assert set(saved_json["targets"]["met"]) == {
+        "detection_auroc_at_16_at_least_0.9",
+        "purification_gain_at_least_30_points",
+        "clean_drop_at_most_5_points",
+    }
+    assert "density model: gated-pixelcnn" in format_result(saved_json)
