@@ -54,11 +54,16 @@ def targets(table: dict[str, Any]) -> dict[str, Any]:
         key = f"{r['input']}_{r['eps_levels']}"
         out[f"{key}_purification_gain_points"] = 100 * (r["purified_accuracy"] - r["accuracy"])
         out[f"{key}_detection_auroc"] = r["detection_auroc"]
-    at16 = [r["detection_auroc"] for r in rows[1:] if r["eps_levels"] == 16]
+    at16 = [r for r in rows[1:] if r["eps_levels"] == 16]
+    aurocs16 = [r["detection_auroc"] for r in at16]
+    gains16 = [100 * (r["purified_accuracy"] - r["accuracy"]) for r in at16]
     gains = [100 * (r["purified_accuracy"] - r["accuracy"]) for r in rows[1:]]
-    out["met"] = {
-        "detection_auroc_at_16_at_least_0.9": min(at16) >= 0.9 if at16 else None,
-        "purification_gain_at_least_30_points": min(gains) >= 30 if gains else None,
+    out["met"] = {  # None where the table lacks the rows a target needs
+        "detection_auroc_at_16_at_least_0.9": min(aurocs16) >= 0.9 if aurocs16 else None,
+        # at 16/255 the attacks leave room for a 30-point gain; a weak attack (FGSM at 8/255 against a
+        # small CNN) may leave the attacked accuracy within 30 points of the clean one
+        "purification_gain_at_16_at_least_30_points": min(gains16) >= 30 if gains16 else None,
+        "purification_gain_every_attack_at_least_30_points": min(gains) >= 30 if gains else None,
         "clean_drop_at_most_5_points": out["clean_accuracy_drop_points"] <= 5,
     }
     return out

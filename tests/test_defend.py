@@ -459,7 +459,8 @@ def test_benchmark_script_writes_its_json_and_picture(saved, tmp_path, capsys, m
     assert (tmp_path / "pd.png").stat().st_size > 1000
     assert set(saved_json["targets"]["met"]) == {
         "detection_auroc_at_16_at_least_0.9",
-        "purification_gain_at_least_30_points",
+        "purification_gain_at_16_at_least_30_points",
+        "purification_gain_every_attack_at_least_30_points",
         "clean_drop_at_most_5_points",
     }
     assert "density model: gated-pixelcnn" in format_result(saved_json)
