@@ -110,6 +110,46 @@ def completion_grid(
     return show_canvas(tile(np.stack(rows), ncols=s + 2), path, title)
 
 
+def defend_figure(
+    images: dict[str, torch.Tensor],
+    predictions: dict[str, torch.Tensor],
+    labels: torch.Tensor,
+    image_shape: tuple[int, ...],
+    *,
+    num_values: int = 256,
+    class_names: list[str] | tuple[str, ...] | None = None,
+    title: str | None = None,
+):
+    """PixelDefend examples: one column per image set (clean, attacked, purified, in the order of
+    `images`), one row per example; under each image the classifier's label, green when right
+    and red when wrong. Returns the matplotlib figure."""
+    names = list(images)
+    rows = len(labels)
+    fig, axes = plt.subplots(rows, len(names), figsize=(1.15 * len(names), 1.25 * rows + 0.4), squeeze=False)
+    for col, name in enumerate(names):
+        pixels = as_pixels(images[name], image_shape, num_values)
+        for row in range(rows):
+            ax = axes[row][col]
+            img = pixels[row]
+            ax.imshow(img[:, :, 0] if img.shape[2] == 1 else img, cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            pred, true = int(predictions[name][row]), int(labels[row])
+            text = class_names[pred] if class_names else str(pred)
+            ax.set_xlabel(text, fontsize=7, color="green" if pred == true else "red", labelpad=1)
+            if row == 0:
+                ax.set_title(name.replace(", ", "\n"), fontsize=7)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight() if title else 1))
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def defend_grid(path: str | os.PathLike, *args, **kwargs) -> Path:
+    """Write `defend_figure(*args, **kwargs)` as a PNG."""
+    return _save_figure(defend_figure(*args, **kwargs), path)
+
+
 def read_epoch_metrics(log_dir: str | os.PathLike) -> list[dict[str, str]]:
     """All rows of a run's CSV logs, one `partN/metrics.csv` per (re)start, in order."""
     parts = sorted(Path(log_dir).glob("part*/metrics.csv"), key=lambda p: int(p.parent.name[4:]))

@@ -1,3 +1,3 @@
-"""Tasks built on the model contract: completion (inpainting) and out-of-distribution scores
-(`anomaly`, with `ood_metrics` and `compression`); PixelDefend and generative classification
-follow (issue 8)."""
+"""Tasks built on the model contract: completion (inpainting), out-of-distribution scores
+(`anomaly`, with `ood_metrics` and `compression`), PixelDefend (attacks, detection by likelihood
+rank, purification) and generative classification (issue 8)."""
