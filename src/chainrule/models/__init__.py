@@ -4,6 +4,7 @@ from chainrule.models.autoregressive import AutoregressiveModel
 from chainrule.models.base import MODEL_REGISTRY, Model, build_model, register_model
 from chainrule.models.categorical_nade import CategoricalNADE
 from chainrule.models.char_rnn import CharRNN
+from chainrule.models.diagonal_bilstm import DiagonalBiLSTM
 from chainrule.models.fvsbn import FVSBN
 from chainrule.models.gated_pixelcnn import GatedPixelCNN
 from chainrule.models.gaussian import Gaussian
@@ -12,7 +13,9 @@ from chainrule.models.made import MADE
 from chainrule.models.mixture import GaussianMixtureModel
 from chainrule.models.nade import NADE
 from chainrule.models.pixelcnn import PixelCNN
+from chainrule.models.pixelrnn import PixelRNN
 from chainrule.models.rnade import RNADE
+from chainrule.models.row_lstm import RowLSTM
 from chainrule.models.sequence import SequenceModel
 from chainrule.models.transformer import CausalTransformer
 from chainrule.models.vae import VAE
@@ -23,6 +26,7 @@ __all__ = [
     "CategoricalNADE",
     "CausalTransformer",
     "CharRNN",
+    "DiagonalBiLSTM",
     "FVSBN",
     "GatedPixelCNN",
     "Gaussian",
@@ -33,7 +37,9 @@ __all__ = [
     "Model",
     "NADE",
     "PixelCNN",
+    "PixelRNN",
     "RNADE",
+    "RowLSTM",
     "SequenceModel",
     "VAE",
     "WaveNet",

@@ -1,0 +1,163 @@
+"""Diagonal BiLSTM (PixelRNN, van den Oord et al. 2016, section 3.2).
+
+Each layer skews its input map (row i shifted right by i, so the diagonals become columns), takes a
+1 × 1 type-B input-to-state convolution, and runs an LSTM along the columns of the skewed map whose
+state-to-state part is a 2 × 1 convolution of the previous column: at skewed position (i, k) it
+reads the states at (i - 1, k - 1) and (i, k - 1), which are the pixel above and the pixel to the
+left in the image. Unskewed, the left-to-right direction is the raster recurrence
+
+    h(i, j) = LSTM(x(i, j), h(i - 1, j), h(i, j - 1)),   c(i, j) from c(i, j - 1),
+
+which sees every pixel above-left. A second direction runs on the mirrored map (right-to-left: it
+reads the pixel above and the pixel to the right); its output map is shifted down one row before
+the two are added, so pixel (i, j) gets it from (i - 1, j), which has seen every pixel of the rows
+above, right and left. The skewed computation equals that raster recurrence with zero states
+outside the image: left of the image the skewed inputs are zero (the input-to-state bias is added
+before skewing) and the state-to-state kernel has no bias, so the states there stay exactly zero;
+right of the image states are non-zero but only ever feed positions further right.
+
+One gap the paper's description leaves, found by the gradient test: a layer input at (i, j) never
+contains pixel (i, j) itself (the first layer is type A), so the shifted right-to-left state
+(i - 1, j) sees pixel (i - 1, W - 1) only through the first layer's window, and for W > k//2 + 1
+pixel (i, 0) would miss the last pixel of the row above. The first layer's right-to-left direction
+therefore also reads the image (a 1 × 1 convolution, unmasked: its output is only used one row
+later, when every colour of that row is known). With it, every earlier sub-pixel is seen: no
+blind spot (tests/test_pixelrnn.py checks this exactly).
+
+Fast sampling uses that recurrence directly: the left-to-right state of (i, j) is one LSTM step
+from the cached states above and to the left; the right-to-left state of row i - 1 is scanned once,
+right to left, when row i starts (its inputs are final by then). Every state is computed once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from chainrule.masked_conv import MaskedConv2d
+from chainrule.models.base import register_model
+from chainrule.models.pixelcnn import pointwise
+from chainrule.models.pixelrnn import PixelRNN, lstm_cell
+
+
+def skew(x: torch.Tensor) -> torch.Tensor:
+    """Channel-last (..., H, W, C) → (..., H, W + H - 1, C) with row i shifted right by i (zeros
+    elsewhere): padding each row to W + H and reading the rows back W + H - 1 long does it."""
+    height, width, channels = x.shape[-3:]
+    flat = F.pad(x, (0, 0, 0, height)).flatten(-3, -2)[..., : height * (width + height - 1), :]
+    return flat.unflatten(-2, (height, width + height - 1))
+
+
+def unskew(y: torch.Tensor, width: int) -> torch.Tensor:
+    """Inverse of `skew`: (..., H, W + H - 1, C) → (..., H, W, C), row i read from column i on."""
+    height, skewed = y.shape[-3:-1]
+    flat = F.pad(y.flatten(-3, -2), (0, 0, 0, height))
+    return flat.unflatten(-2, (height, skewed + 1))[..., :width, :]
+
+
+class DiagonalBiLSTMLayer(nn.Module):
+    """x + 1×1_B(h_left + h_right shifted down a row), the two directions' hidden states.
+
+    `state_to_state[d]` is direction d's 2 × 1 column kernel as a (4h, 2h) matrix acting on
+    [state above, state before] (before = left for d = 0, right for d = 1). With `image_channels`
+    (the first layer) the right-to-left direction also reads the image through `image_to_state`."""
+
+    def __init__(self, channels: int, colours: int, image_channels: int = 0) -> None:
+        super().__init__()
+        self.input_to_state = nn.ModuleList(
+            MaskedConv2d(channels, 4 * channels, 1, "B", colours, out_repeat=4) for _ in range(2)
+        )
+        self.image_to_state = nn.Linear(image_channels, 4 * channels, bias=False) if image_channels else None
+        bound = 1 / math.sqrt(2 * channels)  # nn.Conv1d's default initialisation for a 2-tap kernel
+        self.state_to_state = nn.Parameter(torch.empty(2, 4 * channels, 2 * channels).uniform_(-bound, bound))
+        self.out = MaskedConv2d(channels, channels, 1, "B", colours)
+
+    def left_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Left-to-right input-to-state part, channel-last (..., h) → (..., 4h)."""
+        return pointwise(self.input_to_state[0], x)
+
+    def right_input(self, x: torch.Tensor, image: torch.Tensor | None) -> torch.Tensor:
+        """Right-to-left input-to-state part from the layer input (..., h) and, in the first layer,
+        the image's pixels (..., C), channel-last → (..., 4h)."""
+        pre = pointwise(self.input_to_state[1], x)
+        return pre if self.image_to_state is None else pre + self.image_to_state(image)
+
+    def forward(self, x: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+        b, ch, height, width = x.shape
+        x_last = x.permute(0, 2, 3, 1)  # channel-last: every step below is a row-major matmul
+        image_last = None if image is None else image.permute(0, 2, 3, 1)
+        left_pre = self.left_input(x_last)
+        right_pre = self.right_input(x_last, image_last).flip(2)  # right-to-left runs on the mirror image
+        pre = skew(torch.stack([left_pre, right_pre]))  # (2, B, H, W + H - 1, 4h)
+        columns = pre.movedim(-2, 0).contiguous().unbind(0)  # W + H - 1 columns (2, B, H, 4h)
+        weight = self.state_to_state.transpose(1, 2)  # (2, 2h, 4h)
+        h = c = torch.zeros(2, b, height, ch, device=x.device, dtype=x.dtype)
+        states = []
+        for column in columns:
+            above = F.pad(h, (0, 0, 1, 0))[:, :, :height]  # row i gets row i - 1 of the previous column
+            state = torch.cat([above, h], -1).flatten(1, 2)  # (2, B * H, 2h)
+            gates = torch.baddbmm(column.flatten(1, 2), state, weight).view(column.shape)
+            h, c = lstm_cell(gates, c, dim=-1)
+            states.append(h)
+        states = unskew(torch.stack(states, -2), width)  # (2, B, H, W, h)
+        left, right = states[0], states[1].flip(2)
+        right = F.pad(right, (0, 0, 0, 0, 1, 0))[:, :height]  # shifted down: (i, j) gets (i - 1, j)
+        return x + pointwise(self.out, left + right).permute(0, 3, 1, 2)
+
+
+@register_model("diagonal-bilstm")
+class DiagonalBiLSTM(PixelRNN):
+    """PixelRNN with Diagonal BiLSTM layers: every earlier pixel in the receptive field."""
+
+    def make_layer(self, channels: int, colours: int, index: int) -> nn.Module:
+        return DiagonalBiLSTMLayer(channels, colours, image_channels=colours if index == 0 else 0)
+
+    def network(self, image: torch.Tensor) -> torch.Tensor:
+        h = self.first(image)
+        for n, layer in enumerate(self.layers):
+            h = layer(h, image if n == 0 else None)
+        return self.out2(F.relu(self.out1(F.relu(h))))
+
+    # -- fast sampling: the raster recurrence with carried states -------------------------------
+    def _fast_sample(self, x, obs, given, generator) -> torch.Tensor:
+        b, like = x.shape[0], dict(device=x.device, dtype=x.dtype)
+        self._start_image(x)
+        n, ch, height, width = len(self.layers), self.channels, self.height, self.width
+        self._inputs = [torch.zeros(b, ch, height, width, **like) for _ in range(n)]
+        # states padded by a zero row on top; left-to-right state of (i, j) at [i + 1, j + 1] (a
+        # zero column on the left), right-to-left state of (i, j) at [i + 1, j] (zeros on the right)
+        self._hl = [torch.zeros(b, ch, height + 1, width + 1, **like) for _ in range(n)]
+        self._cl = [torch.zeros(b, ch, height + 1, width + 1, **like) for _ in range(n)]
+        self._hr = [torch.zeros(b, ch, height + 1, width + 1, **like) for _ in range(n)]
+        self._cr = [torch.zeros(b, ch, height + 1, width + 1, **like) for _ in range(n)]
+        return self.raster_sample(x, obs, generator, self._pixel_output, self._row_start)
+
+    def _row_start(self, i: int) -> None:
+        """Row i - 1's inputs are final: scan its right-to-left states, right to left."""
+        if i == 0:
+            return
+        r = i - 1
+        for n, layer in enumerate(self.layers):
+            left, _, top, _ = self.first.pads
+            pixels = self._image[:, :, r + top, left : left + self.width].transpose(1, 2)
+            pre = layer.right_input(self._inputs[n][:, :, r].transpose(1, 2), pixels)  # (B, W, 4h)
+            hr, cr = self._hr[n], self._cr[n]
+            for j in reversed(range(self.width)):
+                state = torch.cat([hr[:, :, r, j], hr[:, :, r + 1, j + 1]], 1)  # above, right
+                gates = pre[:, j] + F.linear(state, layer.state_to_state[1])
+                hr[:, :, r + 1, j], cr[:, :, r + 1, j] = lstm_cell(gates, cr[:, :, r + 1, j + 1])
+
+    def _pixel_output(self, i: int, j: int) -> torch.Tensor:
+        """One left-to-right LSTM step per layer at (i, j); the (B, C * P) output there."""
+        h = self.first.output_at(self._image, i, j)
+        for n, layer in enumerate(self.layers):
+            self._inputs[n][:, :, i, j] = h
+            hl, cl = self._hl[n], self._cl[n]
+            state = torch.cat([hl[:, :, i, j + 1], hl[:, :, i + 1, j]], 1)  # above, left
+            gates = layer.left_input(h) + F.linear(state, layer.state_to_state[0])
+            hl[:, :, i + 1, j + 1], cl[:, :, i + 1, j + 1] = lstm_cell(gates, cl[:, :, i + 1, j])
+            h = h + pointwise(layer.out, hl[:, :, i + 1, j + 1] + self._hr[n][:, :, i, j])
+        return self.output_at(h)
