@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from chainrule.data import load_dataset
-from chainrule.evaluate import evaluate_nll, evaluate_sequence
+from chainrule.evaluate import evaluate_nll, evaluate_sequence, split_condition
 from chainrule.persistence import WEIGHTS, load
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"
@@ -39,17 +39,18 @@ def test_zoo_model_reaches_its_recorded_test_nll(name: str) -> None:
     if "nats_per_char" in metrics["test"]:
         check_text_model(model, metrics, folder)
         return
-    test = load_dataset(metrics["dataset"]).test
+    data = load_dataset(metrics["dataset"])
+    test, labels = data.test, split_condition(model, data, "test")  # labels: class-conditional models
     if "zoo_check" in metrics:  # a recorded quick check: a seeded VAE estimate or a test prefix
         c = metrics["zoo_check"]
         if "k" in c:
             g = torch.Generator().manual_seed(c["seed"])
             report = evaluate_nll(model, test[: c["n"]], k=c["k"], generator=g)
         else:  # large image models: the first n test images (the full set takes minutes)
-            report = evaluate_nll(model, test[: c["n"]])
+            report = evaluate_nll(model, test[: c["n"]], cond=None if labels is None else labels[: c["n"]])
         assert report.nll_nats == pytest.approx(c["nll_nats"], abs=1e-3)
     else:
-        report = evaluate_nll(model, test)
+        report = evaluate_nll(model, test, cond=labels)
         assert report.nll_nats == pytest.approx(metrics["test"]["nll_nats"], abs=1e-3)
     if name in TARGETS:
         assert metrics["test"]["nll_nats"] <= TARGETS[name]
