@@ -22,6 +22,7 @@ EPILOG = """examples:
   chainrule eval zoo/nade-mnist --data binarized-mnist --split test
   chainrule sample zoo/nade-mnist -n 64 --seed 0 --out grid.png
   chainrule complete zoo/gated-pixelcnn-mnist --data binarized-mnist --mask bottom-half
+  chainrule complete runs/gated-pixelcnn-mnist-superres/model --data binarized-mnist --superres
   chainrule score zoo/nade-mnist --data binarized-mnist --ood-data binarized-fashion-mnist -n 2000
   chainrule train recipes/csv.yaml data.name=csv:my-data.csv --out runs/my-data
   chainrule sample runs/my-data/model -n 100 --out samples.csv
@@ -30,8 +31,19 @@ EPILOG = """examples:
   chainrule generate zoo/transformer-shakespeare --prompt "ROMEO:" -n 500 --seed 0
   chainrule bn query tests/data/bif/asia.bif.gz --target lung --evidence smoke=yes,xray=yes
   chainrule classifier train --data fashion-mnist --out runs/cnn-fashion
+  chainrule classifier eval runs/gated-pixelcnn-mnist-classes/model --data binarized-mnist  # Bayes rule
   chainrule defend runs/gated-pixelcnn-fashion/model --classifier runs/cnn-fashion --data fashion-mnist
 """
+
+
+class ExamplesFormatter(argparse.HelpFormatter):
+    """Help text wrapped to the terminal like argparse's default, except text with line breaks of its
+    own (the examples of an epilog), which keeps its lines."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Likelihood-based generative models: train by maximum likelihood, evaluate"
         " exact log-likelihoods, sample and complete.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=ExamplesFormatter,
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -103,17 +115,32 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser(
         "complete",
-        help="inpaint: fill in the missing pixels of test images; write a picture",
+        help="inpaint or super-resolve test images; write a picture",
         description="Complete images from a model's conditionals. Each row of the picture shows an"
         " original image, the masked input (missing pixels grey) and --samples completions. Masks:"
         " bottom-half, top-half, left-half, right-half, random:P (each pixel missing with"
         " probability P), or PATH.png (white = missing). Prints log p(missing | observed) per image"
-        " when it is exact (a raster model with the bottom missing).",
+        " when it is exact (a raster model with the bottom missing). With --superres and a"
+        " super-resolution model (GatedPixelCNN with lowres_factor f), each row shows the original,"
+        " its low-resolution version (1/f of the size, drawn blocky at full size) and --samples"
+        " high-resolution draws given it; prints the exact conditional NLL log p(x | low-res x) in"
+        " nats and bits/dim.",
+        epilog="examples:\n"
+        "  chainrule complete zoo/gated-pixelcnn-mnist --data binarized-mnist --mask bottom-half\n"
+        "  chainrule complete runs/gated-pixelcnn-mnist-superres/model --data binarized-mnist --superres"
+        " -n 8 --samples 4 --out superres.png",
+        formatter_class=ExamplesFormatter,
     )
     c.add_argument("model_dir")
     c.add_argument("--data", required=True, help="dataset whose images to complete")
     c.add_argument("--split", default="test", choices=["train", "val", "test"])
-    c.add_argument("--mask", default="bottom-half", help="which pixels are missing (default bottom-half)")
+    c.add_argument("--mask", default=None, help="which pixels are missing (default bottom-half)")
+    c.add_argument(
+        "--superres",
+        action="store_true",
+        help="super-resolution instead of a mask: sample images given their low-resolution versions"
+        " (needs a model built with lowres_factor)",
+    )
     c.add_argument("-n", type=int, default=8, help="number of images (default 8)")
     c.add_argument("--samples", type=int, default=3, help="completions per image (default 3)")
     c.add_argument("--seed", type=int, default=0)
@@ -245,15 +272,20 @@ def _defend_parsers(sub) -> None:
     """`chainrule classifier ...` and `chainrule defend ...` (PixelDefend, issue 8)."""
     cl = sub.add_parser(
         "classifier",
-        help="discriminative image classifiers (a small CNN): train, eval",
+        help="image classifiers: train a CNN; eval a CNN or a class-conditional model (Bayes rule)",
         description="A small convolutional classifier of labelled image datasets (the classifier that"
         " `chainrule defend` attacks and protects). `train` fits it with Adam on cross-entropy under"
         " Lightning (progress bar, seeded, early stopping on validation accuracy) and writes"
         " OUT/model.safetensors + OUT/config.json (with the test accuracy) and OUT/logs; `eval` prints"
-        " the accuracy of a saved classifier on a split.",
+        " the accuracy of a saved classifier on a split. `eval` also takes a saved class-conditional"
+        " chainrule model (e.g. GatedPixelCNN with num_classes): a generative classifier, p(y | x)"
+        " proportional to p(x | y) p(y) with the prior p(y) counted from the training split's labels;"
+        " it prints the accuracy, the mean NLL -log p(x | true class), the marginal NLL and the prior"
+        " (K likelihood passes over the split: a progress bar shows them).",
         epilog="examples:\n  chainrule classifier train --data fashion-mnist --out runs/cnn-fashion\n"
-        "  chainrule classifier eval runs/cnn-fashion --data fashion-mnist --split test",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "  chainrule classifier eval runs/cnn-fashion --data fashion-mnist --split test\n"
+        "  chainrule classifier eval runs/gated-pixelcnn-mnist-classes/model --data binarized-mnist -n 1000",
+        formatter_class=ExamplesFormatter,
     )
     csub = cl.add_subparsers(dest="classifier_command", metavar="ACTION")
     ct = csub.add_parser("train", help="train a CNN classifier on a labelled image dataset")
@@ -270,10 +302,16 @@ def _defend_parsers(sub) -> None:
     ct.add_argument("--dropout", type=float, default=0.25)
     ct.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget")
     ct.add_argument("--seed", type=int, default=0)
-    ce = csub.add_parser("eval", help="accuracy of a saved classifier on a dataset split")
-    ce.add_argument("classifier_dir")
+    ce = csub.add_parser(
+        "eval", help="accuracy of a saved CNN classifier or class-conditional model on a dataset split"
+    )
+    ce.add_argument("classifier_dir", help="a `classifier train` folder or a class-conditional model folder")
     ce.add_argument("--data", required=True)
     ce.add_argument("--split", default="test", choices=["train", "val", "test"])
+    ce.add_argument("-n", type=int, default=None, help="use the first N images of the split (default all)")
+    ce.add_argument(
+        "--batch-size", type=int, default=500, help="class-conditional models: images per pass (default 500)"
+    )
 
     de = sub.add_parser(
         "defend",
@@ -287,7 +325,7 @@ def _defend_parsers(sub) -> None:
         " writes a picture of clean, attacked and purified examples with the classifier's labels.",
         epilog="example:\n  chainrule defend runs/gated-pixelcnn-fashion/model --classifier runs/cnn-fashion"
         " \\\n      --data fashion-mnist --attack both --eps 8/255,16/255 --defend-eps 16/255 -n 200",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=ExamplesFormatter,
     )
     de.add_argument("model_dir", help="autoregressive density model of the images (the purifier)")
     de.add_argument("--classifier", required=True, help="classifier folder (chainrule classifier train)")
@@ -475,18 +513,12 @@ def cmd_sample(args) -> dict:
     return {"out": args.out, "n": args.n, "seconds": round(secs, 3)}
 
 
-def cmd_complete(args) -> dict:
-    """Inpaint test images; picture of original | masked | completions; exact conditional NLL."""
+def _images_for(model, args):
+    """The first -n images of the --data split, checked against the model's image shape."""
     import torch
 
     from chainrule.data import SequenceDataset, load_dataset
-    from chainrule.persistence import load
-    from chainrule.report import completion_grid
-    from chainrule.tasks.complete import complete, conditional_log_prob, mask_for_model, observed_first
 
-    model = load(args.model_dir)
-    if model.class_conditional:
-        raise ChainruleError("completion of class-conditional models is not supported from the CLI yet")
     data = load_dataset(args.data)
     if isinstance(data, SequenceDataset) or not data.image_shape:
         raise ChainruleError(f"dataset {args.data!r} holds no images")
@@ -497,9 +529,32 @@ def cmd_complete(args) -> dict:
         )
     if args.n < 1:
         raise ChainruleError(f"-n must be at least 1, got {args.n}")
+    return data, data.split(args.split)[: args.n].to(torch.get_default_dtype())
+
+
+def cmd_complete(args) -> dict:
+    """Inpaint test images; picture of original | masked | completions; exact conditional NLL.
+    With --superres: original | low-res | samples, and the NLL of p(x | low-res x)."""
+    import torch
+
+    from chainrule.persistence import load
+    from chainrule.report import completion_grid
+    from chainrule.tasks.complete import complete, conditional_log_prob, mask_for_model, observed_first
+
+    model = load(args.model_dir)
+    if args.superres:
+        return _superres(model, args)
+    if getattr(model, "lowres_factor", 0):
+        raise ChainruleError(
+            f"{args.model_dir} is a super-resolution model (lowres_factor {model.lowres_factor}):"
+            " use --superres instead of a mask"
+        )
+    if model.class_conditional:
+        raise ChainruleError("completion of class-conditional models is not supported from the CLI yet")
+    data, x = _images_for(model, args)
+    args.mask = args.mask or "bottom-half"
     g = torch.Generator().manual_seed(args.seed)
     observed = mask_for_model(args.mask, model, g)
-    x = data.split(args.split)[: args.n].to(torch.get_default_dtype())
     model.eval()
     t = time.time()
     filled = complete(model, x, observed, args.samples, g)
@@ -518,6 +573,51 @@ def cmd_complete(args) -> dict:
         result["conditional_nll_nats"] = float(nll.mean())
         result["conditional_nll_stderr"] = float(nll.std() / len(nll) ** 0.5) if len(nll) > 1 else None
     return result
+
+
+def _superres(model, args) -> dict:
+    """`chainrule complete --superres`: original | low-res | samples; exact log p(x | low-res x)."""
+    import math
+
+    import torch
+
+    from chainrule.report import superres_grid
+    from chainrule.tasks.superres import lowres_factor, super_resolve, superres_log_prob, upsample
+
+    if args.mask is not None:
+        raise ChainruleError("--superres and --mask exclude each other: super-resolution needs no mask")
+    try:
+        factor = lowres_factor(model)
+    except ChainruleError:
+        raise ChainruleError(
+            f"--superres needs a super-resolution model (GatedPixelCNN built with lowres_factor);"
+            f" {args.model_dir} ({model.registry_name}) has no lowres_factor"
+        ) from None
+    data, x = _images_for(model, args)
+    if args.samples < 1:
+        raise ChainruleError(f"--samples must be at least 1, got {args.samples}")
+    model.eval()
+    g = torch.Generator().manual_seed(args.seed)
+    t = time.time()
+    draws = super_resolve(model, x, args.samples, g)
+    secs = time.time() - t
+    low = model.condition_from(x)
+    superres_grid(
+        x, upsample(model, low), draws, data.image_shape, args.out, num_values=model.num_values, factor=factor
+    )
+    nll = -superres_log_prob(model, x).double()
+    dim = x.shape[1]
+    return {
+        "out": args.out,
+        "n": len(x),
+        "samples": args.samples,
+        "superres_factor": factor,
+        "lowres_shape": list(model.lowres_shape),
+        "seconds": round(secs, 2),
+        "conditional_nll_nats": float(nll.mean()),
+        "conditional_nll_stderr": float(nll.std() / len(nll) ** 0.5) if len(nll) > 1 else None,
+        "conditional_bits_per_dim": float(nll.mean()) / dim / math.log(2),
+    }
 
 
 def cmd_score(args) -> dict:
@@ -866,19 +966,66 @@ def cmd_classifier(args) -> dict:
         arch = {"channels": _int_list(args.channels, "--channels"), "hidden": args.hidden}
         _, metrics = train_cnn_on(data, args.out, config, dropout=args.dropout, seed=args.seed, **arch)
         return {"out": args.out, **metrics}
+    if args.n is not None and args.n < 1:
+        raise ChainruleError(f"-n must be at least 1, got {args.n}")
+    if _holds_density_model(args.classifier_dir):
+        return _eval_generative_classifier(args, data)
     clf = load_classifier(args.classifier_dir)
     if tuple(clf.image_shape) != tuple(data.image_shape) or clf.num_values != data.num_values:
         raise ChainruleError(
             f"{args.classifier_dir} classifies {tuple(clf.image_shape)} images of {clf.num_values} levels;"
             f" dataset {args.data!r} has {tuple(data.image_shape)} images of {data.num_values} levels"
         )
-    x = data.split(args.split)
+    x = data.split(args.split)[: args.n]
     return {
         "classifier_dir": args.classifier_dir,
+        "kind": "cnn",
         "data": args.data,
         "split": args.split,
-        "accuracy": clf.score(x, data.labels[args.split]),
+        "accuracy": clf.score(x, data.labels[args.split][: args.n]),
         "examples": len(x),
+    }
+
+
+def _holds_density_model(directory: str) -> bool:
+    """Whether a folder's config.json names a density model (`"model"`) rather than a classifier."""
+    from chainrule.persistence import CONFIG
+
+    try:
+        config = json.loads((Path(directory) / CONFIG).read_text())
+    except (OSError, ValueError):
+        return False  # the classifier loader says what is wrong
+    return isinstance(config, dict) and "model" in config and "classifier" not in config
+
+
+def _eval_generative_classifier(args, data) -> dict:
+    """`classifier eval` of a class-conditional density model: Bayes rule with the training prior."""
+    from chainrule.persistence import load
+    from chainrule.tasks.classify import check_fits_data, evaluate_generative_classifier
+
+    model = load(args.classifier_dir)
+    try:
+        check_fits_data(model, data, args.classifier_dir)
+    except ChainruleError as e:
+        if model.class_conditional:
+            raise
+        raise ChainruleError(f"{e}, or give a `chainrule classifier train` folder") from None
+    if args.batch_size < 1:
+        raise ChainruleError(f"--batch-size must be at least 1, got {args.batch_size}")
+    x = data.split(args.split)[: args.n]
+    t = time.time()
+    report = evaluate_generative_classifier(
+        model, x, data.labels[args.split][: args.n], data.labels["train"], batch_size=args.batch_size
+    )
+    return {
+        "classifier_dir": args.classifier_dir,
+        "kind": "generative",
+        "model": model.registry_name,
+        "data": args.data,
+        "split": args.split,
+        **report.as_dict(),
+        "prior_from": f"label frequencies of the {len(data.labels['train'])} training images",
+        "seconds": round(time.time() - t, 2),
     }
 
 

@@ -86,6 +86,26 @@ def image_grid(
     return show_canvas(tile(pixels, ncols), path, title)
 
 
+def comparison_grid(
+    columns: list[torch.Tensor],
+    draws: torch.Tensor,
+    image_shape: tuple[int, ...],
+    path: str | os.PathLike,
+    *,
+    num_values: int = 2,
+    title: str | None = None,
+) -> Path:
+    """One row per image: the fixed `columns` (each (B, D) images, or (B, H, W, C) pixels in
+    [0, 1]), then the B × S `draws` (B, S, D) of that image."""
+    fixed = [c if c.ndim == 4 else as_pixels(c, image_shape, num_values) for c in columns]
+    s = draws.shape[1]
+    drawn = as_pixels(draws.reshape(-1, draws.shape[-1]), image_shape, num_values)
+    rows = []
+    for i in range(len(fixed[0])):
+        rows += [c[i] for c in fixed] + list(drawn[i * s : (i + 1) * s])
+    return show_canvas(tile(np.stack(rows), ncols=s + len(fixed)), path, title)
+
+
 def completion_grid(
     x: torch.Tensor,
     observed: torch.Tensor,
@@ -101,13 +121,29 @@ def completion_grid(
     shown = originals.copy()
     hidden = ~observed.reshape(originals.shape[1:]).cpu().numpy()
     shown[:, hidden] = 0.5
-    completions = as_pixels(filled.reshape(-1, filled.shape[-1]), image_shape, num_values)
     s = filled.shape[1]
-    rows = []
-    for i in range(len(originals)):
-        rows += [originals[i], shown[i], *completions[i * s : (i + 1) * s]]
     title = f"original | masked | {s} completion{'s' if s > 1 else ''}"
-    return show_canvas(tile(np.stack(rows), ncols=s + 2), path, title)
+    return comparison_grid([originals, shown], filled, image_shape, path, num_values=num_values, title=title)
+
+
+def superres_grid(
+    x: torch.Tensor,
+    lowres_upsampled: torch.Tensor,
+    draws: torch.Tensor,
+    image_shape: tuple[int, ...],
+    path: str | os.PathLike,
+    *,
+    num_values: int = 2,
+    factor: int | None = None,
+) -> Path:
+    """Super-resolution: one row per image, the original, its low-resolution version enlarged to
+    full size (blocky; `chainrule.tasks.superres.upsample`), then each high-resolution draw (B, S, D)."""
+    s = draws.shape[1]
+    low = f"low-res (1/{factor})" if factor else "low-res"
+    title = f"original | {low} | {s} sample{'s' if s > 1 else ''}"
+    return comparison_grid(
+        [x, lowres_upsampled], draws, image_shape, path, num_values=num_values, title=title
+    )
 
 
 def defend_figure(
