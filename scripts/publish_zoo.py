@@ -186,6 +186,8 @@ def image_extras(model, data, dst: Path) -> dict:
         "zoo_check": {"n": IMAGE_CHECK_N, "nll_nats": check.nll_nats},
         "sampling_seconds_64": round(secs, 1),
     }
+    if getattr(model, "lowres_factor", 0):
+        extras.update(superres_extras(model, data, dst))
     if conditioned(model):
         return extras
     observed = mask_for_model("bottom-half", model)
@@ -200,6 +202,18 @@ def image_extras(model, data, dst: Path) -> dict:
         "bottom_half_conditional_nll": {"nll_nats": float(nll.mean()), "n": 1000},
         "completion_command": f"chainrule complete {dst} --data {data.name} --mask bottom-half",
     }
+
+
+def superres_extras(model, data, dst: Path) -> dict:
+    """A super-resolution model's picture: 8 test images, their low-resolution inputs and 4 draws each."""
+    from chainrule.report import superres_grid
+    from chainrule.tasks.superres import super_resolve, upsample
+
+    test = data.test[:8]
+    draws = super_resolve(model, test, 4, torch.Generator().manual_seed(0))
+    low = upsample(model, model.condition_from(test))
+    superres_grid(test, low, draws, model.image_shape, dst / "superres.png", factor=model.lowres_factor)
+    return {"superres_command": f"chainrule complete {dst} --data {data.name} --superres"}
 
 
 def vae_metrics(model, data, dst: Path) -> dict:
