@@ -150,3 +150,18 @@ def test_compiled_objective_equals_eager_also_after_a_mask_change() -> None:
         if isinstance(model, MADE):
             model.before_train_step(1)  # masks are buffers changed in place
             torch.testing.assert_close(objective(x), model.training_log_prob(x))
+
+
+def test_a_validation_fraction_of_no_batch_is_refused_up_front(tmp_path) -> None:
+    """bars-3 has 450 validation examples: 1 batch of 1,000; a fraction < 1 of it is no batch."""
+    from chainrule.errors import ChainruleError
+
+    cfg = TrainConfig(batch_size=64, max_epochs=1, progress=False, limit_val_batches=0.5)
+    with pytest.raises(ChainruleError) as e:
+        fit(NADE(9, hidden=4), load_dataset("bars-3"), cfg, tmp_path / "run")
+    msg = str(e.value)
+    assert "train.limit_val_batches=0.5" in msg and "450 examples" in msg and "batches of 1,000" in msg
+    assert "train.limit_val_batches=1.0 or more" in msg
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before training
+    with pytest.raises(ChainruleError, match="limit_val_batches must be a fraction"):
+        TrainConfig(limit_val_batches=0).check()

@@ -29,7 +29,7 @@ from lightning.pytorch.strategies import DDPStrategy, Strategy
 from chainrule.checkpoint_io import SafeCheckpointIO, read_checkpoint
 from chainrule.data.base import Dataset
 from chainrule.data.binarize import binarize
-from chainrule.data.loading import SplitsData
+from chainrule.data.loading import VAL_BATCH, SplitsData
 from chainrule.data.perturb import check_perturb_rate, perturb
 from chainrule.data.text import SequenceDataset
 from chainrule.errors import ChainruleError
@@ -108,12 +108,13 @@ class TrainConfig:
             "max_minutes",
             "> 0",
         )
-        lim = self.limit_train_batches
-        need(
-            is_int(lim) and lim >= 1 or is_num(lim) and isinstance(lim, float) and 0 < lim <= 1,
-            "limit_train_batches",
-            "a fraction in (0, 1] or a positive number of batches",
-        )
+        for key in ("limit_train_batches", "limit_val_batches"):
+            lim = getattr(self, key)
+            need(
+                is_int(lim) and lim >= 1 or is_num(lim) and isinstance(lim, float) and 0 < lim <= 1,
+                key,
+                "a fraction in (0, 1] or a positive number of batches",
+            )
         need(is_int(self.num_workers) and self.num_workers >= 0, "num_workers", "an integer >= 0")
         need(is_int(self.devices) and self.devices >= 1, "devices", "a positive integer")
         need(is_int(self.num_nodes) and self.num_nodes >= 1, "num_nodes", "a positive integer")
@@ -353,6 +354,56 @@ class WallClock(Callback):
             atomic_write_json(self.path, {"seconds": self.seconds()})
 
 
+def check_batch_limits(
+    config: TrainConfig, dataset: Dataset | SequenceDataset, loaders: tuple[Any, Any] | None
+) -> None:
+    """Refuse a fractional `limit_train_batches`/`limit_val_batches` that selects no batch (which
+    Lightning reports as a bare MisconfigurationException), naming the sizes and the least
+    fraction that works. `loaders`: a sequence model's (train, val) loaders, else None."""
+    world = config.devices * config.num_nodes
+    if loaders is None:  # array data: global training batches; this process's validation batches
+        n_val = len(dataset.val) // world  # the process with the fewest examples
+        sizes = {
+            "limit_train_batches": (
+                len(dataset.train) // config.batch_size,
+                f"the training split has {len(dataset.train):,} examples in batches of"
+                f" train.batch_size={config.batch_size}",
+            ),
+            "limit_val_batches": (
+                math.ceil(n_val / VAL_BATCH),
+                f"the validation split has {len(dataset.val):,} examples"
+                + (f" ({n_val:,} on each of {world} processes)" if world > 1 else "")
+                + f", scored in batches of {VAL_BATCH:,}",
+            ),
+        }
+    else:
+        train_dl, val_dl = loaders
+        sizes = {
+            "limit_train_batches": (len(train_dl), "one pass over the training text"),
+            "limit_val_batches": (
+                len(val_dl),
+                f"the validation text of {dataset.val.numel():,} tokens is scored in chunks",
+            ),
+        }
+    for key, (batches, what) in sizes.items():
+        limit = getattr(config, key)
+        if isinstance(limit, float) and batches > 0 and int(batches * limit) == 0:
+            raise ChainruleError(
+                f"train.{key}={limit} selects no batch: {what} ({batches:,} batch{'es' * (batches != 1)}),"
+                f" and {limit} x {batches:,} < 1; use train.{key}={least_fraction(batches)!r} or more (or an"
+                " integer number of batches, such as 1)"
+            )
+
+
+def least_fraction(batches: int) -> float:
+    """A short decimal f >= 1 / batches (within 5 %) with int(batches * f) >= 1."""
+    for digits in range(1, 12):
+        f = math.ceil(10**digits / batches) / 10**digits
+        if int(batches * f) >= 1 and f <= 1.05 / batches:
+            return f
+    return 1.0
+
+
 def warm_start(model: Model, model_dir: str | os.PathLike) -> None:
     """Copy the parameters (not buffers such as MADE's mask degrees) of a saved model into
     `model`; every parameter must exist there with the same shape."""
@@ -444,6 +495,7 @@ def fit(
             num_values=dataset.num_values,
         )
         data = SplitsData(dataset.train, dataset.val, config.batch_size, config.seed, config.num_workers)
+    check_batch_limits(config, dataset, None if data is not None else (train_dl, val_dl))
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_nll", mode="min", save_top_k=1)
     # a separate callback for last.ckpt: a monitored one rewrites "last" only on improving epochs
     latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
