@@ -1,77 +1,105 @@
 """Image models' speed: cached vs generic sampling of 28x28 images, training throughput and
-achieved FLOP/s as a fraction of a convolution peak measured in the same run.
+achieved FLOP/s as a fraction of convolution and matmul peaks measured in the same run.
 
     python -m benchmarks.image_speed            # -> benchmarks/results/image_speed.json
+    python -m benchmarks.image_speed --quick    # tiny models on 12x12: a smoke test, prints only
 
 Models are the zoo recipes' architectures (randomly initialised: speed does not depend on the
-weights). The conv peak is the best of a few large 3x3 convolutions (batch 64, 128 -> 128
-channels on 28x28) in the same precision; the matmul peak is reported beside it.
-FLOPs count the convolutions only (2 x multiply-adds, all taps of masked kernels included, since
-the masked weight is applied densely); a training step is counted as 3 forward passes.
+weights): Gated PixelCNN and PixelCNN from their recipes, and both PixelRNN layer types (Row LSTM,
+Diagonal BiLSTM) at the sizes of recipes/pixelrnn-mnist.yaml, which trains one of them. The conv
+peak is the best of a few large 3x3 convolutions (batch 64, 128 -> 128 channels on 28x28), the
+matmul peak the best 2048^3 matmul, each in the same precision.
+
+FLOPs are those of the matmuls and convolutions that run (torch.utils.flop_counter: mm, addmm,
+bmm, baddbmm, convolution and their backward), 2 per multiply-add; elementwise work (gates,
+activations, the masks' multiplications) is not counted. A masked kernel counts all its taps,
+since the masked weight is applied densely, and the Diagonal BiLSTM counts its whole skewed map
+(H x (W + H - 1) positions, about twice the image). Training FLOPs are counted on a real forward
+and backward pass, so the backward pass counts what it computes (no gradient for the input image).
+
+The sampling comparison draws the same seed through the cached sampler (activation caches for the
+PixelCNNs, carried LSTM states for PixelRNN) and the generic one (the whole network once per
+pixel), and checks the images are identical; the generic run is the slow one, so keep
+`--sample-n` small (its time barely depends on n).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import best_time, matmul_peak_gflops, write_result
 from chainrule.models import MODEL_REGISTRY, build_model
 from chainrule.recipes import load_recipe
 from chainrule.training import make_adam
 
-RECIPES = {
-    "gated-pixelcnn": "recipes/gated-pixelcnn-mnist.yaml",
-    "pixelcnn": "recipes/pixelcnn-mnist.yaml",
-    "pixelrnn": "recipes/pixelrnn-mnist.yaml",
-}
+#: (row name, recipe, model name if not the recipe's): PixelRNN's two layer types share one recipe
+MODELS = [
+    ("gated-pixelcnn", "recipes/gated-pixelcnn-mnist.yaml", None),
+    ("pixelcnn", "recipes/pixelcnn-mnist.yaml", None),
+    ("row-lstm", "recipes/pixelrnn-mnist.yaml", "row-lstm"),
+    ("diagonal-bilstm", "recipes/pixelrnn-mnist.yaml", "diagonal-bilstm"),
+]
+#: --quick: every size option shrunk to this, on 12x12 images (a smoke test of the code only)
+TINY = {"channels": 8, "layers": 1, "blocks": 1, "output_channels": 16}
+QUICK_SIDE = 12
 
 
-def conv_peak_gflops(dtype: torch.dtype) -> float:
+def conv_peak_gflops(
+    dtype: torch.dtype, batch: int = 64, channels: int = 128, min_seconds: float = 1.0
+) -> float:
     """GFLOP/s of a large 3x3 convolution (forward), the practical peak for these models."""
-    x = torch.randn(64, 128, 28, 28).to(dtype)
-    w = torch.randn(128, 128, 3, 3).to(dtype)
-    flops = 2 * 64 * 128 * 128 * 9 * 28 * 28
-    return flops / best_time(lambda: F.conv2d(x, w, padding=1), repeats=5, min_seconds=1.0) / 1e9
+    x = torch.randn(batch, channels, 28, 28).to(dtype)
+    w = torch.randn(channels, channels, 3, 3).to(dtype)
+    flops = 2 * batch * channels * channels * 9 * 28 * 28
+    return flops / best_time(lambda: F.conv2d(x, w, padding=1), repeats=5, min_seconds=min_seconds) / 1e9
 
 
-def conv_flops_per_image(model: nn.Module, x: torch.Tensor) -> float:
-    """Forward FLOPs of every Conv2d/Conv1d per example, counted with hooks on one pass."""
-    total = [0.0]
+def counted_flops(fn: Callable[[], object]) -> float:
+    """Matmul and convolution FLOPs of `fn()` (torch.utils.flop_counter)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
 
-    def hook(mod, inp, out):
-        k = mod.weight[0].numel()  # in_channels * kernel taps
-        total[0] += 2.0 * out.numel() * k
 
-    convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv1d))]
-    handles = [m.register_forward_hook(hook) for m in convs]
+def flops_per_image(model: nn.Module, x: torch.Tensor) -> tuple[float, float]:
+    """(forward, forward + backward) FLOPs per example of the training objective."""
     with torch.no_grad():
-        model.log_prob(x)
-    for h in handles:
-        h.remove()
-    return total[0] / x.shape[0]
+        forward = counted_flops(lambda: model.log_prob(x))
+    train = counted_flops(lambda: (-model.log_prob(x).mean()).backward())
+    model.zero_grad(set_to_none=True)
+    return forward / x.shape[0], train / x.shape[0]
 
 
-def recipe_model(name: str) -> nn.Module | None:
-    """The recipe's architecture on 28x28 binary images (None if the recipe is absent)."""
+def recipe_model(recipe: str, name: str | None, tiny: bool = False) -> tuple[nn.Module | None, bool]:
+    """The recipe's architecture on 28x28 binary images (`tiny`: shrunk, on 12x12), as model
+    `name` if given (None if the recipe or the model is absent), and whether it is the model the
+    recipe trains."""
     try:
-        spec = dict(load_recipe(RECIPES[name])["model"])
+        spec = dict(load_recipe(recipe)["model"])
     except Exception:  # noqa: BLE001 - a missing recipe just skips that model
-        return None
-    if spec["name"] not in MODEL_REGISTRY:
-        return None
-    kind = spec.pop("name")
-    return build_model(kind, image_shape=[28, 28], num_values=2, **spec)
+        return None, False
+    trained = spec.pop("name")
+    kind = name or trained
+    if kind not in MODEL_REGISTRY:
+        return None, False
+    if tiny:
+        spec.update({k: v for k, v in TINY.items() if k in spec})
+    side = QUICK_SIDE if tiny else 28
+    return build_model(kind, image_shape=[side, side], num_values=2, **spec), kind == trained
 
 
-def train_throughput(model: nn.Module, batch: int, bf16: bool) -> float:
+def train_throughput(model: nn.Module, batch: int, bf16: bool, repeats: int = 3) -> float:
     """Images per second of full training steps (forward, backward, fused Adam)."""
-    x = torch.bernoulli(torch.full((batch, 784), 0.3), generator=torch.Generator().manual_seed(0))
+    dim = model.event_shape[0]
+    x = torch.bernoulli(torch.full((batch, dim), 0.3), generator=torch.Generator().manual_seed(0))
     opt = make_adam(model.parameters(), 1e-3)
 
     def step():
@@ -81,7 +109,7 @@ def train_throughput(model: nn.Module, batch: int, bf16: bool) -> float:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return batch / best_time(step, repeats=3, warmup=1)
+    return batch / best_time(step, repeats=repeats, warmup=1)
 
 
 def timed(fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
@@ -101,6 +129,7 @@ def sampling(model: nn.Module, n: int) -> dict:
     slow_s, slow = timed(draw("generic"))
     return {
         "images": n,
+        "image_shape": list(model.config()["image_shape"]),  # 28 x 28 but for --quick
         "cached_seconds": round(fast_s, 3),
         "generic_seconds": round(slow_s, 3),
         "speedup": round(slow_s / fast_s, 1),
@@ -109,33 +138,44 @@ def sampling(model: nn.Module, n: int) -> dict:
     }
 
 
-def run(batch: int = 64, sample_n: int = 4) -> dict:
+def run(batch: int = 64, sample_n: int = 4, quick: bool = False) -> dict:
     torch.manual_seed(0)
+    small = {"batch": 8, "channels": 16, "min_seconds": 0.0} if quick else {}
     peaks = {
-        "conv_fp32": conv_peak_gflops(torch.float32),
-        "conv_bf16": conv_peak_gflops(torch.bfloat16),
-        "matmul_fp32": matmul_peak_gflops(torch.float32),
-        "matmul_bf16": matmul_peak_gflops(torch.bfloat16),
+        "conv_fp32": conv_peak_gflops(torch.float32, **small),
+        "conv_bf16": conv_peak_gflops(torch.bfloat16, **small),
+        "matmul_fp32": matmul_peak_gflops(torch.float32, **({"n": 256} if quick else {})),
+        "matmul_bf16": matmul_peak_gflops(torch.bfloat16, **({"n": 256} if quick else {})),
     }
     print({k: round(v) for k, v in peaks.items()}, flush=True)
     models = []
-    for name in RECIPES:
-        model = recipe_model(name)
+    for name, recipe, kind in MODELS:
+        model, trained = recipe_model(recipe, kind, tiny=quick)
         if model is None:
             print(f"{name}: no recipe/model yet, skipped", flush=True)
             continue
-        x = torch.bernoulli(torch.full((8, 784), 0.3))
-        flops = conv_flops_per_image(model, x)
-        entry = {"model": name, "config": model.config(), "parameters": model.num_parameters()}
-        entry["forward_gflop_per_image"] = flops / 1e9
+        x = torch.bernoulli(
+            torch.full((8, model.event_shape[0]), 0.3), generator=torch.Generator().manual_seed(1)
+        )
+        forward, train = flops_per_image(model, x)
+        entry = {
+            "model": name,
+            "recipe": recipe,
+            "recipe_model": trained,  # False: the recipe's sizes, the other PixelRNN layer type
+            "config": model.config(),
+            "parameters": model.num_parameters(),
+            "forward_gflop_per_image": forward / 1e9,
+            "train_gflop_per_image": train / 1e9,
+        }
         for precision, bf16 in (("bf16-mixed", True), ("fp32", False)):
-            ips = train_throughput(model.train(), batch, bf16)
-            achieved = 3 * flops * ips / 1e9
-            peak = peaks["conv_bf16" if bf16 else "conv_fp32"]
+            ips = train_throughput(model.train(), batch, bf16, repeats=1 if quick else 3)
+            achieved = train * ips / 1e9
+            dtype = "bf16" if bf16 else "fp32"
             entry[precision] = {
                 "images_per_s": round(ips, 1),
                 "achieved_gflops": round(achieved, 1),
-                "fraction_of_conv_peak": round(achieved / peak, 3),
+                "fraction_of_conv_peak": round(achieved / peaks[f"conv_{dtype}"], 3),
+                "fraction_of_matmul_peak": round(achieved / peaks[f"matmul_{dtype}"], 3),
                 "epoch_minutes_50k": round(50_000 / ips / 60, 1),
             }
             print(name, precision, entry[precision], flush=True)
@@ -149,7 +189,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--sample-n", type=int, default=4, help="images per sampling comparison")
+    p.add_argument("--quick", action="store_true", help="tiny models on 12x12, one image: a smoke test")
     args = p.parse_args()
+    if args.quick:
+        result = run(min(args.batch, 4), 1, quick=True)
+        assert all(m["sampling_28x28"]["identical_images"] for m in result["models"]), "samplers disagree"
+        print(json.dumps(result)[:300], "... (not written: --quick)")
+        return
     path = write_result("image_speed", run(args.batch, args.sample_n))
     print(f"wrote {path}")
 

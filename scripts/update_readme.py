@@ -187,6 +187,10 @@ def continuous_table() -> str:
     return "\n".join(lines)
 
 
+#: rows of the image speed table (benchmarks/image_speed.py's MODELS), in order
+IMAGE_MODELS = ("gated-pixelcnn", "pixelcnn", "row-lstm", "diagonal-bilstm")
+
+
 def image_speed_table() -> str:
     """Cached vs generic sampling and training throughput of the image models."""
     path = ROOT / "benchmarks/results/image_speed.json"
@@ -201,18 +205,30 @@ def image_speed_table() -> str:
     ]
     for m in r["models"]:
         s, t = m["sampling_28x28"], m["bf16-mixed"]
+        name = m["model"] if m.get("recipe_model", True) else f"{m['model']} (recipe's sizes)"
         rows.append(
-            f"| {m['model']} | {m['parameters']:,} | {t['images_per_s']} | {t['fraction_of_conv_peak']:.2f} |"
+            f"| {name} | {m['parameters']:,} | {t['images_per_s']} | {t['fraction_of_conv_peak']:.2f} |"
             f" {s['cached_seconds']:.1f} s | {s['generic_seconds']:.1f} s | **{s['speedup']:.0f}×** |"
             f" {'yes' if s['identical_images'] else 'no'} |"
         )
+    measured = {m["model"] for m in r["models"]}
+    for name in IMAGE_MODELS:
+        if name not in measured:
+            rows.append(f"| {name} | not measured yet: rerun the benchmark | | | | | | |")
+    counted = (
+        "the matmuls and convolutions of a forward and backward pass (torch.utils.flop_counter)"
+        if r["models"] and "train_gflop_per_image" in r["models"][0]
+        else "the convolutions, a training step counted as 3 forward passes"
+    )
     rows.append("")
     rows.append(
         f"Measured {r['machine']['date'][:10]} on {r['machine']['cores']} cores ({r['machine']['cpu']}),"
         f" load average {r['machine'].get('load_average_1min', 0):.1f} (a training ran beside it);"
         f" conv peak bf16 {peaks['conv_bf16']:.0f} GFLOP/s, fp32 {peaks['conv_fp32']:.0f} GFLOP/s,"
         f" {r['models'][0]['sampling_28x28']['images'] if r['models'] else '?'} images per sampling"
-        " run, batch 64 for training. Reproduce: `python -m benchmarks.image_speed`."
+        f" run, batch 64 for training. FLOPs: {counted}; PixelRNN's are mostly matmuls (the JSON also"
+        " gives the fraction of the matmul peak), and both its layer types are measured at"
+        " recipes/pixelrnn-mnist.yaml's sizes. Reproduce: `python -m benchmarks.image_speed`."
     )
     return "\n".join(rows)
 

@@ -68,3 +68,19 @@ def test_data_synth_info_and_train_from_the_cli(tmp_path) -> None:
     assert metrics["dataset"] == "synthetic-digits-28" and metrics["test"]["n"] == 50
     code, out, err = run_cli("data", "info", str(tmp_path / "nothing"))
     assert code == 2 and "does not exist" in err
+
+
+def test_image_speed_quick_mode_measures_every_image_model() -> None:
+    """benchmarks/image_speed.py --quick (tiny models on 12x12): every row, identical samples,
+    matmul and convolution FLOPs counted for forward and backward (PixelRNN's included)."""
+    from benchmarks.image_speed import run
+
+    result = run(batch=4, sample_n=1, quick=True)
+    rows = {m["model"]: m for m in result["models"]}
+    assert list(rows) == ["gated-pixelcnn", "pixelcnn", "row-lstm", "diagonal-bilstm"]
+    assert rows["diagonal-bilstm"]["recipe_model"] and not rows["row-lstm"]["recipe_model"]
+    for m in rows.values():
+        assert m["sampling_28x28"]["identical_images"] and m["sampling_28x28"]["image_shape"] == [12, 12]
+        forward, train = m["forward_gflop_per_image"], m["train_gflop_per_image"]
+        assert 2 * forward < train < 3 * forward
+        assert m["bf16-mixed"]["images_per_s"] > 0 and m["fp32"]["fraction_of_matmul_peak"] > 0

@@ -80,6 +80,24 @@ def test_sigkill_at_a_random_step_then_resume_equals_an_uninterrupted_run(uninte
     assert epochs == list(range(CONFIG.max_epochs)), (step, epochs)  # no finished epoch redone
 
 
+def test_sigkill_then_resume_continues_the_moving_average(tmp_path) -> None:
+    """train.ema_decay: killed at a random step and resumed, the averaged weights (state_dict),
+    the trained ones (current_model_state) and the average's step count equal an uninterrupted
+    run's."""
+    full = tmp_path / "full"
+    fit(*setup(0.9), full)
+    step = random.Random().randrange(STEPS_PER_EPOCH + 1, CONFIG.max_epochs * STEPS_PER_EPOCH)
+    run = tmp_path / "run"
+    r = harness(run, "--kill-at-step", str(step), "--ema-decay", "0.9")
+    assert r.returncode == -9, (step, r.stderr[-2000:])
+    fit(*setup(0.9), run, resume=True)
+    a, b = read_checkpoint(full / "checkpoints/last.ckpt"), read_checkpoint(run / "checkpoints/last.ckpt")
+    assert a["averaging_state"]["n_averaged"] == b["averaging_state"]["n_averaged"] == a["global_step"]
+    for key in ("state_dict", "current_model_state"):
+        assert max_difference(a[key], b[key]) <= 1e-6, (step, key)
+    assert max_difference(a["state_dict"], a["current_model_state"]) > 1e-3  # the average is not the last
+
+
 def test_sigkill_inside_a_checkpoint_write_keeps_the_previous_checkpoint(uninterrupted, tmp_path) -> None:
     run = tmp_path / "run"
     r = harness(run, "--kill-in-save", "3")  # epoch 0 writes best + last; die in epoch 1's first

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 
@@ -150,3 +151,133 @@ def test_compiled_objective_equals_eager_also_after_a_mask_change() -> None:
         if isinstance(model, MADE):
             model.before_train_step(1)  # masks are buffers changed in place
             torch.testing.assert_close(objective(x), model.training_log_prob(x))
+
+
+class Trajectory(L.Callback):
+    """The parameters after every optimizer step."""
+
+    def __init__(self) -> None:
+        self.steps: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.steps.append({k: v.detach().clone() for k, v in pl_module.model.named_parameters()})
+
+
+def ema_run(out: Path, decay: float, epochs: int = 1, resume: bool = False, **kw):
+    torch.manual_seed(0)
+    model = NADE(9, hidden=4)
+    kw = {"lr": 0.05, **kw}
+    cfg = TrainConfig(
+        batch_size=64,
+        max_epochs=epochs,
+        progress=False,
+        patience=100,
+        limit_train_batches=5,
+        ema_decay=decay,
+        **kw,
+    )
+    path = Trajectory()
+    res = fit(model, load_dataset("bars-3"), cfg, out, resume=resume, callbacks=[path])
+    return res, path.steps
+
+
+@pytest.mark.parametrize("decay", [0.0, 0.9])
+def test_ema_decay_saves_the_moving_average_of_the_trajectory(decay, tmp_path) -> None:
+    """train.ema_decay=d: saved and validated weights are a_1 = w_1, a_t = d a_(t-1) + (1 - d) w_t
+    over the optimizer steps; d = 0 (the default) is the plain run: the last weights, no EMA state."""
+    res, steps = ema_run(tmp_path / "run", decay)
+    assert len(steps) == 5
+    average = dict(steps[0])
+    for w in steps[1:]:
+        average = {k: decay * average[k] + (1 - decay) * w[k] for k in average}
+    saved = dict(load(res.model_dir).named_parameters())
+    for k, v in average.items():
+        torch.testing.assert_close(saved[f"{k}"], v, rtol=0, atol=1e-6)
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ("current_model_state" in ckpt) == (decay > 0)
+    if decay:  # the raw weights stay in the checkpoint for a resume; the average under the usual keys
+        raw = ckpt["current_model_state"]
+        assert list(raw) == list(ckpt["state_dict"])
+        for k, v in steps[-1].items():
+            assert torch.equal(raw[f"model.{k}"], v)
+            assert not torch.equal(ckpt["state_dict"][f"model.{k}"], v)
+
+
+def test_ema_survives_a_resume(tmp_path) -> None:
+    """1 epoch, stop, resume to 2 epochs = 2 epochs in one go: same average, same raw weights."""
+    ema_run(tmp_path / "once", 0.8, epochs=2)
+    ema_run(tmp_path / "twice", 0.8, epochs=1)
+    _, steps = ema_run(tmp_path / "twice", 0.8, epochs=2, resume=True)
+    assert len(steps) == 5  # the second part ran the second epoch only
+    a, b = (torch.load(tmp_path / r / "checkpoints/last.ckpt", weights_only=True) for r in ("once", "twice"))
+    assert a["global_step"] == b["global_step"] == 10
+    assert int(a["averaging_state"]["n_averaged"]) == int(b["averaging_state"]["n_averaged"]) == 10
+    for key in ("state_dict", "current_model_state"):
+        for k in a[key]:
+            torch.testing.assert_close(a[key][k], b[key][k], rtol=0, atol=1e-6)
+
+
+def test_a_run_with_ema_resumed_without_it_continues_the_raw_weights(tmp_path) -> None:
+    ema_run(tmp_path / "run", 0.8, epochs=1)
+    raw = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["current_model_state"]
+    start = Trajectory()
+    start.on_train_start = lambda trainer, pl_module: start.on_train_batch_end(trainer, pl_module, 0, 0, 0)
+    torch.manual_seed(0)
+    cfg = TrainConfig(batch_size=64, max_epochs=2, progress=False, limit_train_batches=5)
+    fit(NADE(9, hidden=4), load_dataset("bars-3"), cfg, tmp_path / "run", resume=True, callbacks=[start])
+    assert all(torch.equal(raw[f"model.{k}"], v) for k, v in start.steps[0].items())
+
+
+class CompiledLive(L.Callback):
+    """At the end: the trained module has its compiled objective, the averaged copy has none."""
+
+    def on_train_end(self, trainer, pl_module):
+        from chainrule.training import ParameterEMA
+
+        (ema,) = [c for c in trainer.callbacks if isinstance(c, ParameterEMA)]
+        assert pl_module._compiled_log_prob is not None
+        assert ema._average_model.module._compiled_log_prob is None
+
+
+def test_ema_with_bf16_and_compile_saves_the_usual_keys(tmp_path) -> None:
+    from safetensors import safe_open
+
+    torch.manual_seed(0)
+    model = MADE(9, hidden=[8])
+    keys = set(model.state_dict())
+    cfg = TrainConfig(
+        batch_size=64,
+        max_epochs=1,
+        progress=False,
+        limit_train_batches=3,
+        precision="bf16-mixed",
+        compile=True,
+        ema_decay=0.5,
+    )
+    res = fit(model, load_dataset("bars-3"), cfg, tmp_path / "run", callbacks=[CompiledLive()])
+    with safe_open(res.model_dir / "model.safetensors", "pt") as f:
+        assert set(f.keys()) == keys
+    assert torch.isfinite(load(res.model_dir).log_prob(load_dataset("bars-3").test)).all()
+
+
+@pytest.mark.parametrize("bad", [1.0, -0.1, float("nan"), True, "0.9", 2])
+def test_bad_ema_decay_is_refused(bad) -> None:
+    from chainrule.errors import ChainruleError
+
+    with pytest.raises(ChainruleError, match="train.ema_decay must be a number in \\[0, 1\\)"):
+        TrainConfig(ema_decay=bad).check()
+
+
+def test_a_validation_fraction_of_no_batch_is_refused_up_front(tmp_path) -> None:
+    """bars-3 has 450 validation examples: 1 batch of 1,000; a fraction < 1 of it is no batch."""
+    from chainrule.errors import ChainruleError
+
+    cfg = TrainConfig(batch_size=64, max_epochs=1, progress=False, limit_val_batches=0.5)
+    with pytest.raises(ChainruleError) as e:
+        fit(NADE(9, hidden=4), load_dataset("bars-3"), cfg, tmp_path / "run")
+    msg = str(e.value)
+    assert "train.limit_val_batches=0.5" in msg and "450 examples" in msg and "batches of 1,000" in msg
+    assert "train.limit_val_batches=1.0 or more" in msg
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before training
+    with pytest.raises(ChainruleError, match="limit_val_batches must be a fraction"):
+        TrainConfig(limit_val_batches=0).check()

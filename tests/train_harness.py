@@ -3,9 +3,9 @@
 `python -m tests.train_harness OUT [--kill-at-step K | --kill-in-save N] [--resume]` trains
 `setup()` into OUT. `--kill-at-step K` SIGKILLs the process when global step K starts;
 `--kill-in-save N` SIGKILLs it in the middle of the N-th checkpoint write (after the temporary
-file is written, before it is renamed into place). The data are dynamically binarized, so a
-resumed run equals an uninterrupted one only if the binarization does not depend on the
-process's history.
+file is written, before it is renamed into place); `--ema-decay D` sets train.ema_decay. The
+data are dynamically binarized, so a resumed run equals an uninterrupted one only if the
+binarization does not depend on the process's history.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -42,9 +43,9 @@ def dynamic_digits() -> Dataset:
     )
 
 
-def setup() -> tuple[NADE, Dataset, TrainConfig]:
+def setup(ema_decay: float = 0.0) -> tuple[NADE, Dataset, TrainConfig]:
     torch.manual_seed(CONFIG.seed)
-    return NADE(64, hidden=16), dynamic_digits(), CONFIG
+    return NADE(64, hidden=16), dynamic_digits(), replace(CONFIG, ema_decay=ema_decay)
 
 
 class KillAtStep(L.Callback):
@@ -79,11 +80,12 @@ def main() -> None:
     p.add_argument("--kill-at-step", type=int)
     p.add_argument("--kill-in-save", type=int)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--ema-decay", type=float, default=0.0)
     args = p.parse_args()
     callbacks = [KillAtStep(args.kill_at_step)] if args.kill_at_step is not None else []
     if args.kill_in_save is not None:
         kill_in_save(args.kill_in_save)
-    model, data, config = setup()
+    model, data, config = setup(args.ema_decay)
     fit(model, data, config, args.out, resume=args.resume, callbacks=callbacks)
 
 

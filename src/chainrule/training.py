@@ -22,14 +22,15 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.imports import _IS_INTERACTIVE
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.strategies import DDPStrategy, Strategy
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from chainrule.checkpoint_io import SafeCheckpointIO, read_checkpoint
 from chainrule.data.base import Dataset
 from chainrule.data.binarize import binarize
-from chainrule.data.loading import SplitsData
+from chainrule.data.loading import VAL_BATCH, SplitsData
 from chainrule.data.perturb import check_perturb_rate, perturb
 from chainrule.data.text import SequenceDataset
 from chainrule.errors import ChainruleError
@@ -66,6 +67,7 @@ class TrainConfig:
     seq_len: int | None = None  # sequence models: tokens per training chunk (default: block size or 128)
     limit_val_batches: float | int = 1.0  # fraction or number of validation batches per epoch
     perturb_rate: float = 0.0  # background models: each training value replaced by a random one w.p. this
+    ema_decay: float = 0.0  # > 0: validate and save an exponential moving average of the parameters
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -108,18 +110,24 @@ class TrainConfig:
             "max_minutes",
             "> 0",
         )
-        lim = self.limit_train_batches
-        need(
-            is_int(lim) and lim >= 1 or is_num(lim) and isinstance(lim, float) and 0 < lim <= 1,
-            "limit_train_batches",
-            "a fraction in (0, 1] or a positive number of batches",
-        )
+        for key in ("limit_train_batches", "limit_val_batches"):
+            lim = getattr(self, key)
+            need(
+                is_int(lim) and lim >= 1 or is_num(lim) and isinstance(lim, float) and 0 < lim <= 1,
+                key,
+                "a fraction in (0, 1] or a positive number of batches",
+            )
         need(is_int(self.num_workers) and self.num_workers >= 0, "num_workers", "an integer >= 0")
         need(is_int(self.devices) and self.devices >= 1, "devices", "a positive integer")
         need(is_int(self.num_nodes) and self.num_nodes >= 1, "num_nodes", "a positive integer")
         need(self.accelerator in ("cpu", "gpu", "cuda", "auto"), "accelerator", "'cpu', 'gpu' or 'auto'")
         need(self.strategy in STRATEGIES, "strategy", f"one of {list(STRATEGIES)}")
         check_perturb_rate(self.perturb_rate, "train.perturb_rate")
+        need(
+            is_num(self.ema_decay) and 0 <= self.ema_decay < 1,
+            "ema_decay",
+            "a number in [0, 1) (0: off; 0.999 averages over about the last 1,000 steps)",
+        )
         return self
 
 
@@ -253,6 +261,10 @@ class MaximumLikelihood(L.LightningModule):
         self.log("val_nll", nll, prog_bar=True, sync_dist=False)
         self.log("val_bits_per_dim", nll / math.log(2) / self.model.event_shape[0])
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if not self.config.ema_decay:
+            load_raw_weights(checkpoint)
+
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
         """Clip the gradient norm directly: Lightning's mixed-precision plugin refuses to clip for
         a fused optimizer, although bf16 (unlike fp16) has no gradient scaler to undo first."""
@@ -353,6 +365,107 @@ class WallClock(Callback):
             atomic_write_json(self.path, {"seconds": self.seconds()})
 
 
+def check_batch_limits(
+    config: TrainConfig, dataset: Dataset | SequenceDataset, loaders: tuple[Any, Any] | None
+) -> None:
+    """Refuse a fractional `limit_train_batches`/`limit_val_batches` that selects no batch (which
+    Lightning reports as a bare MisconfigurationException), naming the sizes and the least
+    fraction that works. `loaders`: a sequence model's (train, val) loaders, else None."""
+    world = config.devices * config.num_nodes
+    if loaders is None:  # array data: global training batches; this process's validation batches
+        n_val = len(dataset.val) // world  # the process with the fewest examples
+        sizes = {
+            "limit_train_batches": (
+                len(dataset.train) // config.batch_size,
+                f"the training split has {len(dataset.train):,} examples in batches of"
+                f" train.batch_size={config.batch_size}",
+            ),
+            "limit_val_batches": (
+                math.ceil(n_val / VAL_BATCH),
+                f"the validation split has {len(dataset.val):,} examples"
+                + (f" ({n_val:,} on each of {world} processes)" if world > 1 else "")
+                + f", scored in batches of {VAL_BATCH:,}",
+            ),
+        }
+    else:
+        train_dl, val_dl = loaders
+        sizes = {
+            "limit_train_batches": (len(train_dl), "one pass over the training text"),
+            "limit_val_batches": (
+                len(val_dl),
+                f"the validation text of {dataset.val.numel():,} tokens is scored in chunks",
+            ),
+        }
+    for key, (batches, what) in sizes.items():
+        limit = getattr(config, key)
+        if isinstance(limit, float) and batches > 0 and int(batches * limit) == 0:
+            raise ChainruleError(
+                f"train.{key}={limit} selects no batch: {what} ({batches:,} batch{'es' * (batches != 1)}),"
+                f" and {limit} x {batches:,} < 1; use train.{key}={least_fraction(batches)!r} or more (or an"
+                " integer number of batches, such as 1)"
+            )
+
+
+def least_fraction(batches: int) -> float:
+    """A short decimal f >= 1 / batches (within 5 %) with int(batches * f) >= 1."""
+    for digits in range(1, 12):
+        f = math.ceil(10**digits / batches) / 10**digits
+        if int(batches * f) >= 1 and f <= 1.05 / batches:
+            return f
+    return 1.0
+
+
+class ParameterEMA(WeightAveraging):
+    """`train.ema_decay`: an exponential moving average (Polyak averaging) of the parameters,
+    updated after every optimizer step: a_1 = w_1, a_t = decay * a_(t-1) + (1 - decay) * w_t.
+
+    Lightning's `WeightAveraging` with torch's EMA update. The average lives in a deep copy of the
+    plain LightningModule taken at setup, before the first step builds the `train.compile`
+    objective, so it never holds compiled code. Only parameters are averaged and swapped: buffers
+    (masks, orders, the current member of a MADE ensemble) stay the trained model's, and
+    checkpoints store the trained model's buffers. Validation runs on the averaged parameters, and
+    every checkpoint's `state_dict` holds them (so best.ckpt, early stopping and the saved model
+    use the average, under the usual keys); the raw parameters are kept beside them in
+    `current_model_state` and the average's step count in `averaging_state`, from which `--resume`
+    continues both."""
+
+    def __init__(self, decay: float) -> None:
+        super().__init__(use_buffers=False, multi_avg_fn=get_ema_multi_avg_fn(decay))
+        self.decay = decay
+
+    def _pairs(self, pl_module: L.LightningModule):
+        assert self._average_model is not None
+        return zip(self._average_model.module.parameters(), pl_module.parameters(), strict=True)
+
+    def _swap_models(self, pl_module: L.LightningModule) -> None:
+        with torch.no_grad():
+            for average, current in self._pairs(pl_module):
+                kept = average.detach().clone()
+                average.copy_(current)
+                current.copy_(kept)
+
+    def _copy_average_to_current(self, pl_module: L.LightningModule) -> None:
+        with torch.no_grad():
+            for average, current in self._pairs(pl_module):
+                current.copy_(average)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        current = checkpoint.get("current_model_state")
+        if current is not None:  # averaged parameters, the trained model's buffers, the usual keys
+            names = {name for name, _ in pl_module.named_parameters(remove_duplicate=False)}
+            average = checkpoint["state_dict"]
+            checkpoint["state_dict"] = {k: average[k] if k in names else v for k, v in current.items()}
+
+
+def load_raw_weights(checkpoint: dict[str, Any]) -> None:
+    """A checkpoint of a run with `train.ema_decay` resumed without it continues from the trained
+    (not the averaged) parameters."""
+    if "current_model_state" in checkpoint:
+        checkpoint["state_dict"] = checkpoint.pop("current_model_state")
+        checkpoint.pop("averaging_state", None)
+
+
 def warm_start(model: Model, model_dir: str | os.PathLike) -> None:
     """Copy the parameters (not buffers such as MADE's mask degrees) of a saved model into
     `model`; every parameter must exist there with the same shape."""
@@ -444,11 +557,14 @@ def fit(
             num_values=dataset.num_values,
         )
         data = SplitsData(dataset.train, dataset.val, config.batch_size, config.seed, config.num_workers)
+    check_batch_limits(config, dataset, None if data is not None else (train_dl, val_dl))
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_nll", mode="min", save_top_k=1)
     # a separate callback for last.ckpt: a monitored one rewrites "last" only on improving epochs
     latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
     clock = WallClock(out / "train_time.json")
     all_callbacks: list[Callback] = [best, latest, clock, EarlyStopping("val_nll", patience=config.patience)]
+    if config.ema_decay:
+        all_callbacks.append(ParameterEMA(config.ema_decay))
     module.clock = clock  # read by the cosine-time schedule
     trainer = L.Trainer(
         accelerator=config.accelerator,

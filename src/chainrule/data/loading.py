@@ -146,6 +146,10 @@ def eval_loader(
     )
 
 
+#: Examples per validation batch during training (`train.limit_val_batches` counts these).
+VAL_BATCH = 1000
+
+
 class SplitsData(L.LightningDataModule):
     """Train/validation loaders built once Lightning knows this process's rank and world size."""
 
@@ -168,4 +172,4 @@ class SplitsData(L.LightningDataModule):
         return train_loader(self.train, self.global_batch, seed=self.seed, **self._layout())
 
     def val_dataloader(self) -> DataLoader:
-        return eval_loader(self.val, 1000, **self._layout())
+        return eval_loader(self.val, VAL_BATCH, **self._layout())
