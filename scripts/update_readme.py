@@ -22,8 +22,8 @@ def zoo_table() -> str:
     ]
     for path in sorted(ROOT.glob("zoo/*/metrics.json")):
         m = json.loads(path.read_text())
-        if "nats_per_char" in m["test"]:
-            continue  # text models have their own table
+        if "nats_per_char" in m["test"] or not comparable_on_binarized_mnist(m):
+            continue  # text, 8-bit and conditional models have their own tables
         pub = m.get("published") or {}
         name = path.parent.name
         minutes = f"{m['train_seconds'] / 60:.0f} min" if m.get("train_seconds") else "?"
@@ -44,6 +44,43 @@ def zoo_table() -> str:
                 f"| `{name}` (mask 0 alone) | {s['nll_nats']:.2f} | {s['stderr_nats']:.2f} | | | | | |"
                 f" `{m['eval_command']} --masks 1` |"
             )
+    return "\n".join(rows)
+
+
+def condition_of(m: dict) -> str:
+    """What a zoo model's likelihood is conditioned on ('' for an unconditional model)."""
+    config = m.get("config", {})
+    if config.get("num_classes"):
+        return "the class label"
+    if config.get("lowres_factor"):
+        f = config["lowres_factor"]
+        return f"the image downsampled {f}x{f}"
+    return ""
+
+
+def comparable_on_binarized_mnist(m: dict) -> bool:
+    """Unconditional binarized-MNIST models: the rows of the main NLL table."""
+    return m.get("dataset") == "binarized-mnist" and not condition_of(m)
+
+
+def other_image_zoo_table() -> str:
+    """8-bit and conditional image models: NLL in nats and bits/dim, and what it is conditioned on."""
+    rows = [
+        "| model | data | conditioned on | test NLL (nats) | ± s.e. | bits/dim | training time | parameters"
+        " | file | reproduce |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted(ROOT.glob("zoo/*/metrics.json")):
+        m = json.loads(path.read_text())
+        if "nats_per_char" in m["test"] or comparable_on_binarized_mnist(m):
+            continue
+        t = m["test"]
+        minutes = f"{m['train_seconds'] / 60:.0f} min" if m.get("train_seconds") else "?"
+        rows.append(
+            f"| `{path.parent.name}` | {m['dataset']} | {condition_of(m) or '—'} | **{t['nll_nats']:.2f}** |"
+            f" {t['stderr_nats']:.2f} | {t['bits_per_dim']:.3f} | {minutes} | {m['num_parameters']:,} |"
+            f" {m['file_mb']} MB | `{m['command']}` |"
+        )
     return "\n".join(rows)
 
 
@@ -247,6 +284,8 @@ def main() -> None:
     text = replace(text, "speed", speed_table())
     text = replace(text, "continuous", continuous_table())
     text = replace(text, "image-speed", image_speed_table())
+    if "<!-- image-zoo:start -->" in text:
+        text = replace(text, "image-zoo", other_image_zoo_table())
     if "<!-- text-zoo:start -->" in text:
         text = replace(text, "text-zoo", text_zoo_table())
         text = replace(text, "text-speed", text_speed_table())
