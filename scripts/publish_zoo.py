@@ -172,6 +172,9 @@ def image_extras(model, data, dst: Path) -> dict:
     if model.class_conditional:
         kwargs["cond"] = torch.arange(model.num_classes).repeat_interleave(8)
         ncols, title = 8, f"{dst.name}: 8 samples per class, one row per class (seed 0)"
+    elif getattr(model, "lowres_factor", 0):  # p(x | low-res x) has no unconditional samples
+        kwargs["cond"] = model.condition_from(data.test[:64])
+        title = f"{dst.name}: 64 samples given the low-res first 64 test images (seed 0)"
     t = time.time()
     x = model.sample(len(kwargs.get("cond", range(64))), generator=torch.Generator().manual_seed(0), **kwargs)
     secs = time.time() - t
@@ -212,7 +215,15 @@ def superres_extras(model, data, dst: Path) -> dict:
     test = data.test[:8]
     draws = super_resolve(model, test, 4, torch.Generator().manual_seed(0))
     low = upsample(model, model.condition_from(test))
-    superres_grid(test, low, draws, model.image_shape, dst / "superres.png", factor=model.lowres_factor)
+    superres_grid(
+        test,
+        low,
+        draws,
+        model.image_shape,
+        dst / "superres.png",
+        num_values=model.num_values,
+        factor=model.lowres_factor,
+    )
     return {"superres_command": f"chainrule complete {dst} --data {data.name} --superres"}
 
 

@@ -83,6 +83,24 @@ def test_upsample_repeats_each_lowres_pixel_in_a_block():
     assert up[:4, :4].eq(0).all() and up[:4, 4:].eq(1).all() and up[4:, :4].eq(1).all()
     assert up[4:, 4:].eq(0).all()
     assert torch.equal(model.condition_from(up.reshape(1, 64)), low)
+    with pytest.raises(ChainruleError, match=r"low must be \(N, 4\)"):
+        upsample(model, torch.zeros(1, 5))
+
+
+def test_publish_zoo_pictures_of_a_superres_model(tmp_path) -> None:
+    """scripts/publish_zoo.py: a p(x | low-res x) model's samples are drawn given test images'
+    low-resolution versions (it has no unconditional samples), and the superres picture is written."""
+    import sys
+    from pathlib import Path
+
+    from chainrule.data import load_dataset
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import publish_zoo
+
+    extras = publish_zoo.image_extras(tiny(2), load_dataset("digits"), tmp_path)
+    assert (tmp_path / "samples.png").is_file() and (tmp_path / "superres.png").is_file()
+    assert "superres_command" in extras and "bottom_half_conditional_nll" not in extras
 
 
 def test_models_without_lowres_factor_are_a_clear_error():

@@ -260,6 +260,20 @@ def test_ema_with_bf16_and_compile_saves_the_usual_keys(tmp_path) -> None:
     assert torch.isfinite(load(res.model_dir).log_prob(load_dataset("bars-3").test)).all()
 
 
+def test_ema_with_float64_keeps_the_average_and_the_weights_in_float64(tmp_path) -> None:
+    """precision 64-true converts the module after the callbacks' setup: the average follows, so the
+    update runs and a resume continues both (to float32 rounding: Lightning restores a checkpoint
+    into the module before it converts it to float64, with or without the average)."""
+    ema_run(tmp_path / "once", 0.8, epochs=2, precision="64-true")
+    ema_run(tmp_path / "twice", 0.8, epochs=1, precision="64-true")
+    ema_run(tmp_path / "twice", 0.8, epochs=2, resume=True, precision="64-true")
+    a, b = (torch.load(tmp_path / r / "checkpoints/last.ckpt", weights_only=True) for r in ("once", "twice"))
+    for key in ("state_dict", "current_model_state"):
+        assert all(v.dtype == torch.float64 for v in a[key].values() if v.is_floating_point())
+        for k in a[key]:
+            torch.testing.assert_close(a[key][k], b[key][k], rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("bad", [1.0, -0.1, float("nan"), True, "0.9", 2])
 def test_bad_ema_decay_is_refused(bad) -> None:
     from chainrule.errors import ChainruleError

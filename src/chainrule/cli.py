@@ -945,7 +945,7 @@ def _labelled_images(name: str):
 
 
 def cmd_classifier(args) -> dict:
-    """Train or evaluate a CNN classifier."""
+    """Train a CNN classifier, or evaluate a CNN or a class-conditional density model (Bayes rule)."""
     from chainrule.classifiers import ClassifierTrainConfig, load_classifier
     from chainrule.classifiers.cnn import train_cnn_on
 

@@ -15,6 +15,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -262,6 +263,7 @@ class MaximumLikelihood(L.LightningModule):
         self.log("val_bits_per_dim", nll / math.log(2) / self.model.event_shape[0])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resumed without `train.ema_decay`: continue an averaged run's trained parameters."""
         if not self.config.ema_decay:
             load_raw_weights(checkpoint)
 
@@ -433,7 +435,15 @@ class ParameterEMA(WeightAveraging):
         super().__init__(use_buffers=False, multi_avg_fn=get_ema_multi_avg_fn(decay))
         self.decay = decay
 
-    def _pairs(self, pl_module: L.LightningModule):
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Copy the module as Lightning does; under `precision: 64-true` make the copy float64 now,
+        since Lightning converts the trained module only after this hook (else the float32 average
+        breaks torch's EMA update and rounds the trained weights at every validation swap)."""
+        super().setup(trainer, pl_module, stage)
+        if self._average_model is not None and str(trainer.precision).startswith("64"):
+            self._average_model.module.double()
+
+    def _pairs(self, pl_module: L.LightningModule) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         assert self._average_model is not None
         return zip(self._average_model.module.parameters(), pl_module.parameters(), strict=True)
 
@@ -449,7 +459,9 @@ class ParameterEMA(WeightAveraging):
             for average, current in self._pairs(pl_module):
                 current.copy_(average)
 
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         super().on_save_checkpoint(trainer, pl_module, checkpoint)
         current = checkpoint.get("current_model_state")
         if current is not None:  # averaged parameters, the trained model's buffers, the usual keys

@@ -68,5 +68,11 @@ def upsample(model: Model, low: torch.Tensor) -> torch.Tensor:
     f × f block (nearest neighbour: the blocky input the model is conditioned on)."""
     f = lowres_factor(model)
     h, w, c = model.lowres_shape
+    low = torch.as_tensor(low)
+    if low.dim() != 2 or low.shape[1] != h * w * c:
+        raise ChainruleError(
+            f"low must be (N, {h * w * c}) flat low-resolution images ({h}x{w}x{c}, as"
+            f" model.condition_from gives), got {tuple(low.shape)}"
+        )
     img = low.reshape(low.shape[0], h, w, c).repeat_interleave(f, 1).repeat_interleave(f, 2)
     return img.reshape(low.shape[0], -1)
