@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -263,9 +264,10 @@ def image_speed_table() -> str:
         f" load average {r['machine'].get('load_average_1min', 0):.1f} (a training ran beside it);"
         f" conv peak bf16 {peaks['conv_bf16']:.0f} GFLOP/s, fp32 {peaks['conv_fp32']:.0f} GFLOP/s,"
         f" {r['models'][0]['sampling_28x28']['images'] if r['models'] else '?'} images per sampling"
-        f" run, batch 64 for training. FLOPs: {counted}; PixelRNN's are mostly matmuls (the JSON also"
-        " gives the fraction of the matmul peak), and both its layer types are measured at"
-        " recipes/pixelrnn-mnist.yaml's sizes. Reproduce: `python -m benchmarks.image_speed`."
+        f" run, batch 64 for training. FLOPs: {counted}; both PixelRNN layer types are measured at"
+        " recipes/pixelrnn-mnist.yaml's sizes (the Diagonal BiLSTM's work is mostly matmuls: the JSON"
+        " also gives each model's fraction of the matmul peak)."
+        " Reproduce: `python -m benchmarks.image_speed`."
     )
     return "\n".join(rows)
 
@@ -277,6 +279,38 @@ def replace(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
+OOD_SCORES = ("nll", "likelihood_ratio", "input_complexity", "typicality", "typicality_batch_m10")
+
+
+def ood_table() -> str:
+    """AUROC of every OOD score, one row per (model, in-distribution data, OOD data) of ood.json."""
+    runs = json.loads((ROOT / "benchmarks/results/ood.json").read_text())["runs"]
+    rows = [
+        "| model | trained on | scored against | NLL | likelihood ratio | input complexity | typicality"
+        " | typicality (batches of 10) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        cells = [f"{r['scores'][k]['auroc']:.3f}" if k in r["scores"] else "" for k in OOD_SCORES]
+        rows.append(f"| {r['model']} | {r['data']} | {r['ood_data']} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def pixeldefend_table() -> str:
+    """benchmarks/results/pixeldefend.json as its benchmark prints it."""
+    sys.path.insert(0, str(ROOT))  # run as a script: make the benchmarks package importable
+    from benchmarks.pixeldefend import format_result
+
+    path = ROOT / "benchmarks/results/pixeldefend.json"
+    return format_result(json.loads(path.read_text())) if path.is_file() else "not run yet"
+
+
+def generative_classification_table() -> str:
+    """benchmarks/results/generative_classification.json's markdown table."""
+    path = ROOT / "benchmarks/results/generative_classification.json"
+    return json.loads(path.read_text())["table"] if path.is_file() else "not run yet"
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -286,6 +320,10 @@ def main() -> None:
     text = replace(text, "image-speed", image_speed_table())
     if "<!-- image-zoo:start -->" in text:
         text = replace(text, "image-zoo", other_image_zoo_table())
+    if "<!-- ood:start -->" in text:
+        text = replace(text, "ood", ood_table())
+        text = replace(text, "pixeldefend", "```text\n" + pixeldefend_table() + "\n```")
+        text = replace(text, "generative-classification", generative_classification_table())
     if "<!-- text-zoo:start -->" in text:
         text = replace(text, "text-zoo", text_zoo_table())
         text = replace(text, "text-speed", text_speed_table())
