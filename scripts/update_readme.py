@@ -15,6 +15,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def training_minutes(m: dict) -> str:
+    """A zoo entry's training time for a table cell ("?" when not recorded)."""
+    return f"{m['train_seconds'] / 60:.0f} min" if m.get("train_seconds") else "?"
+
+
 def zoo_table() -> str:
     rows = [
         "| model | test NLL (nats) | ± s.e. | published | training time | epochs | parameters | file |"
@@ -27,10 +32,10 @@ def zoo_table() -> str:
             continue  # text, 8-bit and conditional models have their own tables
         pub = m.get("published") or {}
         name = path.parent.name
-        minutes = f"{m['train_seconds'] / 60:.0f} min" if m.get("train_seconds") else "?"
         rows.append(
             f"| `{name}` | **{m['test']['nll_nats']:.2f}** | {m['test']['stderr_nats']:.2f} |"
-            f" {pub.get('nll', '')} | {minutes} | {m.get('epochs', '')} | {m['num_parameters']:,} |"
+            f" {pub.get('nll', '')} | {training_minutes(m)} | {m.get('epochs', '')} |"
+            f" {m['num_parameters']:,} |"
             f" {m['file_mb']} MB | `{m['command']}` |"
         )
         if "test_elbo" in m:
@@ -76,10 +81,10 @@ def other_image_zoo_table() -> str:
         if "nats_per_char" in m["test"] or comparable_on_binarized_mnist(m):
             continue
         t = m["test"]
-        minutes = f"{m['train_seconds'] / 60:.0f} min" if m.get("train_seconds") else "?"
         rows.append(
             f"| `{path.parent.name}` | {m['dataset']} | {condition_of(m) or '—'} | **{t['nll_nats']:.2f}** |"
-            f" {t['stderr_nats']:.2f} | {t['bits_per_dim']:.3f} | {minutes} | {m['num_parameters']:,} |"
+            f" {t['stderr_nats']:.2f} | {t['bits_per_dim']:.3f} | {training_minutes(m)} |"
+            f" {m['num_parameters']:,} |"
             f" {m['file_mb']} MB | `{m['command']}` |"
         )
     return "\n".join(rows)

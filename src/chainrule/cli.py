@@ -444,14 +444,7 @@ def cmd_eval(args) -> dict:
             f"dataset {args.data!r} has {x.shape[1]} dimensions but the model expects {model.event_shape[0]}"
         )
     kwargs = {"num_masks": args.masks} if args.masks else {}
-    if hasattr(model, "importance_log_prob"):  # a latent-variable model: a seeded estimate
-        import torch
-
-        kwargs["generator"] = torch.Generator().manual_seed(args.seed)
-        if args.k is not None:
-            kwargs["k"] = args.k
-    elif args.k is not None:
-        raise ChainruleError(f"--k applies to latent-variable models (VAE), not {model.registry_name!r}")
+    kwargs.update(_latent_kwargs(model, args))
     t = time.time()
     cond = split_condition(model, data, args.split)
     rep = evaluate_nll(model, x, batch_size=args.batch_size, cond=cond, **kwargs).as_dict()
@@ -462,6 +455,21 @@ def cmd_eval(args) -> dict:
         **rep,
         "seconds": round(time.time() - t, 2),
     }
+
+
+def _latent_kwargs(model, args) -> dict:
+    """log_prob options for `--k`/`--seed`: a latent-variable model's importance estimate is seeded;
+    `--k` on any other model is an error."""
+    import torch
+
+    if hasattr(model, "importance_log_prob"):
+        kwargs: dict = {"generator": torch.Generator().manual_seed(args.seed)}
+        if args.k is not None:
+            kwargs["k"] = args.k
+        return kwargs
+    if args.k is not None:
+        raise ChainruleError(f"--k applies to latent-variable models (VAE), not {model.registry_name!r}")
+    return {}
 
 
 def cmd_sample(args) -> dict:
@@ -649,13 +657,7 @@ def cmd_score(args) -> dict:
     n = args.n
     ref_split = "train" if args.split == "val" else "val"  # held out from the scored inputs
     x_in, x_ood, x_ref = data.split(args.split)[:n], ood.split(args.split)[:n], data.split(ref_split)[:n]
-    kwargs: dict = {}
-    if hasattr(model, "importance_log_prob"):  # a latent-variable model: a seeded estimate
-        kwargs["generator"] = torch.Generator().manual_seed(args.seed)
-        if args.k is not None:
-            kwargs["k"] = args.k
-    elif args.k is not None:
-        raise ChainruleError(f"--k applies to latent-variable models (VAE), not {model.registry_name!r}")
+    kwargs: dict = _latent_kwargs(model, args)
     if background is not None and hasattr(background, "importance_log_prob") != hasattr(
         model, "importance_log_prob"
     ):
