@@ -350,6 +350,15 @@ def _defend_parsers(sub) -> None:
     de.add_argument("--out", default="defend.png", help="PNG path (default defend.png)")
 
 
+def _evaluation_device(accelerator: str) -> str:
+    """Where `chainrule train` computes the test NLL: "cuda" when training used a GPU (accelerator
+    gpu/cuda, or auto with CUDA available), else "cpu"."""
+    import torch
+
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return "cuda" if on_gpu else "cpu"
+
+
 def cmd_train(args) -> dict:
     from chainrule.data import SequenceDataset
     from chainrule.evaluate import evaluate_nll, evaluate_sequence, split_condition
@@ -383,13 +392,18 @@ def cmd_train(args) -> dict:
         "train_seconds": round(result.train_seconds, 1),
         "num_parameters": model.num_parameters(),
     }
-    if not args.no_test and isinstance(dataset, SequenceDataset):
-        metrics["test"] = evaluate_sequence(model, dataset.test, unit=dataset.unit).as_dict()
-    elif not args.no_test:
-        kwargs = recipe.get("evaluate") or {}
-        for name, kw in ({"test": {}} | kwargs).items():
-            rep = evaluate_nll(model, dataset.test, cond=split_condition(model, dataset, "test"), **kw)
-            metrics[name] = rep.as_dict()
+    # Lightning hands the model back on the CPU; test it where it trained (minutes saved on a GPU)
+    model.to(_evaluation_device(config.accelerator))
+    try:
+        if not args.no_test and isinstance(dataset, SequenceDataset):
+            metrics["test"] = evaluate_sequence(model, dataset.test, unit=dataset.unit).as_dict()
+        elif not args.no_test:
+            kwargs = recipe.get("evaluate") or {}
+            for name, kw in ({"test": {}} | kwargs).items():
+                rep = evaluate_nll(model, dataset.test, cond=split_condition(model, dataset, "test"), **kw)
+                metrics[name] = rep.as_dict()
+    finally:
+        model.cpu()
     atomic_write_json(out / "model" / "metrics.json", metrics)
     return metrics
 

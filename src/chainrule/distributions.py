@@ -14,7 +14,15 @@ import math
 import torch
 import torch.nn.functional as F
 
+from chainrule.devices import draw_device
 from chainrule.validation import check_discrete, check_finite
+
+
+def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    """U(0, 1) draws of `shape` in `like`'s dtype and on its device, made on the generator's device
+    (see chainrule.devices), so a CPU generator can drive a model on a GPU."""
+    u = torch.rand(shape, generator=generator, dtype=like.dtype, device=draw_device(generator, like.device))
+    return u.to(like.device)
 
 
 class Head:
@@ -58,7 +66,7 @@ class Bernoulli(Head):
         return -F.binary_cross_entropy_with_logits(params, x.to(params.dtype), reduction="none")
 
     def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        u = torch.rand(params.shape, generator=generator, dtype=params.dtype, device=params.device)
+        u = _uniform(params.shape, generator, params)
         return (u < torch.sigmoid(params)).to(params.dtype)
 
 
@@ -77,7 +85,7 @@ class Categorical(Head):
 
     def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         cdf = torch.softmax(params, dim=-1).cumsum(-1)
-        u = torch.rand(params.shape[:-1], generator=generator, dtype=cdf.dtype, device=cdf.device)
+        u = _uniform(params.shape[:-1], generator, cdf)
         idx = (cdf < u.unsqueeze(-1)).sum(-1).clamp_(max=self.num_values - 1)
         return idx.to(params.dtype)
 
@@ -117,7 +125,7 @@ class GaussianMixture(Head):
 
     def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         log_w, means, scales = self.split(params)
-        u = torch.rand((*params.shape[:-1], 2), generator=generator, dtype=params.dtype, device=params.device)
+        u = _uniform((*params.shape[:-1], 2), generator, params)
         cdf = torch.exp(log_w).cumsum(-1)
         k = (cdf < u[..., :1]).sum(-1, keepdim=True).clamp_(max=self.components - 1)
         eps = torch.special.ndtri(u[..., 1].clamp(1e-12, 1 - 1e-12))
@@ -182,7 +190,7 @@ class DiscretizedLogisticMixture(Head):
 
     def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         log_w, means, log_scales = self.split(params)
-        u = torch.rand((*params.shape[:-1], 2), generator=generator, dtype=params.dtype, device=params.device)
+        u = _uniform((*params.shape[:-1], 2), generator, params)
         cdf = torch.exp(log_w).cumsum(-1)
         k = (cdf < u[..., :1]).sum(-1, keepdim=True).clamp_(max=self.components - 1)
         v = u[..., 1].clamp(1e-12, 1 - 1e-12)

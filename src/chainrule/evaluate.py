@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from chainrule.devices import model_device
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
 
@@ -31,19 +32,22 @@ def evaluate_nll(
     model: Model, x: torch.Tensor, batch_size: int = 1000, cond: torch.Tensor | None = None, **log_prob_kwargs
 ) -> NLLReport:
     """Exact (or, for latent models, estimated) NLL of `x` under `model`, batched; `cond` (one
-    row per example, e.g. class labels) for conditional models."""
+    row per example, e.g. class labels) for conditional models. Each batch (and its cond) is
+    moved to the model's device and its log-likelihoods back to the CPU in float64, so a model on
+    a GPU is evaluated on CPU-held data."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ChainruleError(f"batch size must be a positive integer, got {batch_size!r}")
     if len(x) == 0:
         raise ChainruleError("cannot evaluate an empty data set")
     model.eval()
+    device = model_device(model)
     if cond is not None:
         log_prob_kwargs["cond"] = None  # filled per batch below
     parts = []
     for i in range(0, len(x), batch_size):
         if cond is not None:
-            log_prob_kwargs["cond"] = cond[i : i + batch_size]
-        parts.append(model.log_prob(x[i : i + batch_size], **log_prob_kwargs).double())
+            log_prob_kwargs["cond"] = cond[i : i + batch_size].to(device)
+        parts.append(model.log_prob(x[i : i + batch_size].to(device), **log_prob_kwargs).double().cpu())
     lp = torch.cat(parts)
     n = lp.numel()
     dim = math.prod(model.event_shape)

@@ -90,13 +90,14 @@ class AutoregressiveModel(Model):
         return p.dtype if p is not None else torch.get_default_dtype()
 
     def _start(self, n, given, mask):
-        """Initial canvas and observed-mask for sampling/completion."""
+        """Initial canvas and observed-mask for sampling/completion, on the model's device (`given`
+        and `mask` may be held elsewhere, e.g. on the CPU)."""
         device, dtype = next(self.parameters()).device, self._dtype()
         if given is None and mask is None:
             return torch.zeros(n, self.dim, device=device, dtype=dtype), None
         if given is None or mask is None:
             raise ChainruleError("completion needs both `given` and `mask`")
-        given = as_batch(given, self.event_shape, "given").to(dtype)
+        given = as_batch(given, self.event_shape, "given").to(device=device, dtype=dtype)
         mask_t = torch.as_tensor(mask, device=device)
         if mask_t.numel() == self.dim:
             mask_t = mask_t.reshape(1, self.dim).expand(given.shape[0], self.dim)

@@ -59,7 +59,7 @@ class FVSBN(AutoregressiveModel):
 
     def _fast_sample(self, x, obs, given, generator):
         w, k = self.linear.masked_weight(), self.k
-        code = torch.zeros(x.shape[0], self.dim * k, dtype=x.dtype)  # the encoded canvas, model order
+        code = x.new_zeros(x.shape[0], self.dim * k)  # the encoded canvas, model order (x's device, dtype)
         for t, d in enumerate(self.order):
             rows = slice(t * k, (t + 1) * k)
             logit = F.linear(code[:, : t * k], w[rows, : t * k], self.linear.bias[rows])

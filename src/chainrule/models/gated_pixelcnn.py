@@ -243,8 +243,7 @@ class GatedPixelCNN(ImageAutoregressiveModel):
         self._v_to_h = []
         for n, layer in enumerate(self.layers):
             if i == 0:
-                pre = torch.zeros(self._v_in[n].shape[0], layer.v_to_h.in_channels, self.width)
-                pre = pre.to(self._v_in[n])
+                pre = self._v_in[n].new_zeros(self._v_in[n].shape[0], layer.v_to_h.in_channels, self.width)
             else:
                 top = layer.vpads[2]
                 window = self._v_in[n][:, :, i - 1 : i + top]  # input rows i-1-k2 .. i-1 (padded)

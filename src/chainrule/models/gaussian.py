@@ -12,6 +12,7 @@ import math
 import torch
 from torch import nn
 
+from chainrule.devices import draw_device
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
 from chainrule.validation import as_batch, check_finite, check_num_samples
@@ -154,10 +155,12 @@ class Gaussian(Model):
         """Draws mean + L eps; with `given`/`mask` (True = observed) the unobserved part is drawn
         from its exact conditional Gaussian given the observed part."""
         check_num_samples(n)
-        eps = torch.randn(n, self.dim, generator=generator, dtype=self.mean.dtype)
+        dtype, dev = self.mean.dtype, self.mean.device
+        eps = torch.randn(n, self.dim, generator=generator, dtype=dtype, device=draw_device(generator, dev))
+        eps = eps.to(dev)
         if given is None and mask is None:
             return self.mean + eps @ self.scale.factor()[0].T
-        given, obs = completion_inputs(given, mask, n, self.dim, self.mean.dtype)
+        given, obs = completion_inputs(given, mask, n, self.dim, self.mean.dtype, dev)
         out = given.clone()
         cov = self.covariance()
         for pattern in torch.unique(obs, dim=0):
@@ -171,13 +174,16 @@ class Gaussian(Model):
         return out
 
 
-def completion_inputs(given, mask, n: int, dim: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validated (given, observed-mask), both (n, dim), for completion by a continuous model.
-    Unobserved entries of `given` may hold anything, NaN included; they are ignored."""
+def completion_inputs(
+    given, mask, n: int, dim: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated (given, observed-mask), both (n, dim) and on the model's `device`, for completion
+    by a continuous model. Unobserved entries of `given` may hold anything, NaN included; they
+    are ignored."""
     if given is None or mask is None:
         raise ChainruleError("completion needs both `given` and `mask`")
-    given = as_batch(given, (dim,), "given")
-    obs = torch.as_tensor(mask).bool()
+    given = as_batch(given, (dim,), "given").to(device)
+    obs = torch.as_tensor(mask, device=device).bool()
     if obs.numel() == dim:
         obs = obs.reshape(1, dim).expand(given.shape[0], dim)
     elif obs.numel() != given.numel():
@@ -185,6 +191,6 @@ def completion_inputs(given, mask, n: int, dim: int, dtype) -> tuple[torch.Tenso
     obs = obs.reshape(given.shape)
     if n != given.shape[0]:
         raise ChainruleError(f"n={n} but `given` holds {given.shape[0]} examples")
-    given = torch.where(obs, given.to(dtype), torch.zeros((), dtype=dtype))
+    given = torch.where(obs, given.to(dtype), torch.zeros((), dtype=dtype, device=device))
     check_finite(given, "given (observed part)")
     return given, obs

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from chainrule.devices import draw_device
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
 from chainrule.models.gaussian import (
@@ -100,14 +101,15 @@ class GaussianMixtureModel(Model):
         """Ancestral: z ~ w, then x ~ N(mu_z, Sigma_z). With `given`/`mask` (True = observed),
         exact completion: z ~ p(z | x_obs), then x_unobs from that component's conditional."""
         check_num_samples(n)
-        dtype = self.means.dtype
-        u = torch.rand(n, generator=generator, dtype=dtype)
-        eps = torch.randn(n, self.dim, generator=generator, dtype=dtype)
+        dtype, dev = self.means.dtype, self.means.device
+        u = torch.rand(n, generator=generator, dtype=dtype, device=draw_device(generator, dev)).to(dev)
+        eps = torch.randn(n, self.dim, generator=generator, dtype=dtype, device=draw_device(generator, dev))
+        eps = eps.to(dev)
         low = self.scale.factor()
         if given is None and mask is None:
             z = (self.log_weights().exp().cumsum(0) < u.unsqueeze(1)).sum(1).clamp(max=self.components - 1)
             return self.means[z] + torch.einsum("nij,nj->ni", low[z], eps)
-        given, obs = completion_inputs(given, mask, n, self.dim, dtype)
+        given, obs = completion_inputs(given, mask, n, self.dim, dtype, dev)
         out = given.clone()
         cov = low @ low.transpose(-1, -2)
         for pattern in torch.unique(obs, dim=0):

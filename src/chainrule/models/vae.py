@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from chainrule.devices import draw_device
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
 from chainrule.validation import as_batch, check_discrete, check_finite, check_num_samples
@@ -136,16 +137,19 @@ class VAE(Model):
         return torch.softmax(params, -1) @ values
 
     def _draw(self, params: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Sample x ~ p(x|z) from decoder params (one uniform or normal per dimension)."""
+        """Sample x ~ p(x|z) from decoder params (one uniform or normal per dimension), drawn on
+        the generator's device (chainrule.devices) and used on the params' device."""
+        dev = params.device
+        draws = dict(generator=generator, dtype=params.dtype, device=draw_device(generator, dev))
         if self.likelihood == "bernoulli":
-            u = torch.rand(params.shape, generator=generator, dtype=params.dtype)
+            u = torch.rand(params.shape, **draws).to(dev)
             return (u < torch.sigmoid(params)).to(params.dtype)
         if self.likelihood == "gaussian":
             mean, raw = params.unbind(-1)
-            eps = torch.randn(mean.shape, generator=generator, dtype=params.dtype)
+            eps = torch.randn(mean.shape, **draws).to(dev)
             return mean + (F.softplus(raw) + self.min_scale) * eps
         cdf = torch.softmax(params, -1).cumsum(-1)
-        u = torch.rand(params.shape[:-1], generator=generator, dtype=params.dtype)
+        u = torch.rand(params.shape[:-1], **draws).to(dev)
         return (cdf < u.unsqueeze(-1)).sum(-1).clamp_(max=self.num_values - 1).to(params.dtype)
 
     # -- objectives ------------------------------------------------------------------------------
@@ -153,7 +157,8 @@ class VAE(Model):
         """One-sample reparameterised ELBO per example (nats), with the KL in closed form."""
         x = self.prepare(x)
         mu, log_sigma = self.encode(x)
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        dev = draw_device(generator, mu.device)
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=dev).to(mu.device)
         z = mu + torch.exp(log_sigma) * eps
         rec = self.log_likelihood(self.decoder_params(z), x)
         kl = 0.5 * (mu**2 + torch.exp(2 * log_sigma) - 1).sum(-1) - log_sigma.sum(-1)
@@ -180,7 +185,8 @@ class VAE(Model):
     def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """log p(x, z_i) - log q(z_i|x) for k draws z_i ~ q(z|x): shape (B, k)."""
         mu, log_sigma = self.encode(x)
-        eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=mu.device)
+        dev = draw_device(generator, mu.device)
+        eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=dev).to(mu.device)
         z = mu + torch.exp(log_sigma) * eps  # (k, B, latent)
         log_q = gaussian_log_density(z, mu, log_sigma).sum(-1)
         log_prior = (-0.5 * (z**2 + LOG_2PI)).sum(-1)
@@ -242,15 +248,17 @@ class VAE(Model):
         encode, decode, redraw only the unobserved values. Not exact, unlike the autoregressive
         models' completion."""
         check_num_samples(n)
-        dtype = next(self.parameters()).dtype
-        z = torch.randn(n, self.latent, generator=generator, dtype=dtype)
+        p = next(self.parameters())
+        dtype, dev = p.dtype, p.device
+        draws = dict(generator=generator, dtype=dtype, device=draw_device(generator, dev))
+        z = torch.randn(n, self.latent, **draws).to(dev)
         x = self._draw(self.decoder_params(z), generator)
         if given is None and mask is None:
             return x
         if given is None or mask is None:
             raise ChainruleError("completion needs both `given` and `mask`")
-        given = self.prepare(given, "given")
-        obs = torch.as_tensor(mask).bool()
+        given = self.prepare(given, "given").to(dev)
+        obs = torch.as_tensor(mask, device=dev).bool()
         if obs.numel() == self.dim:
             obs = obs.reshape(1, self.dim).expand_as(given)
         elif obs.numel() != given.numel():
@@ -263,7 +271,7 @@ class VAE(Model):
         x = torch.where(obs, given, x)
         for _ in range(steps):
             mu, log_sigma = self.encode(x)
-            z = mu + torch.exp(log_sigma) * torch.randn(mu.shape, generator=generator, dtype=dtype)
+            z = mu + torch.exp(log_sigma) * torch.randn(mu.shape, **draws).to(dev)
             x = torch.where(obs, given, self._draw(self.decoder_params(z), generator))
         return x
 
@@ -279,5 +287,5 @@ class VAE(Model):
             raise ChainruleError("interpolation needs at least 2 steps")
         za = self.encode(self.prepare(x_a))[0][0]
         zb = self.encode(self.prepare(x_b))[0][0]
-        t = torch.linspace(0, 1, steps, dtype=za.dtype).unsqueeze(1)
+        t = torch.linspace(0, 1, steps, dtype=za.dtype, device=za.device).unsqueeze(1)
         return self.decode_mean((1 - t) * za + t * zb)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from chainrule.devices import draw_device, model_device
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
 from chainrule.tasks.compression import DEFAULT_COMPRESSOR, code_lengths
@@ -42,8 +43,9 @@ SCORES = ("nll", "bits_per_dim", "likelihood_ratio", "input_complexity", "typica
 def log_likelihood(
     model: Model, x: torch.Tensor, batch_size: int = 500, desc: str = "log p(x)", **log_prob_kwargs
 ) -> torch.Tensor:
-    """log p(x) of every row of `x` (N, D) in nats, float64, in batches with a progress bar (on a
-    terminal). `log_prob_kwargs` go to `model.log_prob` (a VAE's `k` and `generator`)."""
+    """log p(x) of every row of `x` (N, D) in nats, float64 on the CPU, in batches with a progress
+    bar (on a terminal); each batch is moved to the model's device, so a model on a GPU scores
+    CPU-held data. `log_prob_kwargs` go to `model.log_prob` (a VAE's `k` and `generator`)."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ChainruleError(f"batch size must be a positive integer, got {batch_size!r}")
     if x.dim() != 2 or x.shape[1] != math.prod(model.event_shape):
@@ -52,10 +54,11 @@ def log_likelihood(
             f" {math.prod(model.event_shape)} dimensions"
         )
     model.eval()
+    device = model_device(model)
     parts = []
     starts = range(0, len(x), batch_size)
     for i in tqdm(starts, desc=desc, disable=None, leave=False, unit="batch"):
-        parts.append(model.log_prob(x[i : i + batch_size], **log_prob_kwargs).double().cpu())
+        parts.append(model.log_prob(x[i : i + batch_size].to(device), **log_prob_kwargs).double().cpu())
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
 
@@ -104,7 +107,8 @@ def batch_typicality(
         raise ChainruleError(f"the batch size M must be a positive integer, got {m!r}")
     if len(nll) < m:
         raise ChainruleError(f"need at least M={m} inputs for one batch, got {len(nll)}")
-    order = torch.randperm(len(nll), generator=generator)[: len(nll) // m * m]
+    order = torch.randperm(len(nll), generator=generator, device=draw_device(generator, nll.device))
+    order = order[: len(nll) // m * m].to(nll.device)
     return (nll[order].reshape(-1, m).mean(1) - float(reference_nll_mean)).abs()
 
 
@@ -125,7 +129,9 @@ def typicality_threshold(
     if len(reference_nll) < 2:
         raise ChainruleError("the bootstrap needs at least 2 held-out NLLs")
     mean = float(reference_nll.mean())
-    idx = torch.randint(len(reference_nll), (bootstraps, m), generator=generator)
+    dev = draw_device(generator, reference_nll.device)
+    idx = torch.randint(len(reference_nll), (bootstraps, m), generator=generator, device=dev)
+    idx = idx.to(reference_nll.device)
     stats = (reference_nll[idx].mean(1) - mean).abs()
     return float(torch.quantile(stats, alpha))
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from chainrule.classifiers.base import check_labels
 from chainrule.classifiers.bayes_rule import GenerativeClassifier, log_prior_from_labels
+from chainrule.devices import model_device
 from chainrule.errors import ChainruleError
 
 
@@ -33,11 +34,13 @@ class ClassDensity(nn.Module):
         self.batch_size = int(batch_size)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """log p(x | y = label) of every row, in nats: (N,)."""
+        """log p(x | y = label) of every row, in nats: (N,), on the model's device (each batch and
+        its labels are moved there, so a model on a GPU scores CPU-held data)."""
+        device = model_device(self.model)
         out = []
         for xb in x.split(self.batch_size):
-            cond = torch.full((xb.shape[0],), self.label, dtype=torch.long)
-            out.append(self.model.log_prob(xb, cond=cond))
+            cond = torch.full((xb.shape[0],), self.label, dtype=torch.long, device=device)
+            out.append(self.model.log_prob(xb.to(device), cond=cond))
         return torch.cat(out)
 
 
@@ -96,7 +99,7 @@ def class_log_likelihoods(
     model, x: torch.Tensor, batch_size: int = 500, progress: bool | None = None
 ) -> torch.Tensor:
     """log p(x | y = c) of every row of x under every class c of a class-conditional model: (N, K)
-    float64, batched, without gradients, with a tqdm bar over batches × classes (`progress` None:
+    float64 on the CPU, batched, without gradients, with a tqdm bar over batches × classes (`progress` None:
     only on a terminal)."""
     from tqdm.auto import tqdm
 
@@ -119,7 +122,7 @@ def class_log_likelihoods(
         for xb in batches:
             columns = []
             for d in densities:
-                columns.append(d.log_prob(xb).double())
+                columns.append(d.log_prob(xb).double().cpu())
                 bar.update()
             out.append(torch.stack(columns, 1))
     return torch.cat(out)

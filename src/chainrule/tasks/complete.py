@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from chainrule.devices import draw_device, model_device
 from chainrule.errors import ChainruleError
 from chainrule.models.autoregressive import AutoregressiveModel
 from chainrule.models.base import Model
@@ -44,7 +45,8 @@ def pixel_mask(spec: str, height: int, width: int, generator: torch.Generator | 
             raise ChainruleError(f"mask {spec!r}: random:P needs a number P in [0, 1]") from None
         if not 0.0 <= p <= 1.0 or math.isnan(p):
             raise ChainruleError(f"mask {spec!r}: the missing fraction P must be in [0, 1]")
-        observed = torch.rand(height, width, generator=generator) >= p
+        u = torch.rand(height, width, generator=generator, device=draw_device(generator, "cpu"))
+        observed = u.cpu() >= p  # masks are held on the CPU; the model moves them
     elif spec.lower().endswith(".png"):
         observed = ~png_mask(spec, height, width)
     else:
@@ -124,5 +126,5 @@ def conditional_log_prob(model: Model, x: torch.Tensor, observed: torch.Tensor) 
             " puts every observed dimension first (for a raster model: the bottom or a bottom part missing)"
         )
     with torch.no_grad():
-        terms = model.log_prob_terms(x)
-    return terms[:, ~observed].sum(-1)
+        terms = model.log_prob_terms(x.to(model_device(model)))
+    return terms[:, ~observed.to(terms.device)].sum(-1)

@@ -1,0 +1,30 @@
+"""Where tensors go: a model's device, and the device a random draw is made on.
+
+torch draws with a generator only on that generator's own device ("Expected a 'cpu' device type
+for generator but found 'cuda'"), so a draw seeded by a user's generator is made there and then
+moved to where it is used; without a generator it is made where it is used. A seeded CPU
+generator thus gives the same values whatever device the model is on, and a CUDA generator
+draws on the GPU.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import nn
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (or buffer): where its inputs must be. CPU for a
+    module that holds neither."""
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def draw_device(generator: torch.Generator | None, device: torch.device | str) -> torch.device:
+    """The device a random draw should be made on: the generator's when one is given (torch
+    refuses a generator of another device), else `device`, where the values will be used. Move
+    the draw to `device` afterwards (a no-op when the two are the same)."""
+    return generator.device if generator is not None else torch.device(device)
