@@ -32,6 +32,7 @@ from chainrule.benchmark import common
 from chainrule.classifiers import ClassifierTrainConfig, CNNClassifier, load_classifier, log_loss
 from chainrule.classifiers.cnn import train_cnn_on
 from chainrule.classifiers.persistence import CONFIG
+from chainrule.cli import parse_int_list
 from chainrule.data import load_dataset
 from chainrule.errors import ChainruleError
 from chainrule.persistence import load, read_config
@@ -88,7 +89,7 @@ def cnn_classifier(args, data, target_params: int) -> tuple[CNNClassifier, dict[
     k = int(max(int(v.max()) for v in data.labels.values())) + 1
     arch = matched_cnn(data.image_shape, data.num_values, k, target_params)
     if args.channels:
-        arch["channels"] = [int(c) for c in args.channels.split(",")]
+        arch["channels"] = args.channels
     if args.hidden:
         arch["hidden"] = args.hidden
     config = ClassifierTrainConfig(
@@ -142,6 +143,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     if args.n is not None and args.n < 1:
         raise ChainruleError(f"-n must be at least 1, got {args.n}")
+    if args.channels:  # checked before the long likelihood passes, not after them
+        args.channels = parse_int_list(args.channels, "--channels")
     model = load(args.model)
     data = load_dataset(args.data)
     check_fits_data(model, data, args.model)
@@ -193,4 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ChainruleError as e:
+        sys.exit(f"error: {e}")

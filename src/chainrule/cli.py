@@ -938,7 +938,8 @@ def cmd_bn(args) -> dict:
     return {"out": args.out, "n": args.n, "seed": args.seed, "seconds": round(time.perf_counter() - t, 3)}
 
 
-def _int_list(text: str, what: str) -> list[int]:
+def parse_int_list(text: str, what: str) -> list[int]:
+    """Comma-separated positive integers (`what` names the option in the error)."""
     try:
         values = [int(t) for t in text.split(",")]
     except ValueError:
@@ -979,7 +980,7 @@ def cmd_classifier(args) -> dict:
             seed=args.seed,
             max_minutes=args.max_minutes,
         )
-        arch = {"channels": _int_list(args.channels, "--channels"), "hidden": args.hidden}
+        arch = {"channels": parse_int_list(args.channels, "--channels"), "hidden": args.hidden}
         _, metrics = train_cnn_on(data, args.out, config, dropout=args.dropout, seed=args.seed, **arch)
         return {"out": args.out, **metrics}
     if args.n is not None and args.n < 1:

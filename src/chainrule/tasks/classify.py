@@ -82,10 +82,12 @@ def check_fits_data(model, data, where: str = "the model") -> None:
             " recipes/gated-pixelcnn-mnist-classes.yaml)"
         )
     shape = tuple(getattr(model, "image_shape", None) or ())
-    if shape != tuple(data.image_shape or ()) or model.num_values != data.num_values:
+    data_shape = tuple(getattr(data, "image_shape", None) or ())  # () for data that are not images
+    data_values = getattr(data, "num_values", None)
+    if not data_shape or shape != data_shape or model.num_values != data_values:
+        what = f"{data_shape} images of {data_values} levels" if data_shape else "no images"
         raise ChainruleError(
-            f"{where} models {shape} images of {model.num_values} levels; dataset {name!r} has"
-            f" {tuple(data.image_shape or ())} images of {data.num_values} levels"
+            f"{where} models {shape} images of {model.num_values} levels; dataset {name!r} has {what}"
         )
     labels = getattr(data, "labels", {}) or {}
     if "train" not in labels:
@@ -158,13 +160,11 @@ def evaluate_generative_classifier(
 ) -> GenerativeEvaluation:
     """Classify x (N, D) by Bayes rule, p(y | x) ∝ p(x | y) p(y), with the prior counted from
     `train_labels` (plus `alpha` per class; uniform when None), and score it against labels y."""
-    k = len(class_densities(model))  # (refuses a model that is not class-conditional)
-    y = check_labels(torch.as_tensor(y), len(x), k)
+    # the Bayes-rule classifier's prior (refuses a model that is not class-conditional); its
+    # likelihoods are computed once here, with a progress bar, rather than per predict call
+    log_prior = generative_classifier(model, train_labels, alpha=alpha, batch_size=batch_size).log_prior
+    y = check_labels(torch.as_tensor(y), len(x), len(log_prior))
     log_lik = class_log_likelihoods(model, x, batch_size, progress)
-    if train_labels is None:
-        log_prior = torch.full((k,), -math.log(k), dtype=torch.float64)
-    else:
-        log_prior = log_prior_from_labels(torch.as_tensor(train_labels), k, alpha)
     joint = log_lik + log_prior
     marginal = torch.logsumexp(joint, 1)
     true = log_lik.gather(1, y[:, None])[:, 0]
