@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import time
 import traceback
 from collections.abc import Callable
 
@@ -215,6 +216,7 @@ def main() -> None:
         if "traceback" in r:
             print(r["traceback"])
     info = {
+        "date": time.strftime("%Y-%m-%d"),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
         "torch": torch.__version__,
         "models_not_checked": missing,

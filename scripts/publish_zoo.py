@@ -120,6 +120,7 @@ def main() -> None:
         "command": f"chainrule train {args.recipe}",
         "eval_command": f"chainrule eval {dst} --data {args.data} --split test",
         "train_seconds": training.get("train_seconds"),
+        "accelerator": (training.get("train_config") or {}).get("accelerator", "cpu"),
         "epochs": training.get("epochs"),
         "best_val_nll": training.get("best_val_nll"),
         "num_parameters": model.num_parameters(),
