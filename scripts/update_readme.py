@@ -296,11 +296,15 @@ def ood_table() -> str:
     runs = json.loads((ROOT / "benchmarks/results/ood.json").read_text())["runs"]
     rows = [
         "| model | trained on | scored against | NLL | likelihood ratio | input complexity | typicality"
-        " | typicality (batches of 10) |",
-        "|---|---|---|---|---|---|---|---|",
+        " | typicality (batches of 10) | background model of the ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         cells = [f"{r['scores'][k]['auroc']:.3f}" if k in r["scores"] else "" for k in OOD_SCORES]
+        if r.get("background_dir"):
+            cells.append(f"`{r['background_dir']}`")
+        else:  # the independent-pixel model's background is counted, not trained
+            cells.append("counted on perturbed training images" if r.get("background") else "")
         rows.append(f"| {r['model']} | {r['data']} | {r['ood_data']} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
