@@ -6,7 +6,7 @@ CPU-held data with the model on the device.
     python scripts/cuda_check.py [--out FILE.json]
 
 The CI machines have no GPU, so this is the check to run where one is lent (see
-docs/guide/scaling.md). Each model is built small with random weights, in float32 with TF32
+docs/distributed.md, "On one GPU"). Each model is built small with random weights, in float32 with TF32
 off so CPU and GPU agree to float rounding. A failing model is reported with its error, not
 raised: one run lists every problem.
 """
@@ -26,6 +26,13 @@ from chainrule.evaluate import evaluate_nll
 from chainrule.models import MODEL_REGISTRY, build_model
 
 IMG = [6, 6]
+
+
+def image_case(row: str, name: str, kind: str = "binary", **options) -> tuple[str, str, dict, str]:
+    """A case for an image model on IMG-sized images."""
+    return row, name, {"image_shape": IMG, **options}, kind
+
+
 #: (row, registry name, options, data kind): small instances of every model
 CASES: list[tuple[str, str, dict, str]] = [
     ("fvsbn", "fvsbn", {"dim": 12}, "binary"),
@@ -38,42 +45,22 @@ CASES: list[tuple[str, str, dict, str]] = [
     ("gaussian", "gaussian", {"dim": 5}, "continuous"),
     ("gaussian-mixture", "gaussian-mixture", {"dim": 5, "components": 3}, "continuous"),
     ("vae", "vae", {"dim": 12, "latent": 3, "hidden": [16]}, "binary"),
-    (
-        "pixelcnn",
-        "pixelcnn",
-        {"image_shape": IMG, "channels": 8, "blocks": 2, "output_channels": 8},
-        "binary",
-    ),
-    (
-        "gated-pixelcnn",
-        "gated-pixelcnn",
-        {"image_shape": IMG, "channels": 8, "layers": 3, "output_channels": 8},
-        "binary",
-    ),
-    (
+    image_case("pixelcnn", "pixelcnn", channels=8, blocks=2, output_channels=8),
+    image_case("gated-pixelcnn", "gated-pixelcnn", channels=8, layers=3, output_channels=8),
+    image_case(
         "gated-pixelcnn-logistic",
         "gated-pixelcnn",
-        {"image_shape": IMG, "num_values": 256, "channels": 8, "layers": 2, "head": "logistic"},
         "levels256",
+        num_values=256,
+        channels=8,
+        layers=2,
+        head="logistic",
     ),
-    (
-        "gated-pixelcnn-classes",
-        "gated-pixelcnn",
-        {"image_shape": IMG, "channels": 8, "layers": 2, "num_classes": 3},
-        "binary+class",
+    image_case(
+        "gated-pixelcnn-classes", "gated-pixelcnn", "binary+class", channels=8, layers=2, num_classes=3
     ),
-    (
-        "row-lstm",
-        "row-lstm",
-        {"image_shape": IMG, "channels": 8, "layers": 1, "output_channels": 8},
-        "binary",
-    ),
-    (
-        "diagonal-bilstm",
-        "diagonal-bilstm",
-        {"image_shape": IMG, "channels": 8, "layers": 1, "output_channels": 8},
-        "binary",
-    ),
+    image_case("row-lstm", "row-lstm", channels=8, layers=1, output_channels=8),
+    image_case("diagonal-bilstm", "diagonal-bilstm", channels=8, layers=1, output_channels=8),
     ("char-rnn", "char-rnn", {"num_values": 7, "embed": 8, "hidden": 16}, "tokens7"),
     ("transformer", "transformer", {"num_values": 7, "d_model": 16, "layers": 2, "heads": 2}, "tokens7"),
     ("wavenet", "wavenet", {"num_values": 7, "channels": 8, "skip_channels": 8}, "tokens7"),

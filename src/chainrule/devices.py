@@ -10,6 +10,7 @@ draws on the GPU.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -28,3 +29,16 @@ def draw_device(generator: torch.Generator | None, device: torch.device | str) -
     refuses a generator of another device), else `device`, where the values will be used. Move
     the draw to `device` afterwards (a no-op when the two are the same)."""
     return generator.device if generator is not None else torch.device(device)
+
+
+def draw(
+    sampler: Callable[..., torch.Tensor],
+    *args,
+    generator: torch.Generator | None,
+    device: torch.device | str,
+    **kwargs,
+) -> torch.Tensor:
+    """`sampler(*args, **kwargs)` (torch.rand, randn, randint, randperm) drawn with `generator` on
+    `draw_device(generator, device)` and returned on `device`: the one way this package draws."""
+    out = sampler(*args, generator=generator, device=draw_device(generator, device), **kwargs)
+    return out.to(device)

@@ -14,15 +14,14 @@ import math
 import torch
 import torch.nn.functional as F
 
-from chainrule.devices import draw_device
+from chainrule.devices import draw
 from chainrule.validation import check_discrete, check_finite
 
 
 def _uniform(shape: tuple[int, ...], generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
     """U(0, 1) draws of `shape` in `like`'s dtype and on its device, made on the generator's device
     (see chainrule.devices), so a CPU generator can drive a model on a GPU."""
-    u = torch.rand(shape, generator=generator, dtype=like.dtype, device=draw_device(generator, like.device))
-    return u.to(like.device)
+    return draw(torch.rand, shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
 class Head:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import torch
 
-from chainrule.devices import draw_device, model_device
+from chainrule.devices import draw, draw_device, model_device
 from chainrule.errors import ChainruleError
 from chainrule.models.autoregressive import AutoregressiveModel
 from chainrule.validation import check_num_samples
@@ -100,9 +100,9 @@ class MaskEnsembleModel(AutoregressiveModel):
         """Mixture member per example: uniform, or its posterior given the observed values. Drawn on
         the generator's device (chainrule.devices), returned on the CPU: the members are used to
         index rows and as Python ints."""
-        dev = draw_device(generator, model_device(self))
+        device = model_device(self)
         if given is None:
-            return torch.randint(self.num_masks, (n,), generator=generator, device=dev).cpu()
+            return draw(torch.randint, self.num_masks, (n,), generator=generator, device=device).cpu()
         canvas, obs = self._start(n, given, mask)
         logw = []
         with self.keeping_current_mask():
@@ -111,4 +111,5 @@ class MaskEnsembleModel(AutoregressiveModel):
                 per_dim = self.head.log_prob(self.conditioner(canvas), canvas)
                 logw.append((per_dim * obs).sum(-1))
         probs = torch.softmax(torch.stack(logw, 1).double(), 1)
-        return torch.multinomial(probs.to(dev), 1, generator=generator).squeeze(1).cpu()
+        probs = probs.to(draw_device(generator, device))  # multinomial takes its device from probs
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1).cpu()

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from chainrule.devices import draw_device
+from chainrule.devices import draw
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
 from chainrule.validation import as_batch, check_finite, check_num_samples
@@ -156,8 +156,7 @@ class Gaussian(Model):
         from its exact conditional Gaussian given the observed part."""
         check_num_samples(n)
         dtype, dev = self.mean.dtype, self.mean.device
-        eps = torch.randn(n, self.dim, generator=generator, dtype=dtype, device=draw_device(generator, dev))
-        eps = eps.to(dev)
+        eps = draw(torch.randn, n, self.dim, generator=generator, device=dev, dtype=dtype)
         if given is None and mask is None:
             return self.mean + eps @ self.scale.factor()[0].T
         given, obs = completion_inputs(given, mask, n, self.dim, self.mean.dtype, dev)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from chainrule.devices import draw_device
+from chainrule.devices import draw
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
 from chainrule.models.gaussian import (
@@ -102,9 +102,8 @@ class GaussianMixtureModel(Model):
         exact completion: z ~ p(z | x_obs), then x_unobs from that component's conditional."""
         check_num_samples(n)
         dtype, dev = self.means.dtype, self.means.device
-        u = torch.rand(n, generator=generator, dtype=dtype, device=draw_device(generator, dev)).to(dev)
-        eps = torch.randn(n, self.dim, generator=generator, dtype=dtype, device=draw_device(generator, dev))
-        eps = eps.to(dev)
+        u = draw(torch.rand, n, generator=generator, device=dev, dtype=dtype)
+        eps = draw(torch.randn, n, self.dim, generator=generator, device=dev, dtype=dtype)
         low = self.scale.factor()
         if given is None and mask is None:
             z = (self.log_weights().exp().cumsum(0) < u.unsqueeze(1)).sum(1).clamp(max=self.components - 1)

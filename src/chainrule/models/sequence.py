@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from chainrule.devices import draw_device
+from chainrule.devices import draw
 from chainrule.distributions import Categorical
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
@@ -69,8 +69,7 @@ def sample_next(
     probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), -1)
     cdf = probs.cumsum(-1)
     cdf = cdf / cdf[..., -1:]
-    dev = draw_device(generator, cdf.device)
-    u = torch.rand(logits.shape[:-1], generator=generator, dtype=cdf.dtype, device=dev).to(cdf.device)
+    u = draw(torch.rand, logits.shape[:-1], generator=generator, device=cdf.device, dtype=cdf.dtype)
     # count of cdf <= u: never lands on a token of zero probability, and is < V since cdf[-1] = 1 > u
     return (cdf <= u.unsqueeze(-1)).sum(-1)
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chainrule.devices import draw_device
+from chainrule.devices import draw
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
 from chainrule.validation import as_batch, check_discrete, check_finite, check_num_samples
@@ -139,17 +139,16 @@ class VAE(Model):
     def _draw(self, params: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Sample x ~ p(x|z) from decoder params (one uniform or normal per dimension), drawn on
         the generator's device (chainrule.devices) and used on the params' device."""
-        dev = params.device
-        draws = dict(generator=generator, dtype=params.dtype, device=draw_device(generator, dev))
+        draws = dict(generator=generator, device=params.device, dtype=params.dtype)
         if self.likelihood == "bernoulli":
-            u = torch.rand(params.shape, **draws).to(dev)
+            u = draw(torch.rand, params.shape, **draws)
             return (u < torch.sigmoid(params)).to(params.dtype)
         if self.likelihood == "gaussian":
             mean, raw = params.unbind(-1)
-            eps = torch.randn(mean.shape, **draws).to(dev)
+            eps = draw(torch.randn, mean.shape, **draws)
             return mean + (F.softplus(raw) + self.min_scale) * eps
         cdf = torch.softmax(params, -1).cumsum(-1)
-        u = torch.rand(params.shape[:-1], **draws).to(dev)
+        u = draw(torch.rand, params.shape[:-1], **draws)
         return (cdf < u.unsqueeze(-1)).sum(-1).clamp_(max=self.num_values - 1).to(params.dtype)
 
     # -- objectives ------------------------------------------------------------------------------
@@ -157,8 +156,7 @@ class VAE(Model):
         """One-sample reparameterised ELBO per example (nats), with the KL in closed form."""
         x = self.prepare(x)
         mu, log_sigma = self.encode(x)
-        dev = draw_device(generator, mu.device)
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=dev).to(mu.device)
+        eps = draw(torch.randn, mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(log_sigma) * eps
         rec = self.log_likelihood(self.decoder_params(z), x)
         kl = 0.5 * (mu**2 + torch.exp(2 * log_sigma) - 1).sum(-1) - log_sigma.sum(-1)
@@ -185,8 +183,7 @@ class VAE(Model):
     def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """log p(x, z_i) - log q(z_i|x) for k draws z_i ~ q(z|x): shape (B, k)."""
         mu, log_sigma = self.encode(x)
-        dev = draw_device(generator, mu.device)
-        eps = torch.randn((k, *mu.shape), generator=generator, dtype=mu.dtype, device=dev).to(mu.device)
+        eps = draw(torch.randn, (k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(log_sigma) * eps  # (k, B, latent)
         log_q = gaussian_log_density(z, mu, log_sigma).sum(-1)
         log_prior = (-0.5 * (z**2 + LOG_2PI)).sum(-1)
@@ -250,8 +247,8 @@ class VAE(Model):
         check_num_samples(n)
         p = next(self.parameters())
         dtype, dev = p.dtype, p.device
-        draws = dict(generator=generator, dtype=dtype, device=draw_device(generator, dev))
-        z = torch.randn(n, self.latent, **draws).to(dev)
+        draws = dict(generator=generator, device=dev, dtype=dtype)
+        z = draw(torch.randn, n, self.latent, **draws)
         x = self._draw(self.decoder_params(z), generator)
         if given is None and mask is None:
             return x
@@ -271,7 +268,7 @@ class VAE(Model):
         x = torch.where(obs, given, x)
         for _ in range(steps):
             mu, log_sigma = self.encode(x)
-            z = mu + torch.exp(log_sigma) * torch.randn(mu.shape, **draws).to(dev)
+            z = mu + torch.exp(log_sigma) * draw(torch.randn, mu.shape, **draws)
             x = torch.where(obs, given, self._draw(self.decoder_params(z), generator))
         return x
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from chainrule.devices import draw_device, model_device
+from chainrule.devices import draw, model_device
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
 from chainrule.tasks.compression import DEFAULT_COMPRESSOR, code_lengths
@@ -107,8 +107,7 @@ def batch_typicality(
         raise ChainruleError(f"the batch size M must be a positive integer, got {m!r}")
     if len(nll) < m:
         raise ChainruleError(f"need at least M={m} inputs for one batch, got {len(nll)}")
-    order = torch.randperm(len(nll), generator=generator, device=draw_device(generator, nll.device))
-    order = order[: len(nll) // m * m].to(nll.device)
+    order = draw(torch.randperm, len(nll), generator=generator, device=nll.device)[: len(nll) // m * m]
     return (nll[order].reshape(-1, m).mean(1) - float(reference_nll_mean)).abs()
 
 
@@ -129,9 +128,9 @@ def typicality_threshold(
     if len(reference_nll) < 2:
         raise ChainruleError("the bootstrap needs at least 2 held-out NLLs")
     mean = float(reference_nll.mean())
-    dev = draw_device(generator, reference_nll.device)
-    idx = torch.randint(len(reference_nll), (bootstraps, m), generator=generator, device=dev)
-    idx = idx.to(reference_nll.device)
+    idx = draw(
+        torch.randint, len(reference_nll), (bootstraps, m), generator=generator, device=reference_nll.device
+    )
     stats = (reference_nll[idx].mean(1) - mean).abs()
     return float(torch.quantile(stats, alpha))
 

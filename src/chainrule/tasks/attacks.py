@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from chainrule.classifiers.base import check_labels
-from chainrule.devices import draw_device
+from chainrule.devices import draw
 from chainrule.errors import ChainruleError
 
 ATTACKS = ("fgsm", "pgd")
@@ -139,9 +139,7 @@ def pgd(
         u0 = xb / levels
         u = u0
         if random_start:
-            dev = draw_device(generator, u0.device)
-            noise = torch.rand(u0.shape, generator=generator, dtype=u0.dtype, device=dev).to(u0.device)
-            noise = noise * 2 - 1
+            noise = draw(torch.rand, u0.shape, generator=generator, device=u0.device, dtype=u0.dtype) * 2 - 1
             u = (u0 + eps * noise).clamp(0, 1)
         for _ in range(steps):
             u = u + step * loss_gradient(classifier, u, yb).sign()

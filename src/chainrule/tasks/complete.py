@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chainrule.devices import draw_device, model_device
+from chainrule.devices import draw, model_device
 from chainrule.errors import ChainruleError
 from chainrule.models.autoregressive import AutoregressiveModel
 from chainrule.models.base import Model
@@ -45,8 +45,8 @@ def pixel_mask(spec: str, height: int, width: int, generator: torch.Generator | 
             raise ChainruleError(f"mask {spec!r}: random:P needs a number P in [0, 1]") from None
         if not 0.0 <= p <= 1.0 or math.isnan(p):
             raise ChainruleError(f"mask {spec!r}: the missing fraction P must be in [0, 1]")
-        u = torch.rand(height, width, generator=generator, device=draw_device(generator, "cpu"))
-        observed = u.cpu() >= p  # masks are held on the CPU; the model moves them
+        u = draw(torch.rand, height, width, generator=generator, device="cpu")
+        observed = u >= p  # masks are held on the CPU; the model moves them
     elif spec.lower().endswith(".png"):
         observed = ~png_mask(spec, height, width)
     else:
