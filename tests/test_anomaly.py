@@ -306,3 +306,26 @@ def test_cli_score_error_from_a_fresh_process_has_no_traceback(saved):
     rc, _, err = run_cli("score", saved / "m", "--data", "digits", "--ood-data", "binarized-mnist")
     assert rc == 2 and "has 28x28 images; the model was trained on 8x8 images" in err
     assert "Traceback" not in err
+
+
+def test_background_sweep_scores_validation_images_and_merges_its_json(saved, tmp_path, monkeypatch, capsys):
+    import benchmarks.common
+    from benchmarks import ood_background_sweep as sweep
+
+    monkeypatch.setattr(benchmarks.common, "RESULTS", tmp_path)
+    monkeypatch.setattr(sweep, "RESULTS", tmp_path)
+    save(FVSBN(64, image_shape=[8, 8]), tmp_path / "untrained")
+    noise = f"csv:{saved / 'noise.csv'}"
+    args = ["--model", str(saved / "m"), "--data", "digits", "--ood", noise, "-n", "20"]
+    sweep.main([*args, "--backgrounds", str(saved / "m"), str(tmp_path / "untrained")])
+    runs = json.loads((tmp_path / "ood_background_sweep.json").read_text())["runs"]
+    assert [r["background"] for r in runs] == ["m", "untrained"]
+    assert all(r["split"] == "val" and r["n_in"] == 20 and r["n_ood"] == 20 for r in runs)
+    assert runs[0]["likelihood_ratio"]["auroc"] == 0.5  # the model against itself: every ratio is 0
+    assert runs[0]["nll"]["auroc"] > 0.95  # coin-flip images are far less likely than digits
+    assert "best background on validation: untrained" in capsys.readouterr().out
+    sweep.main([*args, "--backgrounds", str(saved / "m")])  # a rerun replaces its entry, keeps the other
+    runs = json.loads((tmp_path / "ood_background_sweep.json").read_text())["runs"]
+    assert [r["background"] for r in runs] == ["untrained", "m"]
+    with pytest.raises(ChainruleError, match="-n must be at least 1"):
+        sweep.main([*args, "-n", "0", "--backgrounds", str(saved / "m")])
