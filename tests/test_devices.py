@@ -131,6 +131,17 @@ def test_completion_of_cpu_held_data_stays_on_the_models_device(row: str) -> Non
     assert out.device.type == "meta"
 
 
+@pytest.mark.parametrize("row", sorted(CASES))
+def test_log_prob_of_cpu_held_data_runs_on_the_models_device(row: str) -> None:
+    """`model.log_prob(x)` with x on the CPU and the model elsewhere: prepare() checks the values
+    where they are and moves them, instead of torch failing deep inside on mixed devices."""
+    model = on_meta(row)
+    x = torch.zeros(3, *(model.event_shape if row != "transformer" else (5,)))
+    with SameDevice():
+        out = model.log_prob(x)
+    assert out.device.type == "meta" and out.shape == (3,)
+
+
 class DeviceProbe(Model):
     """A stand-in model with its weight on meta: log_prob checks that its inputs were moved there
     and answers -1 per row (on the CPU: meta tensors hold no values to bring back)."""

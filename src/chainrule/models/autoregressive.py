@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from chainrule.devices import model_device
 from chainrule.distributions import Bernoulli, Categorical, Head
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
@@ -68,10 +69,11 @@ class AutoregressiveModel(Model):
 
     # -- the contract ------------------------------------------------------------------------
     def prepare(self, x: torch.Tensor, what: str = "x") -> torch.Tensor:
-        """Check shape, finiteness and value range; return (B, D) in the model's dtype."""
+        """Check shape, finiteness and value range; return (B, D) in the model's dtype on its device
+        (inputs held on the CPU are scored by a model on a GPU)."""
         x = as_batch(x, self.event_shape, what)
         self.head.validate(x, what)
-        return x.to(self._dtype())
+        return x.to(device=model_device(self), dtype=self._dtype())
 
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Exact log-likelihood in nats, shape (B,): the sum over dimensions of the head's

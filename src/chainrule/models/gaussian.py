@@ -98,11 +98,13 @@ def marginal_log_density(x: torch.Tensor, means: torch.Tensor, covs: torch.Tenso
     return (-0.5 * (z * z).sum(1) - log_det.unsqueeze(1) - 0.5 * x.shape[1] * LOG_2PI).T
 
 
-def prepare_continuous(x: torch.Tensor, dim: int, dtype: torch.dtype, what: str = "x") -> torch.Tensor:
-    """(B, dim) finite real values in `dtype`, or a clear error."""
+def prepare_continuous(
+    x: torch.Tensor, dim: int, dtype: torch.dtype, what: str = "x", device: torch.device | None = None
+) -> torch.Tensor:
+    """(B, dim) finite real values in `dtype` (on `device` when given: a model's), or a clear error."""
     x = as_batch(x, (dim,), what)
     check_finite(x, what)
-    return x.to(dtype)
+    return x.to(device=device, dtype=dtype)
 
 
 @register_model("gaussian")
@@ -139,7 +141,7 @@ class Gaussian(Model):
         return self
 
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        x = prepare_continuous(x, self.dim, self.mean.dtype)
+        x = prepare_continuous(x, self.dim, self.mean.dtype, device=self.mean.device)
         return self.scale.log_density(x, self.mean.unsqueeze(0))[:, 0]
 
     @torch.no_grad()

@@ -71,12 +71,12 @@ class GaussianMixtureModel(Model):
         return self.log_weights() + self.scale.log_density(x, self.means)
 
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        x = prepare_continuous(x, self.dim, self.means.dtype)
+        x = prepare_continuous(x, self.dim, self.means.dtype, device=self.means.device)
         return torch.logsumexp(self.joint_log_prob(x), dim=1)
 
     def responsibilities(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior p(z = k | x), (B, K)."""
-        x = prepare_continuous(x, self.dim, self.means.dtype)
+        x = prepare_continuous(x, self.dim, self.means.dtype, device=self.means.device)
         return torch.softmax(self.joint_log_prob(x), dim=1)
 
     @torch.no_grad()

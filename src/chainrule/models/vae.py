@@ -91,13 +91,15 @@ class VAE(Model):
 
     # -- pieces ----------------------------------------------------------------------------------
     def prepare(self, x: torch.Tensor, what: str = "x") -> torch.Tensor:
-        """Check shape and values for the likelihood; return (B, D) in the model's dtype."""
+        """Check shape and values for the likelihood; return (B, D) in the model's dtype on its
+        device."""
         x = as_batch(x, self.event_shape, what)
         if self.likelihood == "gaussian":
             check_finite(x, what)
         else:
             check_discrete(x, self.num_values, what)
-        return x.to(next(self.parameters()).dtype)
+        p = next(self.parameters())
+        return x.to(device=p.device, dtype=p.dtype)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-standard-deviation of q(z|x), each (B, latent)."""
