@@ -159,9 +159,7 @@ def run_model(
     reference = float(-log_likelihood(model, x_ref, desc="log p(reference)", **lp_kwargs).mean())
     scores_in = score_inputs(model, x_in, reference_nll_mean=reference, name=data_name, **common)
     in_seconds = time.time() - t0
-    name = Path(model_dir.rstrip("/")).name
-    if name == "model":  # a run folder's runs/NAME/model
-        name = Path(model_dir.rstrip("/")).parent.name
+    name = model_name(model_dir)
     entries = []
     for ood_name in ood_names:
         ood = load_dataset(ood_name)
@@ -250,11 +248,26 @@ def run_independent(
     return entries
 
 
-def merge(entries: list[dict], path: Path) -> list[dict]:
-    """Earlier entries of ood.json whose (model, data, OOD data) this run did not measure, then these."""
+def model_name(model_dir: str) -> str:
+    """`zoo/NAME` → NAME, a run folder's `runs/NAME/model` → NAME."""
+    path = Path(model_dir.rstrip("/"))
+    return path.parent.name if path.name == "model" else path.name
+
+
+#: what identifies an entry of ood.json: a rerun of the same replaces it
+OOD_KEY = ("model", "data", "ood_data")
+
+
+def merge(entries: list[dict], path: Path, fields: tuple[str, ...] = OOD_KEY) -> list[dict]:
+    """Earlier entries of the results file at `path` whose `fields` (by default: model, data, OOD
+    data) this run did not measure, then these."""
     old = json.loads(path.read_text()).get("runs", []) if path.is_file() else []
-    keys = {(e["model"], e["data"], e["ood_data"]) for e in entries}
-    return [e for e in old if (e["model"], e["data"], e["ood_data"]) not in keys] + entries
+
+    def key(e: dict) -> tuple:
+        return tuple(e[f] for f in fields)
+
+    keys = {key(e) for e in entries}
+    return [e for e in old if key(e) not in keys] + entries
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,14 +16,13 @@ the chosen pair can then be measured once on the test split with benchmarks/ood.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from benchmarks.common import RESULTS, machine_info, write_result
+from benchmarks.ood import merge, model_name
 from chainrule.data import load_dataset
 from chainrule.errors import ChainruleError
 from chainrule.persistence import load
@@ -40,12 +39,6 @@ WHAT = (
     "Likelihood-ratio OOD score of one foreground model against candidate background models, on"
     " validation images (model selection); written by benchmarks/ood_background_sweep.py"
 )
-
-
-def model_name(model_dir: str) -> str:
-    """`zoo/NAME` → NAME, `runs/NAME/model` → NAME."""
-    path = Path(model_dir.rstrip("/"))
-    return path.parent.name if path.name == "model" else path.name
 
 
 def sweep(model_dir: str, background_dirs: list[str], data_name: str, ood_name: str, n: int) -> list[dict]:
@@ -88,17 +81,6 @@ def sweep(model_dir: str, background_dirs: list[str], data_name: str, ood_name: 
     return entries
 
 
-def merge(entries: list[dict], path: Path) -> list[dict]:
-    """Earlier entries whose (model, background, data, OOD data) this run did not measure, then these."""
-    old = json.loads(path.read_text()).get("runs", []) if path.is_file() else []
-
-    def key(e: dict) -> tuple:
-        return e["model"], e["background"], e["data"], e["ood_data"]
-
-    keys = {key(e) for e in entries}
-    return [e for e in old if key(e) not in keys] + entries
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="foreground model folder")
@@ -117,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"best background on validation: {best['background']} (AUROC {auroc:.4f})")
     given = argv if argv is not None else sys.argv[1:]
     command = "python -m benchmarks.ood_background_sweep " + " ".join(given)
-    runs = merge(entries, RESULTS / "ood_background_sweep.json")
+    key = ("model", "background", "data", "ood_data")
+    runs = merge(entries, RESULTS / "ood_background_sweep.json", key)
     path = write_result("ood_background_sweep", {"what": WHAT, "last_command": command.strip(), "runs": runs})
     print(f"wrote {path}")
 
