@@ -114,17 +114,29 @@ def text_zoo_table() -> str:
     return "\n".join(rows)
 
 
+def load_phrase(machine: dict) -> str:
+    """How busy the machine was: the load when the benchmark started says whether others shared it."""
+    start = machine.get("load_average_1min_at_start")
+    if start is None:
+        end = machine.get("load_average_1min")
+        if end is None:
+            return "load not recorded"
+        return f"load average {end:.1f} at the end, its own threads included"
+    busy = start >= 0.75 * machine.get("cores", 2)  # most cores already taken by other runs
+    state = "shared with other runs" if busy else "otherwise idle"
+    return f"load average {start:.1f} when it started: {state}"
+
+
 def text_speed_table() -> str:
     path = ROOT / "benchmarks/results/text_speed.json"
     if not path.is_file():
         return "_no results yet: run `python -m benchmarks.text_speed`_"
     r = json.loads(path.read_text())
     peak = r["matmul_peak_gflops"]
-    avg = r["machine"].get("load_average_1min")
-    load = f", load average {avg:.1f}: shared with other runs" if avg is not None and avg >= 1.5 else ""
+    load = load_phrase(r["machine"])
     lines = [
         f"Measured {r['machine']['date'][:10]} on {r['machine']['cpu']} ({r['machine']['cores']} cores,"
-        f" {r['machine']['torch_threads']} torch thread(s){load}); matmul peak in the same run:"
+        f" {r['machine']['torch_threads']} torch thread(s), {load}); matmul peak in the same run:"
         f" {peak['fp32']:.0f} GFLOP/s fp32, {peak['bf16']:.0f} GFLOP/s bf16.",
         "",
         "| training step | precision | batch x length | tokens/s | GFLOP/s | fraction of peak |",
@@ -270,7 +282,7 @@ def image_speed_table() -> str:
     rows.append("")
     rows.append(
         f"Measured {r['machine']['date'][:10]} on {r['machine']['cores']} cores ({r['machine']['cpu']}),"
-        f" load average {r['machine'].get('load_average_1min', 0):.1f} (a training ran beside it);"
+        f" {load_phrase(r['machine'])};"
         f" conv peak bf16 {peaks['conv_bf16']:.0f} GFLOP/s, fp32 {peaks['conv_fp32']:.0f} GFLOP/s,"
         f" {r['models'][0]['sampling_28x28']['images'] if r['models'] else '?'} images per sampling"
         f" run, batch 64 for training. FLOPs: {counted}; both PixelRNN layer types are measured at"

@@ -30,6 +30,19 @@ def figure_html(fig, dpi: int = 100, alt: str = "figure") -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+def png_file_html(path: str | os.PathLike, alt: str, caption: str | None = None) -> str:
+    """A PNG file (a zoo entry's or benchmark's picture) as an inline HTML `<img>`, with a bold
+    caption naming the file; a note that it appears once published when the file is missing, so
+    that the documentation builds before every model is trained."""
+    path = Path(path)
+    where = html.escape(str(path))
+    if not path.is_file():
+        return f"<p><em>The picture of {html.escape(alt)} appears here when {where} is published.</em></p>"
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    title = f"<p><b>{html.escape(caption)}</b> ({where})</p>" if caption else ""
+    return f'{title}<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
 def _save_figure(fig, path: str | os.PathLike) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")

@@ -15,6 +15,19 @@ from pathlib import Path
 import torch
 
 
+def _load_average() -> float | None:
+    """The 1-minute load average, or None where the platform has none."""
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
+#: Load when this process started its benchmark work: the one that says whether *other* runs shared
+#: the machine (at write time the benchmark's own threads are in the average too).
+LOAD_AT_START = _load_average()
+
+
 def synchronize(device: torch.device | str = "cpu") -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
@@ -111,8 +124,9 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
-    with contextlib.suppress(OSError, AttributeError):
-        info["load_average_1min"] = os.getloadavg()[0]  # these machines are shared: say how busy
+    if LOAD_AT_START is not None:  # these machines are shared: say how busy
+        info["load_average_1min_at_start"] = LOAD_AT_START
+        info["load_average_1min"] = _load_average()
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
     return info
