@@ -26,7 +26,12 @@ def figure_html(fig, dpi: int = 100, alt: str = "figure") -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return _png_img_html(buf.getvalue(), alt)
+
+
+def _png_img_html(png: bytes, alt: str) -> str:
+    """PNG bytes as an HTML `<img>` that carries them inline (base64)."""
+    data = base64.b64encode(png).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
@@ -38,9 +43,8 @@ def png_file_html(path: str | os.PathLike, alt: str, caption: str | None = None)
     where = html.escape(str(path))
     if not path.is_file():
         return f"<p><em>The picture of {html.escape(alt)} appears here when {where} is published.</em></p>"
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
     title = f"<p><b>{html.escape(caption)}</b> ({where})</p>" if caption else ""
-    return f'{title}<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    return title + _png_img_html(path.read_bytes(), alt)
 
 
 def _save_figure(fig, path: str | os.PathLike) -> Path:
