@@ -300,6 +300,31 @@ def replace(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
+#: (zoo entry, how the README names it) for the rows of sample and completion pictures
+IMAGE_SAMPLE_ROWS = (
+    ("gated-pixelcnn-mnist", "Gated PixelCNN"),
+    ("pixelcnn-mnist", "PixelCNN"),
+    ("pixelrnn-mnist", "PixelRNN (Diagonal BiLSTM)"),
+)
+
+
+def image_samples_tables() -> str:
+    """One two-picture table per image zoo entry: its samples and bottom-half completions, captioned
+    with the test NLL and sampling time its metrics.json measured."""
+    tables = []
+    for name, title in IMAGE_SAMPLE_ROWS:
+        path = ROOT / "zoo" / name / "metrics.json"
+        if not path.is_file():
+            continue
+        m = json.loads(path.read_text())
+        tables.append(
+            f"| {title}, {m['test']['nll_nats']:.2f} nats: 64 samples (cached sampler,"
+            f" {m['sampling_seconds_64']} s) | completing the bottom half of test images |\n|---|---|\n"
+            f"| ![](zoo/{name}/samples.png) | ![](zoo/{name}/completions.png) |"
+        )
+    return "\n\n".join(tables)
+
+
 OOD_SCORES = ("nll", "likelihood_ratio", "input_complexity", "typicality", "typicality_batch_m10")
 
 
@@ -343,6 +368,7 @@ def main() -> None:
     text = replace(text, "speed", speed_table())
     text = replace(text, "continuous", continuous_table())
     text = replace(text, "image-speed", image_speed_table())
+    text = replace(text, "image-samples", image_samples_tables())
     if "<!-- image-zoo:start -->" in text:
         text = replace(text, "image-zoo", other_image_zoo_table())
     if "<!-- ood:start -->" in text:
