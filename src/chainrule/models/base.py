@@ -1,7 +1,8 @@
 """The one contract every chainrule model implements, and the registry used to rebuild models.
 
-`log_prob(x) -> Tensor[B]` in nats and `sample(n, *, given, mask, generator)`; everything else
-(trainer, evaluation, CLI, tasks) is written against these two methods only.
+`log_prob(x, cond=None) -> Tensor[B]` in nats and `sample(n, cond, *, given, mask, generator)`,
+plus declared capabilities (`value_type`, `image_shape`, `exact_log_prob`, `conditioned_on`, ...);
+everything else (trainer, evaluation, CLI, tasks) is written against these only.
 """
 
 from __future__ import annotations
@@ -46,17 +47,81 @@ def build_model(name: str, **kwargs: Any) -> Model:
         raise ChainruleError(f"cannot build model {name!r}: {str(e).splitlines()[0]}") from None
 
 
+#: What a model can be conditioned on (`Model.conditioned_on`): nothing (a plain density), a class
+#: label (p(x | y), `num_classes` > 0), a vector (`cond_dim` > 0), an image (super-resolution,
+#: colourisation: p(x | another image)), or a prefix (sequence models: p(continuation | prefix)).
+CONDITIONS = ("nothing", "class", "vector", "image", "prefix")
+#: The value types a model can declare (`Model.value_type`).
+VALUE_TYPES = ("binary", "categorical", "continuous")
+
+
 class Model(nn.Module):
     """Base class: a density over events of `event_shape` with values of `value_type`.
 
-    Subclasses call `self.remember_config(locals())` in `__init__` so that `save`/`load` can
-    rebuild them from JSON alone.
+    A model *declares* what it is through the capabilities below (class attributes, overridden by
+    an instance where they depend on constructor arguments); training, evaluation, tasks and the
+    CLI ask these and never probe other attributes or check classes. Subclasses call
+    `self.remember_config(locals())` in `__init__` so that `save`/`load` can rebuild them from
+    JSON alone. A model keeps no per-call state in attributes, and `log_prob` is the same in train
+    and eval mode, with or without gradients.
     """
 
     registry_name: ClassVar[str] = ""
-    value_type: str = "binary"  # "binary", "categorical" or "continuous"
+    # -- declared capabilities ---------------------------------------------------------------------
+    #: "binary", "categorical" (K-ary: text, 8-bit pixels, tabular codes) or "continuous"
+    value_type: str = "binary"
+    #: K for discrete values in [0, K); 0 for continuous models
     num_values: int = 2
-    event_shape: tuple[int, ...] = ()
+    #: shape of one example; (None,) for variable-length sequences (x is (batch, T), any T >= 1)
+    event_shape: tuple[int | None, ...] = ()
+    #: (H, W) or (H, W, C) when the event is an image stored flat (channel fastest), else None
+    image_shape: tuple[int, ...] | None = None
+    #: whether `log_prob` is exact (False: a documented estimate, e.g. the VAE's importance bound)
+    exact_log_prob: bool = True
+    #: whether `sample(given=, mask=)` draws from the exact conditional for *any* mask (Gaussian,
+    #: Bayesian network); autoregressive models are exact for masks that put the observed
+    #: dimensions first in `sampling_order()` only
+    exact_completion: bool = False
+    #: one of CONDITIONS: what `cond` is for this model
+    conditioned_on: str = "nothing"
+    #: number of classes of a class-conditional model (conditioned_on == "class"), else 0
+    num_classes: int = 0
+    #: True when the model compiles its own kernels (NADE's blocked kernels): training then calls
+    #: `set_compiled` instead of wrapping `training_log_prob` in torch.compile
+    compiles_itself: ClassVar[bool] = False
+
+    @property
+    def class_conditional(self) -> bool:
+        """True for models of p(x | class): training and evaluation pass the labels as `cond`."""
+        return self.conditioned_on == "class"
+
+    def sampling_order(self) -> list[int] | None:
+        """The single order in which the chain rule factorises `log_prob` (autoregressive models),
+        or None (no single order: non-autoregressive models and mixtures of orders)."""
+        return None
+
+    def on_train_step(self, step: int) -> None:
+        """Called by the trainer before training step `step` (e.g. an order-agnostic ensemble
+        moves to its next member). The default does nothing."""
+
+    def set_compiled(self, enabled: bool) -> None:
+        """Switch the model's own compiled kernels on or off (only if `compiles_itself`)."""
+        if enabled and not self.compiles_itself:
+            raise ChainruleError(f"model {self.registry_name!r} has no compiled kernels of its own")
+
+    def capabilities(self) -> dict[str, Any]:
+        """The declared capabilities as a JSON-ready dict (what `chainrule info` prints)."""
+        return {
+            "model": self.registry_name,
+            "value_type": self.value_type,
+            "num_values": self.num_values,
+            "event_shape": list(self.event_shape),
+            "image_shape": list(self.image_shape) if self.image_shape else None,
+            "exact_log_prob": self.exact_log_prob,
+            "exact_completion": self.exact_completion,
+            "conditioned_on": self.conditioned_on,
+            "num_classes": self.num_classes,
+        }
 
     def remember_config(self, args: dict[str, Any]) -> None:
         """Store the constructor arguments (JSON-serialisable) for persistence."""
@@ -85,16 +150,11 @@ class Model(nn.Module):
     def training_log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """What maximum-likelihood training maximises per example: `log_prob`, or a bound on it
         for models whose likelihood is intractable (the VAE's ELBO)."""
-        return self.log_prob(x) if cond is None else self.log_prob(x, cond)
+        return self.log_prob(x, cond)
 
     def validation_log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The per-example score used for early stopping (cheaper stand-ins are allowed)."""
-        return self.log_prob(x) if cond is None else self.log_prob(x, cond)
-
-    @property
-    def class_conditional(self) -> bool:
-        """True for models of p(x | class): training and evaluation pass the labels as `cond`."""
-        return int(getattr(self, "num_classes", 0) or 0) > 0
+        return self.log_prob(x, cond)
 
     def num_parameters(self) -> int:
         """Number of trainable scalars (masked-out weights included, as stored)."""

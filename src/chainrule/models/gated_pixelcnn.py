@@ -117,6 +117,9 @@ class GatedPixelCNN(ImageAutoregressiveModel):
             int(cond_dim),
             int(lowres_factor),
         )
+        self.conditioned_on = (
+            "class" if num_classes else "vector" if cond_dim else "image" if lowres_factor else "nothing"
+        )
         self.layers = nn.ModuleList(
             GatedLayer(c if n == 0 else channels, channels, first_kernel if n == 0 else kernel, c, n == 0)
             for n in range(layers)
