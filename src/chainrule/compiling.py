@@ -1,0 +1,37 @@
+"""The one `torch.compile` fallback: compile a function, and run it eagerly if compiling fails.
+
+torch.compile needs a C++ compiler and supports most but not all operations; a failure to build
+kernels must never stop a training run or an evaluation. Results are the same either way.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from chainrule.errors import ChainruleError
+
+
+def compiled_or_eager(fn: Callable[..., Any], what: str = "training") -> Callable[..., Any]:
+    """`torch.compile(fn)`; if compiling fails, warn once ("... running `what` eagerly") and call
+    `fn` itself from then on. chainrule's own errors (bad input) pass through unchanged."""
+    compiled = torch.compile(fn, dynamic=False)
+    state = {"broken": False}
+
+    def call(*args: Any) -> Any:
+        if not state["broken"]:
+            try:
+                return compiled(*args)
+            except ChainruleError:
+                raise
+            except Exception as e:  # torch.compile raises many types while building kernels
+                state["broken"] = True
+                warnings.warn(
+                    f"torch.compile failed ({type(e).__name__}); running {what} eagerly", stacklevel=2
+                )
+        return fn(*args)
+
+    return call
