@@ -8,6 +8,7 @@ everything else (trainer, evaluation, CLI, tasks) is written against these only.
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -99,6 +100,14 @@ class Model(nn.Module):
         """The single order in which the chain rule factorises `log_prob` (autoregressive models),
         or None (no single order: non-autoregressive models and mixtures of orders)."""
         return None
+
+    def values_per_dimension(self) -> list[int] | None:
+        """How many values each dimension takes (discrete models with a fixed event size), or
+        None (continuous or variable-length). Models whose dimensions differ in cardinality (a
+        Bayesian network's variables) override it; enumeration checks use it."""
+        if self.value_type == "continuous" or not self.event_shape or None in self.event_shape:
+            return None
+        return [self.num_values] * math.prod(self.event_shape)
 
     def on_train_step(self, step: int) -> None:
         """Called by the trainer before training step `step` (e.g. an order-agnostic ensemble
