@@ -35,6 +35,8 @@ demo: install
 lint: install
 	$(PY) -m ruff check src tests benchmarks examples scripts
 	$(PY) -m ruff format --check src tests benchmarks examples scripts
+	# the layers of DESIGN.md (contract in pyproject.toml [tool.importlinter])
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(PY) -m ruff format src tests benchmarks examples scripts
