@@ -31,7 +31,7 @@ def check_compatible(
 ) -> None:
     """The density model, the classifier and the data must agree on image size and levels."""
     check_purifier(model)
-    model_shape = tuple(getattr(model, "image_shape", None) or ())
+    model_shape = tuple(model.image_shape or ())
     if not image_shape:
         raise ChainruleError(f"{data} holds no images")
     for who, shape, levels in (
