@@ -21,11 +21,11 @@ from chainrule.cli import (
     score,
     train,
 )
-from chainrule.cli.common import CommandParser, ExamplesFormatter
+from chainrule.cli.common import CommandParser, ExamplesFormatter, parse_int_list
 from chainrule.cli.train import _evaluation_device
 from chainrule.errors import ChainruleError
 
-__all__ = ["main", "build_parser", "ExamplesFormatter", "_evaluation_device"]
+__all__ = ["main", "build_parser", "ExamplesFormatter", "parse_int_list", "_evaluation_device"]
 
 EPILOG = """examples:
   chainrule demo                                   # 2-minute demo on the embedded 8x8 digits

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from chainrule.cli.common import SPLITS, CommandParser, ExamplesFormatter
+from chainrule.cli.common import SPLITS, CommandParser, ExamplesFormatter, parse_int_list
 from chainrule.errors import ChainruleError
 
 
@@ -56,17 +56,6 @@ def add_parser(sub) -> CommandParser:
     )
     cl.set_defaults(handler=cmd_classifier)
     return cl
-
-
-def parse_int_list(text: str, what: str) -> list[int]:
-    """Comma-separated positive integers (`what` names the option in the error)."""
-    try:
-        values = [int(t) for t in text.split(",")]
-    except ValueError:
-        raise ChainruleError(f"{what} must be comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise ChainruleError(f"{what} must be positive integers, got {text!r}")
-    return values
 
 
 def _labelled_images(name: str):

@@ -76,3 +76,14 @@ def image_split(model: Any, data_name: str, split: str, n: int):
         )
     at_least(n, 1, "-n")
     return data, data.split(split)[:n].to(torch.get_default_dtype())
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    """Comma-separated positive integers (`what` names the option in the error)."""
+    try:
+        values = [int(t) for t in text.split(",")]
+    except ValueError:
+        raise ChainruleError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ChainruleError(f"{what} must be positive integers, got {text!r}")
+    return values
