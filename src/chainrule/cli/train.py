@@ -16,7 +16,7 @@ def add_parser(sub) -> CommandParser:
         " is evaluated on the test split and OUT/model/metrics.json written.",
     )
     t.add_argument("recipe", help="recipe YAML (see recipes/)")
-    t.add_argument("overrides", nargs="*", help="section.key=value overrides")
+    t.add_argument("overrides", nargs="*", default=[], help="section.key=value overrides")
     t.add_argument("--out", help="output folder (default: the recipe's `out`, else runs/<recipe>)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
     t.add_argument("--no-test", action="store_true", help="skip the test-set evaluation at the end")
