@@ -80,15 +80,58 @@ def check_recipe(recipe: dict[str, Any], where: str = "recipe") -> None:
     bad = sorted(set(train) - set(TrainConfig.keys()))
     if bad:
         raise ChainruleError(f"{where}: unknown key(s) train.{bad}; valid: {TrainConfig.keys()}")
+    check_evaluate_section(recipe.get("evaluate"), MODEL_REGISTRY[model["name"]], where)
+
+
+#: Arguments of the evaluation function that the recipe's `evaluate:` section may not set: the
+#: model and its data come from the recipe, the split is always the test split.
+_EVALUATE_FIXED = {"model", "data", "x", "cond", "split", "dataset"}
+
+
+def evaluate_options(model_class: type[Model]) -> list[str]:
+    """The options an `evaluate:` entry may set: the keyword arguments of the evaluation function
+    (found by `inspect.signature`), plus, where that function passes extra keywords on to the
+    model's `log_prob` (`**kwargs`), the keywords of `model_class.log_prob`."""
+    # TODO(i19): the training helper is adding `chainrule.evaluate(model, data, split, n, *, batch_size,
+    # k, generator, progress)`; point `evaluate_function` at it when it lands (no `**kwargs` there, so
+    # the model's log_prob keywords drop out and an ensemble's `num_masks` needs a home).
+    from chainrule.evaluate import evaluate_nll as evaluate_function
+
+    options: set[str] = set()
+    for fn, skip in ((evaluate_function, _EVALUATE_FIXED), (model_class.log_prob, {"self", "x", "cond"})):
+        params = inspect.signature(fn).parameters.values()
+        options |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)} - skip
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return sorted(options)
+
+
+def check_evaluate_section(section: Any, model_class: type[Model], where: str = "recipe") -> None:
+    """`evaluate: {metric_name: {option: value}}`: every entry a mapping of options that the
+    evaluation function takes (see `evaluate_options`)."""
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise ChainruleError(
+            f"{where}: `evaluate` must map metric names to options, e.g. {{test: {{k: 1000}}}}"
+        )
+    valid = evaluate_options(model_class)
+    for name, options in section.items():
+        if not isinstance(options, dict):
+            raise ChainruleError(f"{where}: evaluate.{name} must be a mapping of options; valid: {valid}")
+        bad = sorted(set(options) - set(valid))
+        if bad:
+            raise ChainruleError(f"{where}: unknown key(s) evaluate.{name}.{bad}; valid: {valid}")
 
 
 def model_for_data(spec: dict[str, Any], dataset: Dataset | SequenceDataset) -> Model:
     """Build the recipe's model, filling `dim`, `image_shape` and `num_values` from the data (a
     sequence model gets the dataset's vocabulary, or its number of symbols for audio)."""
     kwargs = {k: v for k, v in spec.items() if k != "name"}
-    params = inspect.signature(MODEL_REGISTRY[spec["name"]].__init__).parameters
+    cls = MODEL_REGISTRY[spec["name"]]
+    params = inspect.signature(cls.__init__).parameters
     if isinstance(dataset, SequenceDataset):
-        if "vocab" not in params:
+        if cls.conditioned_on != "prefix":
             raise ChainruleError(
                 f"dataset {dataset.name!r} holds sequences; model {spec['name']!r} is not a sequence model"
             )
@@ -97,7 +140,7 @@ def model_for_data(spec: dict[str, Any], dataset: Dataset | SequenceDataset) -> 
         else:
             kwargs.setdefault("num_values", dataset.num_values)
         return build_model(spec["name"], **kwargs)
-    if "vocab" in params:
+    if cls.conditioned_on == "prefix":
         raise ChainruleError(f"model {spec['name']!r} models sequences; dataset {dataset.name!r} does not")
     if "dim" in params:
         kwargs.setdefault("dim", dataset.dim)

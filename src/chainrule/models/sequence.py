@@ -78,6 +78,7 @@ class SequenceModel(Model):
     """Base of the char-RNN, causal Transformer and WaveNet: log_prob, streaming, generation."""
 
     value_type = "categorical"
+    conditioned_on = "prefix"  # p(continuation | prefix)
     event_shape: tuple[int, ...] = ()  # variable length: x is (batch, T) for any T >= 1
     #: tokens scored per chunk by streaming evaluation (subclasses adjust)
     eval_chunk: int = 256

@@ -159,7 +159,7 @@ def score_inputs(
         check_same_kind(model, background)
         log_bg = log_likelihood(background, x, batch_size, desc=f"log p_bg({name})", **kwargs)
     if compressor is not None and model.num_values >= 2:
-        shape = image_shape or getattr(model, "image_shape", None)
+        shape = image_shape or model.image_shape
         bits = code_lengths(x, shape, model.num_values, compressor, progress={"desc": f"compressing {name}"})
     return scores_from_log_likelihoods(
         log_p,
@@ -256,13 +256,13 @@ def describe_shape(shape: tuple[int, ...] | None, dim: int) -> str:
 def check_same_kind(model: Model, background: Model) -> None:
     """A background model must model the same events (shape and value type) as the model."""
     if tuple(background.event_shape) != tuple(model.event_shape) or tuple(
-        getattr(background, "image_shape", None) or ()
-    ) != tuple(getattr(model, "image_shape", None) or ()):
+        background.image_shape or ()
+    ) != tuple(model.image_shape or ()):
         raise ChainruleError(
             "the background model has "
-            + describe_shape(getattr(background, "image_shape", None), math.prod(background.event_shape))
+            + describe_shape(background.image_shape, math.prod(background.event_shape))
             + "; the model has "
-            + describe_shape(getattr(model, "image_shape", None), math.prod(model.event_shape))
+            + describe_shape(model.image_shape, math.prod(model.event_shape))
         )
     if background.num_values != model.num_values:
         raise ChainruleError(
@@ -278,7 +278,7 @@ def check_data_fits(model: Model, dataset, name: str) -> None:
 
     if isinstance(dataset, SequenceDataset):
         raise ChainruleError(f"dataset {name!r} holds sequences; the model scores fixed-size examples")
-    model_shape = tuple(getattr(model, "image_shape", None) or ())
+    model_shape = tuple(model.image_shape or ())
     data_shape = tuple(dataset.image_shape or ())
     dim = math.prod(model.event_shape)
     if (model_shape and data_shape and model_shape != data_shape) or dataset.dim != dim:

@@ -46,9 +46,9 @@ class ClassDensity(nn.Module):
 
 def class_densities(model, batch_size: int = 1000) -> list[ClassDensity]:
     """One density per class of a class-conditional model: [p(x | y = 0), ..., p(x | y = K-1)]."""
-    if not getattr(model, "class_conditional", False):
+    if not model.class_conditional:
         raise ChainruleError(
-            f"{getattr(model, 'registry_name', type(model).__name__)!r} is not class-conditional: build it"
+            f"{model.registry_name!r} is not class-conditional: build it"
             " with num_classes (e.g. GatedPixelCNN(..., num_classes=10)) and train it with labels"
         )
     return [ClassDensity(model, c, batch_size) for c in range(int(model.num_classes))]
@@ -75,13 +75,13 @@ def check_fits_data(model, data, where: str = "the model") -> None:
     image dataset `data` (chainrule.data): not class-conditional, other images or levels, fewer
     classes than the labels, or no training labels to count the prior from."""
     name = getattr(data, "name", "?")
-    if not getattr(model, "class_conditional", False):
+    if not model.class_conditional:
         raise ChainruleError(
-            f"{where} holds a density model ({getattr(model, 'registry_name', type(model).__name__)}) that"
+            f"{where} holds a density model ({model.registry_name}) that"
             " is not class-conditional; a generative classifier needs one built with num_classes (e.g."
             " recipes/gated-pixelcnn-mnist-classes.yaml)"
         )
-    shape = tuple(getattr(model, "image_shape", None) or ())
+    shape = tuple(model.image_shape or ())
     data_shape = tuple(getattr(data, "image_shape", None) or ())  # () for data that are not images
     data_values = getattr(data, "num_values", None)
     if not data_shape or shape != data_shape or model.num_values != data_values:

@@ -21,7 +21,6 @@ import torch
 
 from chainrule.devices import draw, model_device
 from chainrule.errors import ChainruleError
-from chainrule.models.autoregressive import AutoregressiveModel
 from chainrule.models.base import Model
 
 MASK_FORMS = "bottom-half, top-half, left-half, right-half, random:P (0 <= P <= 1) or PATH.png"
@@ -80,7 +79,7 @@ def expand_to_dims(observed: torch.Tensor, colours: int) -> torch.Tensor:
 
 def mask_for_model(spec: str, model: Model, generator: torch.Generator | None = None) -> torch.Tensor:
     """The (D,) observed-mask of a spec for a model of images (`image_shape` (H, W) or (H, W, C))."""
-    shape = getattr(model, "image_shape", None)
+    shape = model.image_shape
     if not shape:
         raise ChainruleError("completion masks need a model of images (with image_shape)")
     h, w = int(shape[0]), int(shape[1])
@@ -108,10 +107,12 @@ def complete(
 
 
 def observed_first(model: Model, observed: torch.Tensor) -> bool:
-    """Whether every observed dimension precedes every missing one in the model's order."""
-    if not isinstance(model, AutoregressiveModel) or getattr(model, "num_masks", 1) > 1:
+    """Whether every observed dimension precedes every missing one in the model's single chain-rule
+    order (False for models without one: non-autoregressive models, ensembles of orders)."""
+    order = model.sampling_order()
+    if order is None:
         return False
-    order = torch.as_tensor(model.sampling_order())
+    order = torch.as_tensor(order)
     flags = observed[order]
     missing = (~flags).nonzero()
     return missing.numel() == 0 or bool(flags[int(missing[0]) :].logical_not().all())
@@ -128,3 +129,27 @@ def conditional_log_prob(model: Model, x: torch.Tensor, observed: torch.Tensor) 
     with torch.no_grad():
         terms = model.log_prob_terms(x.to(model_device(model)))
     return terms[:, ~observed.to(terms.device)].sum(-1)
+
+
+def completion_report(
+    model: Model,
+    x: torch.Tensor,
+    observed: torch.Tensor,
+    samples: int = 1,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, float | int | None]]:
+    """Complete every row of x (see `complete`) and measure it: the completions (B, samples, D) and
+    a dict with the seconds taken, the number of missing dimensions and, when exact
+    (`observed_first`), the mean log p(missing | observed) as an NLL in nats with its standard error."""
+    import time
+
+    model.eval()
+    t = time.time()
+    filled = complete(model, x, observed, samples, generator)
+    stats: dict[str, float | int | None] = {"seconds": round(time.time() - t, 2)}
+    stats["missing_dims"] = int((~observed).sum())
+    if observed_first(model, observed):
+        nll = -conditional_log_prob(model, x, observed)
+        stats["conditional_nll_nats"] = float(nll.mean())
+        stats["conditional_nll_stderr"] = float(nll.std() / len(nll) ** 0.5) if len(nll) > 1 else None
+    return filled, stats

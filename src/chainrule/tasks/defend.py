@@ -31,7 +31,7 @@ def check_compatible(
 ) -> None:
     """The density model, the classifier and the data must agree on image size and levels."""
     check_purifier(model)
-    model_shape = tuple(getattr(model, "image_shape", None) or ())
+    model_shape = tuple(model.image_shape or ())
     if not image_shape:
         raise ChainruleError(f"{data} holds no images")
     for who, shape, levels in (
@@ -109,6 +109,52 @@ def _bits_per_dim(log_lik: torch.Tensor, dim: int) -> float:
     return float(-log_lik.mean() / (dim * math.log(2)))
 
 
+def _check_settings(model, classifier, attacks, eps, defend_eps) -> tuple[list[float], float]:
+    """The checked attack ε list and purification ε; refuse unknown attacks and mismatched models."""
+    eps = [check_epsilon(e, "eps") for e in eps]
+    defend_eps = check_epsilon(defend_eps, "defend eps")
+    if not eps:
+        raise ChainruleError("give at least one attack ε")
+    unknown = [a for a in attacks if a not in ATTACKS]
+    if unknown or not attacks:
+        raise ChainruleError(f"unknown attack(s) {unknown}; choose from {', '.join(ATTACKS)}")
+    clf_shape = tuple(getattr(classifier, "image_shape", None) or ())
+    check_compatible(model, classifier, clf_shape, getattr(classifier, "num_values", 0), "the classifier")
+    return eps, defend_eps
+
+
+def _row(name, eps, eps_levels, accuracies, auroc, p_values, log_lik, purified_log_lik, dim) -> dict:
+    """One row of the defend table."""
+    return {
+        "input": name,
+        "eps": eps,
+        "eps_levels": eps_levels,
+        "accuracy": accuracies[0],
+        "purified_accuracy": accuracies[1],
+        "detection_auroc": auroc,
+        "median_p_value": float(p_values.median()),
+        "bits_per_dim": _bits_per_dim(log_lik, dim),
+        "purified_bits_per_dim": _bits_per_dim(purified_log_lik, dim),
+    }
+
+
+def _table(n: int, levels: int, references: int, settings: dict, rows: list, seconds: dict) -> dict:
+    """The defend table: sizes, the settings that made it, its rows and the time of each part."""
+    step = settings["pgd_step_size"]
+    return {
+        "n": n,
+        "num_values": levels,
+        "reference_images": references,
+        "defend_eps": settings["defend_eps"],
+        "defend_eps_levels": epsilon_levels(settings["defend_eps"], levels),
+        "pgd_steps": settings["pgd_steps"],
+        "pgd_step_size": step if step is not None else "2.5 eps / steps",
+        "seed": settings["seed"],
+        "rows": rows,
+        "seconds": seconds,
+    }
+
+
 def defend_report(
     model,
     classifier,
@@ -129,15 +175,7 @@ def defend_report(
     """Accuracy clean / attacked / purified-clean / purified-attacked for every attack and ε, and the
     detection AUROC of every attack from likelihood-rank p-values against `reference` images.
     Images are levels (N, D) of the model's and classifier's image shape; y are their labels."""
-    eps = [check_epsilon(e, "eps") for e in eps]
-    defend_eps = check_epsilon(defend_eps, "defend eps")
-    if not eps:
-        raise ChainruleError("give at least one attack ε")
-    unknown = [a for a in attacks if a not in ATTACKS]
-    if unknown or not attacks:
-        raise ChainruleError(f"unknown attack(s) {unknown}; choose from {', '.join(ATTACKS)}")
-    clf_shape = tuple(getattr(classifier, "image_shape", None) or ())
-    check_compatible(model, classifier, clf_shape, getattr(classifier, "num_values", 0), "the classifier")
+    eps, defend_eps = _check_settings(model, classifier, attacks, eps, defend_eps)
     x = model.prepare(x, "x").to(torch.float32)
     y = check_labels(y, x.shape[0], getattr(classifier, "num_classes", None))
     reference = model.prepare(reference, "reference images")
@@ -171,19 +209,8 @@ def defend_report(
     result = DefendResult(table={}, labels=y[:show].clone())
     result.images.update({"clean": x[:show], "clean, purified": pure[:show]})
     result.predictions.update({"clean": pred[:show], "clean, purified": ppred[:show]})
-    rows = [
-        {
-            "input": "clean",
-            "eps": 0.0,
-            "eps_levels": 0,
-            "accuracy": acc,
-            "purified_accuracy": pacc,
-            "detection_auroc": None,
-            "median_p_value": float(p_clean.median()),
-            "bits_per_dim": _bits_per_dim(clean_ll, dim),
-            "purified_bits_per_dim": _bits_per_dim(ll(pure, "purified log p(x)"), dim),
-        }
-    ]
+    pure_ll = ll(pure, "purified log p(x)")
+    rows = [_row("clean", 0.0, 0, (acc, pacc), None, p_clean, clean_ll, pure_ll, dim)]
     g = torch.Generator().manual_seed(seed)
     for name in attacks:
         for e in eps:
@@ -197,31 +224,16 @@ def defend_report(
             tag = f"{name} {epsilon_levels(e, levels)}/{levels - 1}"
             result.images.update({tag: adv[:show], f"{tag}, purified": pure[:show]})
             result.predictions.update({tag: pred[:show], f"{tag}, purified": ppred[:show]})
-            rows.append(
-                {
-                    "input": name,
-                    "eps": e,
-                    "eps_levels": epsilon_levels(e, levels),
-                    "accuracy": acc,
-                    "purified_accuracy": pacc,
-                    "detection_auroc": detection_auroc(p_clean, p_adv),
-                    "median_p_value": float(p_adv.median()),
-                    "bits_per_dim": _bits_per_dim(adv_ll, dim),
-                    "purified_bits_per_dim": _bits_per_dim(ll(pure, "purified log p(x)"), dim),
-                }
-            )
-    result.table = {
-        "n": len(x),
-        "num_values": levels,
-        "reference_images": len(reference),
+            auroc, pure_ll = detection_auroc(p_clean, p_adv), ll(pure, "purified log p(x)")
+            lv = epsilon_levels(e, levels)
+            rows.append(_row(name, e, lv, (acc, pacc), auroc, p_adv, adv_ll, pure_ll, dim))
+    settings = {
         "defend_eps": defend_eps,
-        "defend_eps_levels": epsilon_levels(defend_eps, levels),
         "pgd_steps": pgd_steps,
-        "pgd_step_size": pgd_step_size if pgd_step_size is not None else "2.5 eps / steps",
+        "pgd_step_size": pgd_step_size,
         "seed": seed,
-        "rows": rows,
-        "seconds": seconds,
     }
+    result.table = _table(len(x), levels, len(reference), settings, rows, seconds)
     return result
 
 

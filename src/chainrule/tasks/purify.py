@@ -24,12 +24,12 @@ from chainrule.tasks.attacks import epsilon_levels
 
 def check_purifier(model) -> AutoregressiveModel:
     """Refuse models that cannot purify: not autoregressive, continuous, or class-conditional."""
-    if not isinstance(model, AutoregressiveModel):
+    if model.sampling_order() is None:
         raise ChainruleError(
-            f"purification needs an autoregressive model (PixelCNN, Gated PixelCNN, MADE, ...), got"
-            f" {getattr(model, 'registry_name', type(model).__name__)!r}"
+            f"purification needs an autoregressive model of one order (PixelCNN, Gated PixelCNN, MADE,"
+            f" ...), got {model.registry_name!r}"
         )
-    if model.num_values < 2 or getattr(model.head, "value_type", "") == "continuous":
+    if model.num_values < 2 or model.value_type == "continuous":
         raise ChainruleError("purification needs a model of discrete values (levels), not a continuous one")
     if model.class_conditional:
         raise ChainruleError("purification needs an unconditional model; this one is class-conditional")

@@ -1,0 +1,89 @@
+"""What every command module shares: the parser class (intermixed options and positionals), the help
+formatter that keeps example lines, and small argument checks."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from chainrule.errors import ChainruleError
+
+SPLITS = ["train", "val", "test"]
+
+
+class ExamplesFormatter(argparse.HelpFormatter):
+    """Help text wrapped to the terminal like argparse's default, except text with line breaks of its
+    own (the examples of an epilog), which keeps its lines."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose leaf commands parse options and positionals intermixed (argparse's
+    own `parse_known_intermixed_args`), so `chainrule train R.yaml --out X train.lr=1e-3` gives
+    both overrides to the recipe. Parsers with sub-commands parse the usual way (argparse cannot
+    intermix those) and hand the rest to the chosen sub-command's parser."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: D102 (argparse's own contract)
+        if self._intermixing or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
+def at_least(value: int | None, minimum: int, flag: str) -> None:
+    """Refuse `flag`'s value below `minimum` (None = not given, accepted)."""
+    if value is not None and value < minimum:
+        raise ChainruleError(f"{flag} must be at least {minimum}, got {value}")
+
+
+def latent_kwargs(model: Any, k: int | None, seed: int) -> dict[str, Any]:
+    """log_prob options for `--k`/`--seed`: a model whose log_prob is an estimate (the VAE's
+    importance bound) takes `k` samples from a seeded generator; `--k` on an exact model is an error."""
+    import torch
+
+    if not model.exact_log_prob:
+        kwargs: dict[str, Any] = {"generator": torch.Generator().manual_seed(seed)}
+        if k is not None:
+            kwargs["k"] = k
+        return kwargs
+    if k is not None:
+        raise ChainruleError(f"--k applies to latent-variable models (VAE), not {model.registry_name!r}")
+    return {}
+
+
+def image_split(model: Any, data_name: str, split: str, n: int):
+    """(dataset, the first `n` images of its split as floats), checked against the model's images."""
+    import torch
+
+    from chainrule.data import SequenceDataset, load_dataset
+
+    data = load_dataset(data_name)
+    if isinstance(data, SequenceDataset) or not data.image_shape:
+        raise ChainruleError(f"dataset {data_name!r} holds no images")
+    if tuple(data.image_shape) != tuple(model.image_shape or ()):
+        raise ChainruleError(
+            f"dataset {data_name!r} has images of shape {tuple(data.image_shape)}; the model was trained"
+            f" on {tuple(model.image_shape or ())}"
+        )
+    at_least(n, 1, "-n")
+    return data, data.split(split)[:n].to(torch.get_default_dtype())
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    """Comma-separated positive integers (`what` names the option in the error)."""
+    try:
+        values = [int(t) for t in text.split(",")]
+    except ValueError:
+        raise ChainruleError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ChainruleError(f"{what} must be positive integers, got {text!r}")
+    return values
