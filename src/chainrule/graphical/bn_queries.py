@@ -38,29 +38,27 @@ class QueryMixin:
             return {}
         if not isinstance(evidence, Mapping):
             raise ChainruleError("evidence must be a mapping variable name -> state (name or index)")
-        return {
-            self._node(name, "evidence"): self._state_code(name, state) for name, state in evidence.items()
-        }
-
-    def _state_code(self, name: str, state: str | int) -> int:
-        i = self._index[name]
-        if isinstance(state, str):
-            j = self._state_index[i].get(state)
-            if j is None:
-                raise ChainruleError(
-                    f"unknown state {state!r} for variable {name!r} in evidence;"
-                    f" states: {', '.join(self.state_names[name])}"
-                )
-            return j
-        if isinstance(state, (int, np.integer)) and not isinstance(state, bool):
-            j = int(state)
-            if not 0 <= j < self.cardinalities[i]:
-                raise ChainruleError(
-                    f"state index {j} for variable {name!r} in evidence is out of range"
-                    f" 0..{self.cardinalities[i] - 1}"
-                )
-            return j
-        raise ChainruleError(f"evidence for {name!r} must be a state name or index, got {state!r}")
+        out = {}
+        for name, state in evidence.items():
+            i = self._node(name, "evidence")
+            if isinstance(state, str):
+                j = self._state_index[i].get(state)
+                if j is None:
+                    raise ChainruleError(
+                        f"unknown state {state!r} for variable {name!r} in evidence;"
+                        f" states: {', '.join(self.state_names[name])}"
+                    )
+            elif isinstance(state, (int, np.integer)) and not isinstance(state, bool):
+                j = int(state)
+                if not 0 <= j < self.cardinalities[i]:
+                    raise ChainruleError(
+                        f"state index {j} for variable {name!r} in evidence is out of range"
+                        f" 0..{self.cardinalities[i] - 1}"
+                    )
+            else:
+                raise ChainruleError(f"evidence for {name!r} must be a state name or index, got {state!r}")
+            out[i] = j
+        return out
 
     def _plan(
         self, targets: tuple[int, ...], evidence_vars: tuple[int, ...], likelihood: bool = False

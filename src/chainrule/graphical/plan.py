@@ -143,11 +143,11 @@ def reduced_factors(structure: Structure, ranks: Ranks, nodes: list[int], ev_r: 
     """Each node's table with its evidence axes marked, and the rank labels of its free axes."""
     factors: list[Factor] = []
     slot_vars: list[tuple[int, ...] | None] = []
-    rank = ranks.rank
+    rank, rscopes, rmasks, scopes = ranks.rank, ranks.rscopes, ranks.rmasks, structure.scopes
     for node in nodes:
-        rs = ranks.rscopes[node]
-        scope = structure.scopes[node]
-        if ranks.rmasks[node] & ev_r:
+        rs = rscopes[node]
+        scope = scopes[node]
+        if rmasks[node] & ev_r:
             factors.append(
                 Factor(node, tuple([(a, v) for a, v in enumerate(scope) if ev_r >> rank[v] & 1]), ())
             )
@@ -183,13 +183,14 @@ def build_plan(
     """
     nodes = list(nodes)
     ranks = structure.ranks if order == "global" else query_ranks(structure, nodes, targets, evidence, order)
+    rank, rmasks = ranks.rank, ranks.rmasks
     ev_r = 0
     for v in evidence:
-        ev_r |= 1 << ranks.rank[v]
+        ev_r |= 1 << rank[v]
     tg_r = 0
     for t in targets:
-        tg_r |= 1 << ranks.rank[t]
-    fmasks = [ranks.rmasks[n] & ~ev_r for n in nodes]
+        tg_r |= 1 << rank[t]
+    fmasks = [rmasks[n] & ~ev_r for n in nodes]
     if drop_separated and ev_r:
         nodes, fmasks, free = connected_to_targets(nodes, fmasks, tg_r)
     else:
@@ -201,7 +202,7 @@ def build_plan(
     run = Eliminator(elim, fmasks, slot_vars, ranks.cells, fuse)
     run.eliminate_all()
     if targets:
-        run.add_step(run.final, 0, tuple([ranks.rank[t] for t in targets]))
+        run.add_step(run.final, 0, tuple([rank[t] for t in targets]))
     steps, final_slot = emit_steps(structure.global_labels, run, len(factors))
     return Plan(
         factors,

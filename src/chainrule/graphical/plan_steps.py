@@ -52,10 +52,11 @@ class Eliminator:
         e = m & self.elim
         if e:
             b = (e & -e).bit_length() - 1
-            if b in self.buckets:
-                self.buckets[b].append(slot)
+            buckets = self.buckets
+            if b in buckets:
+                buckets[b].append(slot)
             else:
-                self.buckets[b] = [slot]
+                buckets[b] = [slot]
         elif m:
             self.final.append(slot)
         else:
@@ -64,25 +65,26 @@ class Eliminator:
     def eliminate_all(self) -> None:
         """One step per variable to eliminate, lowest rank first."""
         e = self.elim
+        buckets, slot_mask, add_step, place = self.buckets, self.slot_mask, self.add_step, self.place
         while e:
             low = e & -e
             e ^= low
-            slot = self.add_step(self.buckets.pop(low.bit_length() - 1), low, None)
-            self.place(slot, self.slot_mask[slot])
+            slot = add_step(buckets.pop(low.bit_length() - 1), low, None)
+            place(slot, slot_mask[slot])
 
     def add_step(self, inputs: list[int], summed: int, out_vars: tuple[int, ...] | None) -> int:
         """Queue a step (fusing in producers of its inputs where cheaper); returns its out slot."""
-        slot_mask, ncells = self.slot_mask, self.ncells
+        slot_mask, ncells, producer, pending = self.slot_mask, self.ncells, self.producer, self.pending
         union = 0
         for i in inputs:
             union |= slot_mask[i]
         own = CALL_COST + CELL_COST * ncells(union) * len(inputs)
         if self.fuse:
             for s in inputs:
-                p = self.producer[s]
+                p = producer[s]
                 if p < 0:
                     continue
-                child = self.pending[p]
+                child = pending[p]
                 fused_union = union | child.union
                 n = ncells(fused_union)
                 if n > MAX_FUSED_CELLS:
@@ -97,8 +99,8 @@ class Eliminator:
         slot = len(slot_mask)
         slot_mask.append(union & ~summed)
         self.slot_vars.append(out_vars)
-        self.producer.append(len(self.pending))
-        self.pending.append(PendingStep(inputs, summed, slot, False, own, union))
+        producer.append(len(pending))
+        pending.append(PendingStep(inputs, summed, slot, False, own, union))
         return slot
 
 
@@ -111,20 +113,21 @@ def emit_steps(global_labels: bool, run: Eliminator, nf: int) -> tuple[list[Step
     for p in run.pending:
         if p.absorbed:
             continue
-        final_slot[p.slot] = nf + len(steps)
-        if slot_vars[p.slot] is None:
-            slot_vars[p.slot] = tuple(bits(run.slot_mask[p.slot]))
-        in_vars = tuple([slot_vars[s] for s in p.inputs])
-        out_vars = slot_vars[p.slot]
+        slot, inputs = p.slot, p.inputs
+        final_slot[slot] = nf + len(steps)
+        out_vars = slot_vars[slot]
+        if out_vars is None:
+            out_vars = slot_vars[slot] = tuple(bits(run.slot_mask[slot]))
+        in_vars = tuple([slot_vars[s] for s in inputs])
         summed_vars = tuple(bits(p.summed))
         if global_labels:  # ranks are the einsum labels
-            operands = tuple([(final_slot[s], vs) for s, vs in zip(p.inputs, in_vars)])
+            operands = tuple([(final_slot[s], vs) for s, vs in zip(inputs, in_vars)])
             steps.append(Step(operands, in_vars, out_vars, summed_vars, out_vars, summed_vars))
             continue
         allv = bits(p.union | p.summed)
         check_labels(len(allv))
         lab = {v: i for i, v in enumerate(allv)}
-        operands = tuple([(final_slot[s], tuple([lab[v] for v in vs])) for s, vs in zip(p.inputs, in_vars)])
+        operands = tuple([(final_slot[s], tuple([lab[v] for v in vs])) for s, vs in zip(inputs, in_vars)])
         out_sub = tuple([lab[v] for v in out_vars])
         steps.append(
             Step(operands, in_vars, out_vars, summed_vars, out_sub, tuple([lab[v] for v in summed_vars]))
