@@ -40,6 +40,10 @@ class TabularModel(Model):
         self.num_values = max(cardinalities)
         self.event_shape = (len(cardinalities),)
 
+    def values_per_dimension(self) -> list[int]:
+        """Each variable's own cardinality (they differ: `num_values` is only the largest)."""
+        return list(self.cardinalities)
+
     def _device(self) -> torch.device:
         """Where the tables live (results go there); the computation itself runs on the CPU."""
         for t in self.buffers():
