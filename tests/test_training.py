@@ -235,8 +235,8 @@ class CompiledLive(L.Callback):
         from chainrule.training import ParameterEMA
 
         (ema,) = [c for c in trainer.callbacks if isinstance(c, ParameterEMA)]
-        assert pl_module._compiled_log_prob is not None
-        assert ema._average_model.module._compiled_log_prob is None
+        assert pl_module.objective._compiled is not None
+        assert ema._average_model.module.objective._compiled is None
 
 
 def test_ema_with_bf16_and_compile_saves_the_usual_keys(tmp_path) -> None:
