@@ -20,7 +20,7 @@ import torch
 from benchmarks.common import write_result
 from chainrule.data import load_dataset
 from chainrule.data.continuous import faithful, wine
-from chainrule.evaluate import evaluate_nll
+from chainrule.evaluation import evaluate_nll
 from chainrule.graphical.independent import IndependentModel
 from chainrule.models import FVSBN, RNADE, CategoricalNADE, Gaussian, GaussianMixtureModel
 from chainrule.models.em import fit_em

@@ -31,11 +31,10 @@ from benchmarks.common import RESULTS, write_result
 from chainrule.benchmark import common
 from chainrule.classifiers import ClassifierTrainConfig, CNNClassifier, load_classifier, log_loss
 from chainrule.classifiers.cnn import train_cnn_on
-from chainrule.classifiers.persistence import CONFIG
 from chainrule.cli import parse_int_list
 from chainrule.data import load_dataset
 from chainrule.errors import ChainruleError
-from chainrule.persistence import load, read_config
+from chainrule.persistence import CONFIG, load, read_config
 from chainrule.tasks.classify import check_fits_data, evaluate_generative_classifier
 
 #: Convolution plans tried for the matched CNN, widest first (one 3x3 conv + 2x2 max-pool each).

@@ -31,7 +31,7 @@ import torch
 from experiment_utils import save_figure, save_json
 
 import chainrule
-from chainrule.evaluate import evaluate_nll
+from chainrule.evaluation import evaluate_nll
 from chainrule.models import MADE
 
 HIDDEN = [8, 32, 128, 512]

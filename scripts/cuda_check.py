@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from chainrule.evaluate import evaluate_nll
+from chainrule.evaluation import evaluate_nll
 from chainrule.models import MODEL_REGISTRY, build_model
 
 IMG = [6, 6]

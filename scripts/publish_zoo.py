@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from chainrule.data import SequenceDataset, load_dataset
-from chainrule.evaluate import evaluate_nll, evaluate_sequence, split_condition
+from chainrule.evaluation import evaluate_nll, evaluate_sequence, split_condition
 from chainrule.models import SequenceModel
 from chainrule.persistence import CONFIG, WEIGHTS, atomic_write_bytes, atomic_write_json, load
 from chainrule.report import image_grid

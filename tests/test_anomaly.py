@@ -219,7 +219,7 @@ def test_perturb_rate_is_validated(bad):
 
 
 def test_training_perturbs_each_batch_after_binarization(tmp_path, monkeypatch):
-    import chainrule.training as training
+    import chainrule.training.objectives as objectives
 
     seen = []
 
@@ -228,7 +228,7 @@ def test_training_perturbs_each_batch_after_binarization(tmp_path, monkeypatch):
         seen.append((x.clone(), out, rate, num_values, seed, epoch))
         return out
 
-    monkeypatch.setattr(training, "perturb", recording)
+    monkeypatch.setattr(objectives, "perturb", recording)
     probs = torch.full((64, 16), 0.3)
     data = Dataset("p", probs, torch.zeros(16, 16), torch.zeros(16, 16), 2, dynamic_binarization=True)
     cfg = TrainConfig(batch_size=16, max_epochs=2, perturb_rate=0.4, seed=5, progress=False)

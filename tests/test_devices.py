@@ -19,7 +19,7 @@ import chainrule.distributions
 import chainrule.models.vae
 from chainrule import cli
 from chainrule.devices import draw_device, model_device
-from chainrule.evaluate import evaluate_nll
+from chainrule.evaluation import evaluate_nll
 from chainrule.models import build_model
 from chainrule.models.base import Model
 from chainrule.tasks.anomaly import log_likelihood

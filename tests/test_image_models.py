@@ -240,7 +240,7 @@ def test_masks_follow_colour_groups():
 
 def test_class_conditional_training_uses_each_examples_label(tmp_path):
     from chainrule.data import load_dataset
-    from chainrule.evaluate import evaluate_nll, split_condition
+    from chainrule.evaluation import evaluate_nll, split_condition
     from chainrule.training import TrainConfig, fit
 
     data = load_dataset("digits")

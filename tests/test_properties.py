@@ -20,7 +20,7 @@ from chainrule import cli
 from chainrule.data import DATASETS, load_dataset
 from chainrule.data.binarize import binarize
 from chainrule.errors import ChainruleError
-from chainrule.evaluate import evaluate_nll
+from chainrule.evaluation import evaluate_nll
 from chainrule.models import FVSBN, MADE, MODEL_REGISTRY, NADE, build_model
 from chainrule.persistence import load, save
 from chainrule.recipes import build_from_recipe, load_recipe

@@ -8,7 +8,7 @@ import itertools
 import pytest
 import torch
 
-from chainrule.evaluate import evaluate_sequence
+from chainrule.evaluation import evaluate_sequence
 from chainrule.models import CausalTransformer, CharRNN, WaveNet
 from chainrule.models.sequence import filter_logits, sample_next
 from chainrule.training import make_adam

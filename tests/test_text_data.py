@@ -13,8 +13,9 @@ from chainrule.data.shakespeare import TEST_PLAYS, VAL_PLAYS, plain_text
 from chainrule.data.text import read_text, text_file
 from chainrule.data.wav import mu_law_decode, mu_law_encode, read_wav, write_wav
 from chainrule.errors import ChainruleError
-from chainrule.sequence_training import BOS_FRACTION, TrainChunks, eval_chunks
+from chainrule.evaluation import eval_chunks
 from chainrule.tokenizer import CharTokenizer
+from chainrule.training import BOS_FRACTION, TrainChunks
 
 LINE = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
 

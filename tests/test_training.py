@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from chainrule.data import load_dataset
-from chainrule.evaluate import evaluate_nll
+from chainrule.evaluation import evaluate_nll
 from chainrule.models import MADE, NADE
 from chainrule.persistence import load
 from chainrule.training import TrainConfig, fit
@@ -139,8 +139,8 @@ def test_cli_trains_a_continuous_model_and_samples_a_csv(tmp_path) -> None:
 
 def test_compiled_objective_equals_eager_also_after_a_mask_change() -> None:
     """train.compile for models without their own kernels compiles `training_log_prob`."""
+    from chainrule.compiling import compiled_or_eager
     from chainrule.models import FVSBN
-    from chainrule.training import compiled_or_eager
 
     torch.manual_seed(0)
     x = torch.bernoulli(torch.full((8, 9), 0.4))
@@ -235,8 +235,8 @@ class CompiledLive(L.Callback):
         from chainrule.training import ParameterEMA
 
         (ema,) = [c for c in trainer.callbacks if isinstance(c, ParameterEMA)]
-        assert pl_module._compiled_log_prob is not None
-        assert ema._average_model.module._compiled_log_prob is None
+        assert pl_module.objective._compiled is not None
+        assert ema._average_model.module.objective._compiled is None
 
 
 def test_ema_with_bf16_and_compile_saves_the_usual_keys(tmp_path) -> None:

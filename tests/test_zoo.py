@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from chainrule.data import load_dataset
-from chainrule.evaluate import evaluate_nll, evaluate_sequence, split_condition
+from chainrule.evaluation import evaluate_nll, evaluate_sequence, split_condition
 from chainrule.persistence import WEIGHTS, load
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"

@@ -12,8 +12,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "ChainruleError": "chainrule.errors",
     "TrainConfig": "chainrule.training",
+    "FitResult": "chainrule.training",
     "fit": "chainrule.training",
-    "evaluate_nll": "chainrule.evaluate",
+    "evaluate": "chainrule.evaluation",
+    "evaluate_nll": "chainrule.evaluation",
     "load": "chainrule.persistence",
     "save": "chainrule.persistence",
     "load_dataset": "chainrule.data",

@@ -1,4 +1,8 @@
-"""Model files: `model.safetensors` + `config.json`. Nothing is ever unpickled from a model file.
+"""Everything chainrule saves (density models and classifiers): `model.safetensors` + `config.json`.
+
+One registry rebuilds either: config.json names the kind ("model": a registered density model,
+"classifier": a class registered with `register_classifier`) and the constructor arguments.
+Nothing is ever unpickled from a saved folder.
 
 Writes are atomic (temporary file, fsync, rename, fsync of the folder) so a crash never leaves a
 half-written model; config.json records the sha256 of the weights, so any later damage to them
@@ -17,6 +21,8 @@ from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
+from torch import nn
 
 from chainrule.errors import ChainruleError
 from chainrule.models.base import MODEL_REGISTRY, Model, build_model
@@ -24,6 +30,23 @@ from chainrule.models.base import MODEL_REGISTRY, Model, build_model
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 FORMAT_VERSION = 1
+KINDS = ("model", "classifier")
+
+#: Classifiers that `load` can rebuild, by name. This layer sits below chainrule.classifiers, so the
+#: classes enter it themselves, through the `register_classifier` decorator.
+CLASSIFIER_REGISTRY: dict[str, type] = {}
+
+
+def register_classifier(name: str):
+    """Class decorator: make a classifier class loadable by `name` from a config.json. The class
+    keeps its network in `.net` (an nn.Module) and its constructor arguments in `config()`."""
+
+    def wrap(cls: type) -> type:
+        cls.registry_name = name
+        CLASSIFIER_REGISTRY[name] = cls
+        return cls
+
+    return wrap
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview, what: str = "file") -> None:
@@ -74,57 +97,106 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, what: str = "file") -> 
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), what)
 
 
-def save(model: Model, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
-    """Write the model's weights and buffers (safetensors) and its constructor config (JSON)."""
-    from safetensors.torch import save as save_bytes
+def _kind(obj: Any) -> str:
+    """ "model" for a density model, "classifier" for a registered classifier."""
+    if isinstance(obj, Model):
+        return "model"
+    if CLASSIFIER_REGISTRY.get(getattr(obj, "registry_name", None)) is type(obj):
+        return "classifier"
+    raise ChainruleError(
+        f"cannot save a {type(obj).__name__}: not a chainrule model or registered classifier"
+    )
 
+
+def _weights_module(obj: Any, kind: str) -> nn.Module:
+    """The module whose state is saved: the model itself, or a classifier's network."""
+    return obj if kind == "model" else obj.net
+
+
+def save(obj: Any, directory: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Write a model's (or a classifier network's) weights and buffers (safetensors) and its
+    constructor config (JSON, with the weights' sha256 and any `extra` metadata), atomically."""
+    kind = _kind(obj)
     directory = Path(directory)
-    tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
+    state = _weights_module(obj, kind).state_dict()
+    tensors = {k: v.detach().contiguous().cpu().clone() for k, v in state.items()}
     data = save_bytes(tensors)
-    atomic_write_bytes(directory / WEIGHTS, data, what="model weights")
+    atomic_write_bytes(directory / WEIGHTS, data, what=f"{kind} weights")
     config = {
         "format_version": FORMAT_VERSION,
-        "model": model.registry_name,
-        "args": model.config(),
+        kind: obj.registry_name,
+        "args": obj.config(),
         "weights_sha256": hashlib.sha256(data).hexdigest(),
         **(extra or {}),
     }
-    atomic_write_json(directory / CONFIG, config, what="model config")
+    atomic_write_json(directory / CONFIG, config, what=f"{kind} config")
     return directory
 
 
-def read_config(directory: str | os.PathLike) -> dict[str, Any]:
-    """Parse and check a model directory's config.json."""
+def read_config(directory: str | os.PathLike, kind: str | None = "model") -> dict[str, Any]:
+    """Parse and check a saved folder's config.json; `kind` ("model", "classifier", or None for
+    either) refuses folders of the other kind with a message that says what they hold."""
     directory = Path(directory)
+    what = kind or "model"
     if not directory.is_dir():
-        raise ChainruleError(f"model directory {str(directory)!r} does not exist")
+        raise ChainruleError(f"{what} directory {str(directory)!r} does not exist")
     path = directory / CONFIG
     if not path.is_file():
-        raise ChainruleError(f"{path} is missing: not a chainrule model directory")
+        raise ChainruleError(f"{path} is missing: not a chainrule {what} directory")
     try:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ChainruleError(f"{path} is corrupt (not valid JSON: {e})") from None
-    if not isinstance(config, dict) or "model" not in config or "args" not in config:
-        raise ChainruleError(f"{path} lacks the 'model' and 'args' entries")
-    if config["model"] not in MODEL_REGISTRY:
+    found = saved_kind(config)
+    if kind == "classifier" and found == "model":
         raise ChainruleError(
-            f"{path} names unknown model {config['model']!r}; known: {sorted(MODEL_REGISTRY)}"
+            f"{directory} holds a density model ({config['model']!r}), not a classifier; train one with"
+            " `chainrule classifier train`"
         )
+    if kind == "model" and found == "classifier":
+        raise ChainruleError(
+            f"{directory} holds a classifier ({config['classifier']!r}), not a density model"
+        )
+    if found is None or "args" not in config:
+        raise ChainruleError(f"{path} lacks the '{what}' and 'args' entries")
+    registry = MODEL_REGISTRY if found == "model" else CLASSIFIER_REGISTRY
+    if config[found] not in registry:
+        raise ChainruleError(f"{path} names unknown {found} {config[found]!r}; known: {sorted(registry)}")
     return config
 
 
-def load(directory: str | os.PathLike) -> Model:
-    """Rebuild a model from `save`'s output, refusing missing, corrupt or mismatched files."""
+def saved_kind(config: Any) -> str | None:
+    """What a parsed config.json describes: "model", "classifier", or None."""
+    if not isinstance(config, dict):
+        return None
+    return next((k for k in KINDS if k in config), None)
+
+
+def load(directory: str | os.PathLike, kind: str | None = None) -> Any:
+    """Rebuild what `save` wrote (a model, or a classifier, in eval mode), refusing missing, corrupt
+    or mismatched files; `kind` ("model" or "classifier") refuses the other kind."""
     directory = Path(directory)
-    config = read_config(directory)
-    model = build_model(config["model"], **config["args"])
-    path = directory / WEIGHTS
+    config = read_config(directory, kind)
+    found = saved_kind(config)
+    if found == "model":
+        obj = build_model(config["model"], **config["args"])
+    else:
+        try:
+            obj = CLASSIFIER_REGISTRY[config["classifier"]](**config["args"])
+        except TypeError as e:
+            raise ChainruleError(f"{directory / CONFIG}: bad classifier arguments ({e})") from None
+        obj.training_info = config.get("training", {})
+    _load_weights(_weights_module(obj, found), directory / WEIGHTS, config.get("weights_sha256"))
+    return obj
+
+
+def _load_weights(module: nn.Module, path: Path, expected_sha: str | None) -> None:
+    """Fill `module` from a safetensors file (checked against its sha256, names and shapes) and put
+    it in eval mode."""
     if not path.is_file():
         raise ChainruleError(f"{path} is missing")
     try:
         data = path.read_bytes()
-        expected_sha = config.get("weights_sha256")
         if expected_sha is not None and hashlib.sha256(data).hexdigest() != expected_sha:
             raise ChainruleError(
                 f"{path} does not match config.json: its sha256 differs (the file is corrupt or"
@@ -135,7 +207,7 @@ def load(directory: str | os.PathLike) -> Model:
         if isinstance(e, ChainruleError):
             raise
         raise ChainruleError(f"{path} is corrupt or truncated ({e})") from None
-    expected = model.state_dict()
+    expected = module.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
@@ -150,8 +222,19 @@ def load(directory: str | os.PathLike) -> Model:
             )
     float_dtypes = {t.dtype for t in tensors.values() if t.is_floating_point()}
     if len(float_dtypes) == 1:
-        model.to(float_dtypes.pop())  # keep the saved precision (bit-exact round trip)
-        expected = model.state_dict()
-    model.load_state_dict({k: t.to(expected[k].dtype) for k, t in tensors.items()})
-    model.eval()
-    return model
+        module.to(float_dtypes.pop())  # keep the saved precision (bit-exact round trip)
+        expected = module.state_dict()
+    module.load_state_dict({k: t.to(expected[k].dtype) for k, t in tensors.items()})
+    module.eval()
+
+
+def save_classifier(
+    classifier: Any, directory: str | os.PathLike, extra: dict[str, Any] | None = None
+) -> Path:
+    """`save` for a classifier (kept: many callers use this name)."""
+    return save(classifier, directory, extra)
+
+
+def load_classifier(directory: str | os.PathLike) -> Any:
+    """`load(directory, kind="classifier")` (kept: many callers use this name)."""
+    return load(directory, kind="classifier")

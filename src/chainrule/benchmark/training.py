@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from chainrule.benchmark.common import best_time, matmul_peak_gflops, peak_memory
+from chainrule.compiling import compiled_or_eager
 from chainrule.models import FVSBN, MADE, NADE
-from chainrule.training import compiled_or_eager, make_adam
+from chainrule.training import make_adam
 
 D = 784
 

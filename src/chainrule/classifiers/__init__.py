@@ -12,8 +12,8 @@ from chainrule.classifiers.logistic import LogisticRegression
 from chainrule.classifiers.metrics import accuracy, log_loss
 from chainrule.classifiers.mlp import MLPClassifier
 from chainrule.classifiers.naive_bayes import BernoulliNaiveBayes, MultinomialNaiveBayes
-from chainrule.classifiers.persistence import load_classifier, save_classifier
 from chainrule.classifiers.train_config import ClassifierTrainConfig
+from chainrule.persistence import load_classifier, save_classifier
 
 __all__ = [
     "BernoulliNaiveBayes",

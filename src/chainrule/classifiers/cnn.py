@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from chainrule.classifiers.base import Classifier, check_features, check_labels
-from chainrule.classifiers.persistence import register_classifier
 from chainrule.classifiers.train_config import ClassifierTrainConfig
 from chainrule.errors import ChainruleError
+from chainrule.persistence import CONFIG, register_classifier, save
 
 
 class ConvNet(nn.Module):
@@ -194,8 +194,6 @@ def train_cnn_on(
     """Train a CNNClassifier on a labelled image dataset (chainrule.data), early-stopping on its
     validation split; save it to `out_dir` (safetensors + JSON, logs in `out_dir/logs`) with its
     test accuracy. `arch` holds CNNClassifier options (channels, hidden, dropout, seed)."""
-    from chainrule.classifiers.persistence import CONFIG, save_classifier
-
     name = getattr(dataset, "name", "?")
     if not getattr(dataset, "image_shape", None) or getattr(dataset, "num_values", 0) < 2:
         raise ChainruleError(
@@ -218,5 +216,5 @@ def train_cnn_on(
         "test_examples": len(x_test),
         **{k: v for k, v in clf.training_info.items() if k != "history"},
     }
-    save_classifier(clf, out, extra={"training": {**clf.training_info, **metrics}})
+    save(clf, out, extra={"training": {**clf.training_info, **metrics}})
     return clf, metrics

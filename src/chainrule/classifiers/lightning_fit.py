@@ -1,17 +1,18 @@
 """Supervised training of a neural classifier on Lightning: cross-entropy, Adam, validation accuracy,
-early stopping, the best epoch's weights kept.
+early stopping, the best epoch's weights restored.
 
 The density-model trainer (`chainrule.training`) maximises log p(x); this one maximises
 log p(y | x) of a network that maps (N, D) inputs to (N, K) logits. Both run on `lightning.Trainer`
-(progress bar, seeding, CSV logs), so none of the loop is written by hand.
+built by the same `chainrule.trainer.make_trainer` (progress bar, seeding, CSV logs, safe
+checkpoints), and Lightning's `ModelCheckpoint` keeps the best epoch, so none of the loop is
+written by hand.
 """
 
 from __future__ import annotations
 
-import copy
 import os
+import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,14 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback, EarlyStopping
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from chainrule.checkpoint_io import read_checkpoint
 from chainrule.classifiers.train_config import ClassifierTrainConfig
 from chainrule.errors import ChainruleError
+from chainrule.trainer import make_trainer, quiet_fit, seed_run
 
 
 class ClassifierModule(L.LightningModule):
@@ -72,28 +74,24 @@ class ClassifierModule(L.LightningModule):
         )
 
 
-class KeepBest(Callback):
-    """Copies the network's weights whenever validation accuracy improves (ties keep the earlier
-    epoch), so the returned classifier is the best epoch's, not the last one's."""
+class History(Callback):
+    """One row per validation: epoch, val_acc, val_loss and the epoch's mean training loss."""
 
     def __init__(self) -> None:
-        self.best = -1.0
-        self.state: dict[str, torch.Tensor] | None = None
-        self.best_epoch = -1
-        self.history: list[dict[str, float]] = []
+        self.rows: list[dict[str, float]] = []
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking:
             return
         metrics = trainer.callback_metrics
-        acc = float(metrics["val_acc"])
-        row = {"epoch": trainer.current_epoch, "val_acc": acc, "val_loss": float(metrics["val_loss"])}
+        row = {
+            "epoch": trainer.current_epoch,
+            "val_acc": float(metrics["val_acc"]),
+            "val_loss": float(metrics["val_loss"]),
+        }
         if pl_module.train_count:  # validation runs at the end of each training epoch
             row["train_loss"] = pl_module.train_sum / pl_module.train_count
-        self.history.append(row)
-        if acc > self.best:
-            self.best, self.best_epoch = acc, trainer.current_epoch
-            self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.net.state_dict().items()})
+        self.rows.append(row)
 
 
 @dataclass
@@ -123,35 +121,36 @@ def fit_classifier(
     config = (config or ClassifierTrainConfig()).check()
     if len(x) < config.batch_size:
         raise ChainruleError(f"{len(x)} training examples, fewer than batch_size={config.batch_size}")
-    L.seed_everything(config.seed, workers=True, verbose=False)
+    seed_run(config.seed)
     g = torch.Generator().manual_seed(config.seed)
     train_dl = DataLoader(TensorDataset(x, y), config.batch_size, shuffle=True, generator=g, drop_last=True)
     val_dl = DataLoader(TensorDataset(x_val, y_val), 1000)
-    keep = KeepBest()
-    logger = CSVLogger(Path(out_dir), name="logs", version="") if out_dir is not None else False
-    trainer = L.Trainer(
-        accelerator=config.accelerator,
-        devices=1,
-        max_epochs=config.max_epochs,
-        max_time={"minutes": config.max_minutes} if config.max_minutes else None,
-        callbacks=[keep, EarlyStopping("val_acc", mode="max", patience=config.patience)],
-        logger=logger,
-        enable_checkpointing=False,
-        enable_progress_bar=config.progress,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=max(1, min(50, len(train_dl))),
-    )
+    history = History()
     module = ClassifierModule(net, config)
     net.train()
     start = time.time()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".*does not have many workers.*")
-        trainer.fit(module, train_dl, val_dl)
-    seconds = time.time() - start
-    if keep.state is not None:
-        net.load_state_dict(keep.state)
+    with tempfile.TemporaryDirectory(prefix="chainrule-classifier-") as ckpt_dir:
+        # the best epoch by validation accuracy (ties keep the earlier one), restored at the end
+        best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_acc", mode="max", save_top_k=1)
+        trainer = make_trainer(
+            Path(out_dir) if out_dir is not None else None,
+            [best, history, EarlyStopping("val_acc", mode="max", patience=config.patience)],
+            max_epochs=config.max_epochs,
+            max_minutes=config.max_minutes,
+            progress=config.progress,
+            accelerator=config.accelerator,
+            num_sanity_val_steps=0,
+            log_every_n_steps=max(1, min(50, len(train_dl))),
+        )
+        with quiet_fit():
+            trainer.fit(module, train_dl, val_dl)
+        seconds = time.time() - start
+        best_acc, best_epoch = -1.0, -1
+        if best.best_model_path:
+            ckpt = read_checkpoint(best.best_model_path)
+            module.load_state_dict(ckpt["state_dict"])
+            best_acc, best_epoch = float(best.best_model_score), int(ckpt["epoch"])
     net.cpu().eval()
     return ClassifierFitResult(
-        keep.best, keep.best_epoch, trainer.current_epoch, seconds, keep.history, asdict(config)
+        best_acc, best_epoch, trainer.current_epoch, seconds, history.rows, asdict(config)
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from chainrule.classifiers.base import check_labels
+from chainrule.classifiers.checks import check_labels
 from chainrule.errors import ChainruleError
 
 

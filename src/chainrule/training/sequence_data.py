@@ -1,4 +1,4 @@
-"""Maximum likelihood for sequence models: batches of token chunks instead of (N, D) rows.
+"""Training batches of sequence models: chunks of token streams instead of (N, D) rows.
 
 Training batches are (B, T+1) token ids whose first column is context only, so each of the T
 scored tokens has at least one token before it:
@@ -14,7 +14,7 @@ scored tokens has at least one token before it:
 The position in the text survives `train.limit_train_batches` (short epochs continue where the
 last one stopped). Validation walks the held-out text as `EVAL_STREAMS` parallel streams in
 contiguous chunks with the state carried, so `val_nll` is total NLL / number of tokens
-(nats per character for text), exactly like `chainrule.evaluate.evaluate_sequence`
+(nats per character for text), exactly like `chainrule.evaluation.evaluate_sequence`
 (`train.limit_val_batches` scores the first chunks of every stream only).
 """
 
@@ -25,37 +25,17 @@ from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, IterableDataset
-from torchmetrics import SumMetric
 
 from chainrule.data.text import SequenceDataset
 from chainrule.errors import ChainruleError
-from chainrule.models.sequence import SequenceModel
-from chainrule.training import MaximumLikelihood, TrainConfig
+from chainrule.evaluation.sequence import EVAL_STREAMS, eval_chunks
+from chainrule.models.base import Model
+from chainrule.training.config import TrainConfig
 
 #: Fraction of training windows that start from the beginning-of-sequence token.
 BOS_FRACTION = 1 / 16
-#: Parallel streams used to walk validation and test text.
-EVAL_STREAMS = 16
 #: Default training chunk of models without a block size (tokens scored per row).
 DEFAULT_SEQ_LEN = 128
-
-
-def eval_chunks(
-    tokens: torch.Tensor, streams: int, chunk: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, bool]]:
-    """Consecutive pieces (rows, <= chunk) of `rows` contiguous parts of `tokens` of
-    ceil(n / streams) tokens each, the last part padded at its end; yields (ids, valid, fresh)
-    where `valid` marks real tokens (padding comes after them, so it never affects their
-    scores) and `fresh` is True on the first piece. Every token is in exactly one piece."""
-    n = tokens.numel()
-    length = -(-n // streams)
-    rows = -(-n // length)
-    padded = torch.zeros(rows * length, dtype=tokens.dtype)
-    padded[:n] = tokens
-    valid = (torch.arange(rows * length) < n).view(rows, length)
-    parts = padded.view(rows, length)
-    for i in range(0, length, chunk):
-        yield parts[:, i : i + chunk], valid[:, i : i + chunk], i == 0
 
 
 class TrainChunks(IterableDataset):
@@ -124,65 +104,22 @@ class EvalChunks(IterableDataset):
         return eval_chunks(self.tokens, self.streams, self.chunk)
 
 
-class SequenceMaximumLikelihood(MaximumLikelihood):
-    """Loss = mean NLL per token of a batch of chunks; validation = total NLL / tokens."""
-
-    def __init__(self, model: SequenceModel, config: TrainConfig, unit: str = "char"):
-        super().__init__(model, config)
-        self.unit = unit
-        self.val_sum, self.val_count = SumMetric(), SumMetric()
-        self._train_state = None
-        self._val_state = None
-
-    def training_step(self, batch, batch_idx):
-        x, fresh = batch
-        model: SequenceModel = self.model
-        state = model.begin(x[:, :1]) if fresh or self._train_state is None else self._train_state
-        logp, state = model.chunk_log_prob(x[:, 1:], state)
-        if model.carries_state:
-            self._train_state = model.detach_state(state)
-        loss = -logp.float().mean()
-        if not torch.isfinite(loss):
-            raise ChainruleError(
-                f"training loss became {loss.item()} at step {self.global_step}; the last good"
-                " checkpoint is in the run's checkpoints/ folder: lower the learning rate or set"
-                " train.grad_clip and resume"
-            )
-        self.log("train_nll", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        x, valid, fresh = batch
-        model: SequenceModel = self.model
-        state = model.begin(model.bos_column(x.shape[0])) if fresh else self._val_state
-        logp, self._val_state = model.chunk_log_prob(x, state)
-        self.val_sum.update(-logp.double()[valid].sum())
-        self.val_count.update(valid.sum().double())
-
-    def on_validation_epoch_end(self):
-        nll = self.val_sum.compute() / self.val_count.compute()
-        self.val_sum.reset()
-        self.val_count.reset()
-        self._val_state = None
-        self.log("val_nll", nll.float(), prog_bar=True, batch_size=1)
-        self.log(f"val_bits_per_{self.unit}", (nll / math.log(2)).float(), batch_size=1)
-
-
-def sequence_training(
-    model: SequenceModel, dataset: SequenceDataset, config: TrainConfig
-) -> tuple[SequenceMaximumLikelihood, DataLoader, DataLoader]:
-    """The Lightning module and the train/validation loaders for a sequence model."""
-    if not isinstance(model, SequenceModel):
+def sequence_loaders(
+    model: Model, dataset: SequenceDataset, config: TrainConfig
+) -> tuple[DataLoader, DataLoader]:
+    """The train/validation loaders of a sequence model (one that declares `event_shape == (None,)`)."""
+    if tuple(model.event_shape) != (None,):
         raise ChainruleError(f"dataset {dataset.name!r} holds sequences; {model.registry_name!r} does not")
     if model.num_values != dataset.num_values:
         raise ChainruleError(
             f"the model has {model.num_values} symbols but dataset {dataset.name!r} has {dataset.num_values}"
         )
-    seq_len = config.seq_len or getattr(model, "block_size", None) or DEFAULT_SEQ_LEN
-    if getattr(model, "block_size", seq_len) < seq_len:
-        raise ChainruleError(f"train.seq_len={seq_len} exceeds the model's block_size={model.block_size}")
-    streams = model.carries_state
-    train = TrainChunks(dataset.train, config.batch_size, seq_len, streams, model.bos, config.seed)
+    block_size = getattr(model, "block_size", None)  # models without one read any length
+    seq_len = config.seq_len or block_size or DEFAULT_SEQ_LEN
+    if block_size is not None and block_size < seq_len:
+        raise ChainruleError(f"train.seq_len={seq_len} exceeds the model's block_size={block_size}")
+    train = TrainChunks(
+        dataset.train, config.batch_size, seq_len, model.carries_state, model.bos, config.seed
+    )
     val = EvalChunks(dataset.val, EVAL_STREAMS, model.eval_chunk)
-    module = SequenceMaximumLikelihood(model, config, dataset.unit)
-    return module, DataLoader(train, batch_size=None), DataLoader(val, batch_size=None)
+    return DataLoader(train, batch_size=None), DataLoader(val, batch_size=None)

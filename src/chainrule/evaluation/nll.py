@@ -1,0 +1,98 @@
+"""NLL of array data: mean negative log-likelihood in nats and bits/dim, with its standard error."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import torch
+
+from chainrule.devices import model_device
+from chainrule.errors import ChainruleError
+from chainrule.models.base import Model
+
+
+@dataclass
+class NLLReport:
+    """`nll_nats` = mean over examples of -log p(x); `stderr_nats` = sample std / sqrt(n)."""
+
+    nll_nats: float
+    stderr_nats: float
+    bits_per_dim: float
+    n: int
+    dim: int
+
+    def as_dict(self) -> dict:
+        """The fields as a plain dict (for JSON output)."""
+        return asdict(self)
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Run the block with `model` in eval mode, then give it back the mode it had."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def evaluate_nll(
+    model: Model,
+    x: torch.Tensor,
+    batch_size: int = 1000,
+    cond: torch.Tensor | None = None,
+    progress: bool = False,
+    **log_prob_kwargs,
+) -> NLLReport:
+    """Exact (or, for latent models, estimated) NLL of `x` under `model`, batched; `cond` (one
+    row per example, e.g. class labels) for conditional models. Each batch (and its cond) is
+    moved to the model's device and its log-likelihoods back to the CPU in float64, so a model on
+    a GPU is evaluated on CPU-held data. The model's train/eval mode is restored afterwards."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ChainruleError(f"batch size must be a positive integer, got {batch_size!r}")
+    if len(x) == 0:
+        raise ChainruleError("cannot evaluate an empty data set")
+    device = model_device(model)
+    if cond is not None:
+        log_prob_kwargs["cond"] = None  # filled per batch below
+    parts = []
+    starts = range(0, len(x), batch_size)
+    with eval_mode(model):
+        for i in progress_bar(starts, progress, "evaluating"):
+            if cond is not None:
+                log_prob_kwargs["cond"] = cond[i : i + batch_size].to(device)
+            parts.append(model.log_prob(x[i : i + batch_size].to(device), **log_prob_kwargs).double().cpu())
+    lp = torch.cat(parts)
+    n = lp.numel()
+    dim = math.prod(model.event_shape)
+    nll = float(-lp.mean())
+    se = float(lp.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
+    return NLLReport(nll, se, nll / math.log(2) / dim, n, dim)
+
+
+def split_condition(model: Model, dataset, split: str) -> torch.Tensor | None:
+    """The labels of `split` for a class-conditional model (None for other models), with a clear
+    error when the data set has none."""
+    if not model.class_conditional:
+        return None
+    labels = getattr(dataset, "labels", {}) or {}
+    if split not in labels:
+        raise ChainruleError(
+            f"the model is class-conditional but data set {getattr(dataset, 'name', '?')!r} has no"
+            f" labels for its {split} split"
+        )
+    return labels[split]
+
+
+def progress_bar(items, enabled: bool, what: str):
+    """`items`, wrapped in a tqdm progress bar (on stderr) when `enabled`."""
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm  # only when asked: importing tqdm is not free
+
+    return tqdm(items, desc=what, leave=False)

@@ -1,0 +1,104 @@
+"""`TrainConfig`: the hyper-parameters of a maximum-likelihood run, and their checks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from chainrule.data.perturb import check_perturb_rate
+from chainrule.errors import ChainruleError
+from chainrule.trainer import STRATEGIES
+
+PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of a maximum-likelihood run (every field is a recipe key under `train`)."""
+
+    batch_size: int = 128  # global: each of W processes takes batch_size / W
+    max_epochs: int = 50
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # "constant", "cosine" (to 0 over max_epochs) or "cosine-time"
+    warmup_steps: int = 0  # cosine-time: linear warm-up over this many steps
+    grad_clip: float | None = None
+    patience: int = 10  # epochs without validation improvement before stopping
+    seed: int = 0
+    precision: str = "32-true"  # or "bf16-mixed" (autocast matmuls; evaluation stays fp32)
+    compile: bool = False  # torch.compile: NADE's block kernels, other models' training objective
+    max_minutes: float | None = None  # wall-clock budget for this run (resumes continue it)
+    limit_train_batches: float | int = 1.0
+    num_workers: int = 0
+    devices: int = 1  # processes (CPU) or GPUs per node
+    num_nodes: int = 1
+    accelerator: str = "cpu"  # "cpu", "gpu" or "auto"
+    strategy: str = "auto"  # "auto" (DDP when devices * num_nodes > 1), "ddp", "ddp_spawn", "ddp_fork"
+    progress: bool = True
+    init_from: str | None = None  # a saved model folder whose parameters start this run (warm start)
+    seq_len: int | None = None  # sequence models: tokens per training chunk (default: block size or 128)
+    limit_val_batches: float | int = 1.0  # fraction or number of validation batches per epoch
+    perturb_rate: float = 0.0  # background models: each training value replaced by a random one w.p. this
+    ema_decay: float = 0.0  # > 0: validate and save an exponential moving average of the parameters
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        """The field names, i.e. the valid keys of a recipe's `train` section."""
+        return [f.name for f in fields(cls)]
+
+    def check(self) -> TrainConfig:
+        """Refuse values that would fail later or silently (one message naming the key)."""
+
+        def need(ok: bool, key: str, what: str) -> None:
+            if not ok:
+                raise ChainruleError(f"train.{key} must be {what}, got {getattr(self, key)!r}")
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_num(v: Any) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        need(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "a positive integer")
+        need(is_int(self.max_epochs) and self.max_epochs >= 1, "max_epochs", "a positive integer")
+        need(is_num(self.lr) and self.lr >= 0, "lr", "a finite number >= 0")
+        need(is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
+        need(
+            self.lr_schedule in ("constant", "cosine", "cosine-time"),
+            "lr_schedule",
+            "'constant', 'cosine' or 'cosine-time'",
+        )
+        need(
+            self.lr_schedule != "cosine-time" or self.max_minutes is not None,
+            "lr_schedule",
+            "'cosine-time' only with train.max_minutes, its budget",
+        )
+        need(self.grad_clip is None or is_num(self.grad_clip) and self.grad_clip > 0, "grad_clip", "> 0")
+        need(is_int(self.patience) and self.patience >= 0, "patience", "an integer >= 0")
+        need(is_int(self.seed) and 0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32)")
+        need(self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}")
+        need(
+            self.max_minutes is None or is_num(self.max_minutes) and self.max_minutes > 0,
+            "max_minutes",
+            "> 0",
+        )
+        for key in ("limit_train_batches", "limit_val_batches"):
+            lim = getattr(self, key)
+            need(
+                is_int(lim) and lim >= 1 or is_num(lim) and isinstance(lim, float) and 0 < lim <= 1,
+                key,
+                "a fraction in (0, 1] or a positive number of batches",
+            )
+        need(is_int(self.num_workers) and self.num_workers >= 0, "num_workers", "an integer >= 0")
+        need(is_int(self.devices) and self.devices >= 1, "devices", "a positive integer")
+        need(is_int(self.num_nodes) and self.num_nodes >= 1, "num_nodes", "a positive integer")
+        need(self.accelerator in ("cpu", "gpu", "cuda", "auto"), "accelerator", "'cpu', 'gpu' or 'auto'")
+        need(self.strategy in STRATEGIES, "strategy", f"one of {list(STRATEGIES)}")
+        check_perturb_rate(self.perturb_rate, "train.perturb_rate")
+        need(
+            is_num(self.ema_decay) and 0 <= self.ema_decay < 1,
+            "ema_decay",
+            "a number in [0, 1) (0: off; 0.999 averages over about the last 1,000 steps)",
+        )
+        return self

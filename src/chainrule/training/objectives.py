@@ -1,0 +1,105 @@
+"""How a batch becomes per-example (or per-token) negative log-likelihoods, for each kind of data.
+
+`MaximumLikelihood` (module.py) is the same for every kind of data: it minimises the mean of what
+the objective returns, checks it is finite, logs `train_nll_step`/`train_nll_epoch`, `val_nll`
+and the bits figure the objective names. The objectives differ only in batches:
+
+- `ArrayObjective`: (N, D) rows with their indices; dynamic binarization, `train.perturb_rate`,
+  class labels as the condition, `train.compile` of models without their own kernels;
+- `SequenceObjective`: chunks of token streams (sequence_data.py), the state carried from one
+  chunk to the next where the model carries one (truncated BPTT).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from chainrule.compiling import compiled_or_eager
+from chainrule.data.binarize import binarize
+from chainrule.data.perturb import perturb
+from chainrule.models.base import Model
+from chainrule.training.config import TrainConfig
+
+
+class ArrayObjective:
+    """-log p(x | cond) of each row of a batch (x, index); `labels` per split for class-conditional
+    models (cond = labels[split][index]), `num_values` for `train.perturb_rate`."""
+
+    def __init__(
+        self,
+        model: Model,
+        config: TrainConfig,
+        dynamic_binarization: bool = False,
+        labels: dict[str, torch.Tensor] | None = None,
+        num_values: int = 2,
+    ) -> None:
+        self.model, self.config = model, config
+        self.dynamic_binarization = dynamic_binarization
+        self.labels = labels
+        self.num_values = num_values
+        self.bits_name = "val_bits_per_dim"
+        self.dim = model.event_shape[0]
+        self._compiled = None  # built on first use (a compiled function does not pickle)
+
+    def _condition(self, split: str, index: torch.Tensor) -> torch.Tensor | None:
+        return None if self.labels is None else self.labels[split].to(index.device)[index]
+
+    def _training_log_prob(self, *args: torch.Tensor) -> torch.Tensor:
+        """The model's training objective; with `train.compile` and a model without compiled
+        kernels of its own, through torch.compile."""
+        if not self.config.compile or self.model.compiles_itself:
+            return self.model.training_log_prob(*args)
+        if self._compiled is None:
+            self._compiled = compiled_or_eager(self.model.training_log_prob)
+        return self._compiled(*args)
+
+    def train_nll(self, batch, epoch: int) -> torch.Tensor:
+        """Per-example -log p (a bound for intractable models) of a training batch."""
+        x, index = batch
+        cfg = self.config
+        if self.dynamic_binarization:
+            x = binarize(x, index, cfg.seed, epoch)
+        if cfg.perturb_rate:  # a background model (Ren et al. 2019): corrupt every batch afresh
+            x = perturb(x, index, cfg.perturb_rate, self.num_values, cfg.seed, epoch)
+        cond = self._condition("train", index)
+        return -self._training_log_prob(*((x,) if cond is None else (x, cond))).float()
+
+    def val_nll(self, batch) -> torch.Tensor:
+        """Per-example -log p of a validation batch."""
+        x, index = batch[0], batch[1]
+        cond = self._condition("val", index)
+        return -self.model.validation_log_prob(*((x,) if cond is None else (x, cond))).float()
+
+    def end_validation(self) -> None:
+        """Nothing carried between validation batches."""
+
+
+class SequenceObjective:
+    """-log p of each scored token of a chunk batch: (ids (B, T+1), fresh) for training, the first
+    column context only; (ids, valid, fresh) for validation (`chainrule.evaluation.eval_chunks`)."""
+
+    def __init__(self, model: Model, unit: str = "char") -> None:
+        self.model = model
+        self.bits_name = f"val_bits_per_{unit}"
+        self.dim = 1
+        self._train_state = None
+        self._val_state = None
+
+    def train_nll(self, batch, epoch: int) -> torch.Tensor:
+        x, fresh = batch
+        model = self.model
+        state = model.begin(x[:, :1]) if fresh or self._train_state is None else self._train_state
+        logp, state = model.chunk_log_prob(x[:, 1:], state)
+        if model.carries_state:
+            self._train_state = model.detach_state(state)
+        return -logp.float()
+
+    def val_nll(self, batch) -> torch.Tensor:
+        x, valid, fresh = batch
+        model = self.model
+        state = model.begin(model.bos_column(x.shape[0])) if fresh else self._val_state
+        logp, self._val_state = model.chunk_log_prob(x, state)
+        return -logp.double()[valid]
+
+    def end_validation(self) -> None:
+        self._val_state = None
