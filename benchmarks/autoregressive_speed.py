@@ -64,7 +64,7 @@ def main(quick: bool = False) -> dict:
             nade_flops(batch, 500),
             peak32,
         )
-        nade.compiled = False
+        nade.set_compiled(False)
         record(
             "nade-500 blocked eager",
             batch,
@@ -72,7 +72,7 @@ def main(quick: bool = False) -> dict:
             nade_flops(batch, 500),
             peak32,
         )
-        nade.compiled = True
+        nade.set_compiled(True)
         record(
             "nade-500 blocked compiled",
             batch,
@@ -80,7 +80,7 @@ def main(quick: bool = False) -> dict:
             nade_flops(batch, 500),
             peak32,
         )
-    nade.compiled = False
+    nade.set_compiled(False)
     made = MADE(D, hidden=[8000])
     for batch in batches:
         record("made-8000 fp32", batch, train_step_time(made, batch), made_flops(batch, 8000), peak32)

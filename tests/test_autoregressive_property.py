@@ -22,7 +22,7 @@ def test_no_dependence_on_later_or_same_dimensions(name: str) -> None:
     for m in masks:
         if hasattr(model, "use_mask"):
             model.use_mask(m)
-        order = model.sampling_order()
+        order = model.member_order()  # the order of the member in use
         pos = {d: t for t, d in enumerate(order)}
         x = torch.rand(8, dtype=torch.float64)
         J = jacobian(model, x).abs()

@@ -104,10 +104,12 @@ def test_rnade_order_ensemble_is_the_mean_of_its_orders() -> None:
         for m in range(3):
             with model.keeping_current_mask():
                 model.use_mask(m)
-                model.train()
-                singles.append(model.log_prob(x).exp())
-                model.eval()
-        assert torch.allclose(model.log_prob(x).exp(), torch.stack(singles).mean(0), rtol=1e-12)
+                singles.append(model.training_log_prob(x).exp())  # the member in use
+        mixture = model.log_prob(x).exp()
+        assert torch.allclose(mixture, torch.stack(singles).mean(0), rtol=1e-12)
+        model.train()  # the mixture in every mode
+        assert torch.equal(model.log_prob(x).exp(), mixture)
+        model.eval()
     assert len({tuple(o.tolist()) for o in model.orders}) == 3
 
 

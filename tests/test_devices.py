@@ -152,6 +152,7 @@ class DeviceProbe(Model):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.zeros(4, device="meta"))
         self.num_classes = num_classes
+        self.conditioned_on = "class" if num_classes else "nothing"
         self.seen: list[str] = []
 
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:

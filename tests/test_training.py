@@ -149,7 +149,7 @@ def test_compiled_objective_equals_eager_also_after_a_mask_change() -> None:
         objective = compiled_or_eager(model.training_log_prob)
         torch.testing.assert_close(objective(x), model.training_log_prob(x))
         if isinstance(model, MADE):
-            model.before_train_step(1)  # masks are buffers changed in place
+            model.on_train_step(1)  # masks are buffers changed in place
             torch.testing.assert_close(objective(x), model.training_log_prob(x))
 
 
