@@ -188,7 +188,7 @@ class MaximumLikelihood(L.LightningModule):
         """The model's training objective per example; with `train.compile` and a model without
         its own compiled kernels (all but NADE), through torch.compile."""
         args = (x,) if cond is None else (x, cond)
-        if not self.config.compile or hasattr(self.model, "compiled"):
+        if not self.config.compile or self.model.compiles_itself:
             return self.model.training_log_prob(*args)
         if self._compiled_log_prob is None:
             self._compiled_log_prob = compiled_or_eager(self.model.training_log_prob)
@@ -214,9 +214,7 @@ class MaximumLikelihood(L.LightningModule):
         if self.config.perturb_rate:  # a background model (Ren et al. 2019): corrupt every batch afresh
             cfg = self.config
             x = perturb(x, index, cfg.perturb_rate, self.num_values, cfg.seed, self.current_epoch)
-        hook = getattr(self.model, "before_train_step", None)
-        if hook is not None:
-            hook(self.global_step)
+        self.model.on_train_step(self.global_step)
         nll = -self._training_log_prob(x, self._condition("train", index)).float()  # a bound if intractable
         loss = nll.mean()
         finite = bool(torch.isfinite(loss))
@@ -535,8 +533,8 @@ def fit(
     if resume:
         read_checkpoint(last)  # a damaged checkpoint is refused before anything starts
     L.seed_everything(config.seed, workers=True, verbose=False)
-    if hasattr(model, "compiled"):
-        model.compiled = bool(config.compile)
+    if model.compiles_itself:
+        model.set_compiled(bool(config.compile))
     if config.init_from and not resume:
         warm_start(model, config.init_from)
     if len(dataset.train) < config.batch_size:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -54,3 +55,57 @@ def check_num_samples(n: object) -> int:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ChainruleError(f"number of samples must be a positive integer, got {n!r}")
     return n
+
+
+def check_completion(
+    given: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    n: int,
+    event_shape: tuple[int | None, ...],
+    validate: Callable[[torch.Tensor, str], None],
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one completion check: (given, observed mask), both (n, *event_shape) (the mask bool).
+
+    `mask` (True or 1 = observed) is one pattern of event shape (or D values) for every example,
+    or one per example like `given`. The rule for unobserved entries: they are ignored whatever
+    they hold (NaN included) and come back as 0; only the observed entries are checked, by
+    `validate(values, what)` (a head's `validate`, `check_finite`, ...). A `None` in `event_shape`
+    (variable-length sequences) takes its size from `given`."""
+    if given is None or mask is None:
+        raise ChainruleError("completion needs both `given` and `mask`")
+    if not isinstance(given, torch.Tensor):
+        raise ChainruleError(f"given must be a torch.Tensor, got {type(given).__name__}")
+    if None in event_shape:
+        if given.dim() != 1 + len(event_shape) or given.shape[0] == 0 or min(given.shape[1:], default=1) < 1:
+            raise ChainruleError(f"given must have shape (batch, length), got {tuple(given.shape)}")
+        event_shape = tuple(given.shape[1:])
+    given = as_batch(given, event_shape, "given")
+    if n != given.shape[0]:
+        raise ChainruleError(f"n={n} but `given` holds {given.shape[0]} examples")
+    obs = _as_mask(mask, given.shape, event_shape)
+    given = given.to(device=device, dtype=dtype or (given.dtype if given.is_floating_point() else None))
+    obs = obs.to(given.device)
+    given = torch.where(obs, given, torch.zeros((), dtype=given.dtype, device=given.device))
+    validate(given, "given (observed part)")
+    return given, obs
+
+
+def _as_mask(mask: object, batch_shape: torch.Size, event_shape: tuple[int, ...]) -> torch.Tensor:
+    """A bool (B, *event_shape) observed-mask from a bool or 0/1 mask of event or batch size."""
+    m = torch.as_tensor(mask)
+    if m.dtype != torch.bool:
+        if m.is_complex() or not ((m == 0) | (m == 1)).all():
+            raise ChainruleError("mask must be boolean or hold only 0 and 1 (1 = observed)")
+        m = m != 0
+    size = math.prod(event_shape)
+    if m.numel() == size:
+        return m.reshape(1, *event_shape).expand(batch_shape)
+    if m.numel() == math.prod(batch_shape):
+        return m.reshape(batch_shape)
+    raise ChainruleError(
+        f"mask has shape {tuple(m.shape)}; expected {tuple(event_shape)} or"
+        f" ({batch_shape[0]}, {', '.join(map(str, event_shape))}) like `given`"
+    )

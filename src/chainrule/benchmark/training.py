@@ -125,7 +125,7 @@ def run(full: bool = False, compile: bool = False, device: str = "cpu") -> dict:
         for case in cases(full, compile):
             model = case.make()
             if case.compiled:
-                model.compiled = True
+                model.set_compiled(True)
             loss = compiled_loss(model) if case.torch_compile else case.loss
             secs, mem = time_train_step(model, batch, loss, case.bf16, min_seconds, device)
             peak = peak16 if case.bf16 else peak32

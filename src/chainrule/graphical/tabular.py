@@ -2,9 +2,11 @@
 
 Data are integer codes: a tensor of shape (B, n) whose column j holds the state index of
 variable j (0 .. cardinality-1); -1 marks a missing value where a model can marginalise it.
-Every model has `log_prob` (nats), `sample`, `fit` (maximum likelihood by counting, with
-Dirichlet smoothing `alpha`) and `num_parameters` (free parameters: each distribution over k
-states has k - 1).
+Every model is a contract `Model` (value type "categorical", event shape (n,), exact log_prob and
+exact completion, conditioned on nothing) with `log_prob` (nats), `sample` (also completing the
+unobserved part of `given` exactly), `fit` (maximum likelihood by counting, with Dirichlet
+smoothing `alpha`) and `num_parameters` (free parameters: each distribution over k states has
+k - 1). Tables are float64 buffers, so `chainrule.persistence.save/load` round-trips them.
 """
 
 from __future__ import annotations
@@ -16,27 +18,41 @@ from collections.abc import Sequence
 import torch
 
 from chainrule.errors import ChainruleError
+from chainrule.models.base import Model
 
 MISSING = -1
 
 
-class TabularModel:
-    """A distribution over n discrete variables with finite cardinalities."""
+class TabularModel(Model):
+    """A distribution over n discrete variables with finite cardinalities (integer codes, -1 missing).
+
+    Subclasses call `_declare(cardinalities)` once the cardinalities are known: `num_values` is then
+    the largest cardinality and `event_shape` (n,)."""
 
     names: list[str]
     cardinalities: list[int]
+    value_type = "categorical"
+    exact_log_prob = True
+    exact_completion = True
+    conditioned_on = "nothing"
+
+    def _declare(self, cardinalities: Sequence[int]) -> None:
+        self.num_values = max(cardinalities)
+        self.event_shape = (len(cardinalities),)
+
+    def _device(self) -> torch.device:
+        """Where the tables live (results go there); the computation itself runs on the CPU."""
+        for t in self.buffers():
+            return t.device
+        return torch.device("cpu")
 
     @property
     def num_variables(self) -> int:
         """Number of variables n (columns of the data)."""
         return len(self.cardinalities)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+    def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x) of each row of the integer-coded batch x (B, n), in nats; shape (B,)."""
-        raise NotImplementedError
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """`n` independent draws as integer codes, shape (n, num_variables), dtype long."""
         raise NotImplementedError
 
     def fit(self, data: torch.Tensor, alpha: float = 1.0) -> TabularModel:
@@ -55,6 +71,38 @@ class TabularModel:
     def check_data(self, x: torch.Tensor, allow_missing: bool = False, what: str = "data") -> torch.Tensor:
         """Validate integer codes and return them as a long tensor of shape (B, n)."""
         return check_codes(x, self.cardinalities, allow_missing=allow_missing, what=what, names=self.names)
+
+
+def refuse_cond(cond: object, what: str = "a tabular model") -> None:
+    """Tabular models are conditioned on nothing: a `cond` is a caller's mistake, said clearly."""
+    if cond is not None:
+        raise ChainruleError(f"{what} is conditioned on nothing; got a cond argument ({type(cond).__name__})")
+
+
+def completion_codes(
+    given: torch.Tensor | None, mask: torch.Tensor | None, n: int, cards: Sequence[int], names: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated (codes, observed) for completion, both (n, num_variables) on the CPU: `mask` is
+    True where observed, shaped (num_variables,) or like `given`; unobserved entries of `given`
+    may hold anything (they are set to -1)."""
+    if given is None or mask is None:
+        raise ChainruleError("completion needs both `given` and `mask`")
+    if not isinstance(given, torch.Tensor):
+        raise ChainruleError(f"given must be a torch.Tensor of integer codes, got {type(given).__name__}")
+    nv = len(cards)
+    given = given.detach().cpu()
+    if given.dim() == 1:
+        given = given.unsqueeze(0)
+    obs = torch.as_tensor(mask).detach().cpu().bool()
+    if obs.dim() == 1 and obs.shape[0] == nv:
+        obs = obs.unsqueeze(0).expand(given.shape[0], nv)
+    if obs.shape != given.shape:
+        raise ChainruleError(f"mask has shape {tuple(obs.shape)}; expected ({nv},) or {tuple(given.shape)}")
+    if given.shape[0] != n:
+        raise ChainruleError(f"n={n} but `given` holds {given.shape[0]} examples")
+    fill = torch.full((), MISSING, dtype=given.dtype)
+    codes = check_codes(torch.where(obs, given, fill), cards, allow_missing=True, what="given", names=names)
+    return codes, obs.clone()
 
 
 def default_names(n: int, names: Sequence[str] | None = None) -> list[str]:

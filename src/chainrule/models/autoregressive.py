@@ -1,9 +1,11 @@
 """Autoregressive model = conditioner (network with the autoregressive property) + head.
 
-Subclasses implement `conditioner(x) -> params` (params for every dimension, computed from
-the dimensions before it in `order`) and, optionally, `_fast_sample`, which must consume the
-random stream exactly like `_generic_sample` (one `_draw` call per dimension, in order). `_draw`
-is `head.sample` unless `decode` installs another rule (greedy purification, for example).
+Subclasses implement `conditioner(x, cond=None) -> params` (params for every dimension, computed
+from the dimensions before it in the order) and, optionally, `_fast_sample(x, obs, cond, draw)`,
+which must consume the random stream exactly like `_generic_sample` (one `draw(params, d)` call
+per dimension, in order) and keeps its caches in local variables, never on the model. `draw` is
+the per-dimension choice rule, passed down as an argument: a draw from the head for `sample`, or
+the caller's rule for `decode` (greedy purification, for example).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from chainrule.devices import model_device
 from chainrule.distributions import Bernoulli, Categorical, Head
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
-from chainrule.validation import as_batch, check_num_samples
+from chainrule.validation import as_batch, check_completion, check_num_samples
+
+#: The per-dimension choice rule of a sampler: (params of dimension d's conditional, d) -> value
+Draw = Callable[[torch.Tensor, int], torch.Tensor]
 
 
 def make_head(num_values: int) -> Head:
@@ -55,15 +60,20 @@ class AutoregressiveModel(Model):
         self.image_shape = tuple(image_shape) if image_shape else None
 
     # -- what subclasses provide -------------------------------------------------------------
-    def conditioner(self, x: torch.Tensor) -> torch.Tensor:
+    def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Params (B, D) for binary heads or (B, D, P) for heads with P numbers per dimension."""
         raise NotImplementedError
 
-    def sampling_order(self) -> list[int]:
+    def sampling_order(self) -> list[int] | None:
         """The order in which dimensions are generated."""
         return list(range(self.dim))
 
-    def _fast_sample(self, x, mask, given, generator) -> torch.Tensor | None:
+    def member_order(self) -> list[int]:
+        """The order the samplers walk: `sampling_order()`, or the order of the ensemble member
+        in use (ensembles of several orders have no single `sampling_order`)."""
+        return self.sampling_order()
+
+    def _fast_sample(self, x: torch.Tensor, obs, cond, draw: Draw) -> torch.Tensor | None:
         """Work-reusing sampler; return None where a model has none."""
         return None
 
@@ -75,6 +85,11 @@ class AutoregressiveModel(Model):
         self.head.validate(x, what)
         return x.to(device=model_device(self), dtype=self._dtype())
 
+    def check_cond(self, cond: torch.Tensor | None) -> None:
+        """Refuse a condition given to an unconditional model (conditional models override)."""
+        if cond is not None and self.conditioned_on == "nothing":
+            raise ChainruleError(f"model {self.registry_name!r} is unconditional: it takes no cond")
+
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Exact log-likelihood in nats, shape (B,): the sum over dimensions of the head's
         log p(x_i | x_<i), all computed in one conditioner pass."""
@@ -82,10 +97,9 @@ class AutoregressiveModel(Model):
 
     def log_prob_terms(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The chain-rule terms log p(x_i | x_<i) of every dimension, shape (B, D)."""
-        if cond is not None:
-            raise ChainruleError(f"model {self.registry_name!r} is unconditional: it takes no cond")
+        self.check_cond(cond)
         x = self.prepare(x)
-        return self.head.log_prob(self.conditioner(x), x)
+        return self.head.log_prob(self.conditioner(x, cond), x)
 
     def _dtype(self) -> torch.dtype:
         p = next(self.parameters(), None)
@@ -93,29 +107,14 @@ class AutoregressiveModel(Model):
 
     def _start(self, n, given, mask):
         """Initial canvas and observed-mask for sampling/completion, on the model's device (`given`
-        and `mask` may be held elsewhere, e.g. on the CPU)."""
-        device, dtype = next(self.parameters()).device, self._dtype()
+        and `mask` may be held elsewhere, e.g. on the CPU); the one completion check."""
+        device, dtype = model_device(self), self._dtype()
         if given is None and mask is None:
             return torch.zeros(n, self.dim, device=device, dtype=dtype), None
-        if given is None or mask is None:
-            raise ChainruleError("completion needs both `given` and `mask`")
-        given = as_batch(given, self.event_shape, "given").to(device=device, dtype=dtype)
-        mask_t = torch.as_tensor(mask, device=device)
-        if mask_t.numel() == self.dim:
-            mask_t = mask_t.reshape(1, self.dim).expand(given.shape[0], self.dim)
-        elif mask_t.numel() == given.shape[0] * self.dim:
-            mask_t = mask_t.reshape(given.shape[0], self.dim)
-        else:
-            raise ChainruleError(
-                f"mask has shape {tuple(mask_t.shape)}; expected {self.event_shape} or"
-                f" ({given.shape[0]}, {self.dim}) like `given`"
-            )
-        mask_t = mask_t.bool()
-        if n != given.shape[0]:
-            raise ChainruleError(f"n={n} but `given` holds {given.shape[0]} examples")
-        observed = torch.where(mask_t, given, torch.zeros_like(given))
-        self.head.validate(observed, "given (observed part)")
-        return observed.clone(), mask_t
+        given, obs = check_completion(
+            given, mask, n, self.event_shape, self.head.validate, dtype=dtype, device=device
+        )
+        return given.clone(), obs
 
     def sample(
         self,
@@ -130,33 +129,18 @@ class AutoregressiveModel(Model):
         """Ancestral sampling; with `given`/`mask` (True = observed) the observed values are kept
         and the rest drawn from the model's conditionals in `sampling_order()` (exact when the
         observed dimensions come first in that order). `method` is "fast" or "generic"."""
-        check_num_samples(n)
-        if method not in ("fast", "generic"):
-            raise ChainruleError(f"method must be 'fast' or 'generic', got {method!r}")
-        x, obs = self._start(n, given, mask)
-        with torch.no_grad():
-            out = self._fast_sample(x, obs, given, generator) if method == "fast" else None
-            if out is None:
-                out = self._generic_sample(x, obs, generator)
-        return out
+        head = self.head
 
-    def _generic_sample(self, x, obs, generator) -> torch.Tensor:
-        """Reference sampler: one full conditioner pass per dimension."""
-        for d in self.sampling_order():
-            params = self.conditioner(x)[:, d]
-            self._place(x, d, self._draw(params, d, generator), obs)
-        return x
+        def draw(params: torch.Tensor, d: int) -> torch.Tensor:
+            return head.sample(params, generator)
 
-    def _draw(self, params: torch.Tensor, d: int, generator: torch.Generator | None) -> torch.Tensor:
-        """The value of dimension d given its conditional's params: a draw from the head, or the
-        rule installed by `decode`."""
-        chooser = getattr(self, "_chooser", None)
-        return self.head.sample(params, generator) if chooser is None else chooser(params, d)
+        return self._walk(n, cond, given, mask, method, draw, generator)
 
     def decode(
         self,
         n: int,
-        choose: Callable[[torch.Tensor, int], torch.Tensor],
+        choose: Draw,
+        cond: torch.Tensor | None = None,
         *,
         given: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
@@ -165,11 +149,31 @@ class AutoregressiveModel(Model):
         """Walk the order like `sample`, but set each unobserved dimension d to `choose(params, d)`
         (params of its conditional given the values chosen so far), e.g. the most likely value
         within a window: PixelDefend's purification. Uses the fast sampler's caches."""
-        self._chooser = choose
-        try:
-            return self.sample(n, given=given, mask=mask, method=method)
-        finally:
-            self._chooser = None
+        return self._walk(n, cond, given, mask, method, choose, None)
+
+    def _walk(self, n, cond, given, mask, method: str, draw: Draw, generator) -> torch.Tensor:
+        """Check the request, then fill the canvas dimension by dimension with `draw`."""
+        check_num_samples(n)
+        if method not in ("fast", "generic"):
+            raise ChainruleError(f"method must be 'fast' or 'generic', got {method!r}")
+        self.check_cond(cond)
+        x, obs = self._start(n, given, mask)
+        return self._run(x, obs, cond, method, draw, generator)
+
+    def _run(self, x, obs, cond, method: str, draw: Draw, generator) -> torch.Tensor:
+        """The sampler itself on a checked canvas (`generator`: for ensembles' member draws)."""
+        with torch.no_grad():
+            out = self._fast_sample(x, obs, cond, draw) if method == "fast" else None
+            if out is None:
+                out = self._generic_sample(x, obs, cond, draw)
+        return out
+
+    def _generic_sample(self, x, obs, cond, draw: Draw) -> torch.Tensor:
+        """Reference sampler: one full conditioner pass per dimension."""
+        for d in self.member_order():
+            params = self.conditioner(x, cond)[:, d]
+            self._place(x, d, draw(params, d), obs)
+        return x
 
     @staticmethod
     def _place(x: torch.Tensor, d: int, value: torch.Tensor, obs: torch.Tensor | None) -> None:

@@ -96,6 +96,15 @@ class Model(nn.Module):
         """True for models of p(x | class): training and evaluation pass the labels as `cond`."""
         return self.conditioned_on == "class"
 
+    @classmethod
+    def tiny_config(cls) -> dict[str, Any]:
+        """Constructor arguments of a tiny instance (a handful of dimensions, tiny layers) on which
+        the contract test suite checks the model; every registered model supplies one."""
+        raise ChainruleError(
+            f"model {cls.registry_name or cls.__name__!r} supplies no tiny_config(): add a classmethod"
+            " returning the constructor arguments of a tiny instance for the contract test suite"
+        )
+
     def sampling_order(self) -> list[int] | None:
         """The single order in which the chain rule factorises `log_prob` (autoregressive models),
         or None (no single order: non-autoregressive models and mixtures of orders)."""

@@ -46,7 +46,11 @@ class CategoricalNADE(AutoregressiveModel):
     def sampling_order(self) -> list[int]:
         return self.order
 
-    def conditioner(self, x: torch.Tensor) -> torch.Tensor:
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"dim": 4, "num_values": 3, "hidden": 5}
+
+    def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         xo = x[:, self.perm].long()  # (B, D) values in model order
         positions = torch.arange(self.dim, device=x.device)
         contrib = self.W[positions, xo]  # (B, D, H): W[:, t, x_t]
@@ -54,10 +58,10 @@ class CategoricalNADE(AutoregressiveModel):
         logits = torch.einsum("bdh,dkh->bdk", h, self.V) + self.b
         return torch.empty_like(logits).index_copy_(1, self.perm, logits)
 
-    def _fast_sample(self, x, obs, given, generator):
+    def _fast_sample(self, x, obs, cond, draw):
         a = self.c.expand(x.shape[0], -1).clone()
         for t, d in enumerate(self.order):
             logits = torch.sigmoid(a) @ self.V[t].T + self.b[t]
-            self._place(x, d, self._draw(logits, d, generator), obs)
+            self._place(x, d, draw(logits, d), obs)
             a += self.W[t, x[:, d].long()]
         return x

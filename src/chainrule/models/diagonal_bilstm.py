@@ -39,6 +39,7 @@ from torch import nn
 
 from chainrule.masked_conv import MaskedConv2d
 from chainrule.models.base import register_model
+from chainrule.models.image import SamplerCache
 from chainrule.models.pixelcnn import pointwise
 from chainrule.models.pixelrnn import PixelRNN, lstm_cell
 
@@ -115,49 +116,55 @@ class DiagonalBiLSTM(PixelRNN):
     def make_layer(self, channels: int, colours: int, index: int) -> nn.Module:
         return DiagonalBiLSTMLayer(channels, colours, image_channels=colours if index == 0 else 0)
 
-    def network(self, image: torch.Tensor) -> torch.Tensor:
+    def network(self, image: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         h = self.first(image)
         for n, layer in enumerate(self.layers):
             h = layer(h, image if n == 0 else None)
         return self.out2(F.relu(self.out1(F.relu(h))))
 
     # -- fast sampling: the raster recurrence with carried states -------------------------------
-    def _fast_sample(self, x, obs, given, generator) -> torch.Tensor:
+    def _fast_sample(self, x, obs, cond, draw) -> torch.Tensor:
         b, like = x.shape[0], dict(device=x.device, dtype=x.dtype)
-        self._start_image(x)
         n, ch, height, width = len(self.layers), self.channels, self.height, self.width
-        self._inputs = [torch.zeros(b, ch, height, width, **like) for _ in range(n)]
+
+        def states() -> list[torch.Tensor]:
+            return [torch.zeros(b, ch, height + 1, width + 1, **like) for _ in range(n)]
+
         # states padded by a zero row on top; left-to-right state of (i, j) at [i + 1, j + 1] (a
         # zero column on the left), right-to-left state of (i, j) at [i + 1, j] (zeros on the right)
-        self._hl = [torch.zeros(b, ch, height + 1, width + 1, **like) for _ in range(n)]
-        self._cl = [torch.zeros(b, ch, height + 1, width + 1, **like) for _ in range(n)]
-        self._hr = [torch.zeros(b, ch, height + 1, width + 1, **like) for _ in range(n)]
-        self._cr = [torch.zeros(b, ch, height + 1, width + 1, **like) for _ in range(n)]
-        return self.raster_sample(x, obs, generator, self._pixel_output, self._row_start)
+        cache = SamplerCache(
+            image=self._start_image(x),
+            inputs=[torch.zeros(b, ch, height, width, **like) for _ in range(n)],
+            hl=states(),
+            cl=states(),
+            hr=states(),
+            cr=states(),
+        )
+        return self.raster_sample(x, obs, draw, cache, self._pixel_output, self._row_start)
 
-    def _row_start(self, i: int) -> None:
+    def _row_start(self, cache: SamplerCache, i: int) -> None:
         """Row i - 1's inputs are final: scan its right-to-left states, right to left."""
         if i == 0:
             return
         r = i - 1
         for n, layer in enumerate(self.layers):
             left, _, top, _ = self.first.pads
-            pixels = self._image[:, :, r + top, left : left + self.width].transpose(1, 2)
-            pre = layer.right_input(self._inputs[n][:, :, r].transpose(1, 2), pixels)  # (B, W, 4h)
-            hr, cr = self._hr[n], self._cr[n]
+            pixels = cache.image[:, :, r + top, left : left + self.width].transpose(1, 2)
+            pre = layer.right_input(cache.inputs[n][:, :, r].transpose(1, 2), pixels)  # (B, W, 4h)
+            hr, cr = cache.hr[n], cache.cr[n]
             for j in reversed(range(self.width)):
                 state = torch.cat([hr[:, :, r, j], hr[:, :, r + 1, j + 1]], 1)  # above, right
                 gates = pre[:, j] + F.linear(state, layer.state_to_state[1])
                 hr[:, :, r + 1, j], cr[:, :, r + 1, j] = lstm_cell(gates, cr[:, :, r + 1, j + 1])
 
-    def _pixel_output(self, i: int, j: int) -> torch.Tensor:
+    def _pixel_output(self, cache: SamplerCache, i: int, j: int) -> torch.Tensor:
         """One left-to-right LSTM step per layer at (i, j); the (B, C * P) output there."""
-        h = self.first.output_at(self._image, i, j)
+        h = self.first.output_at(cache.image, i, j)
         for n, layer in enumerate(self.layers):
-            self._inputs[n][:, :, i, j] = h
-            hl, cl = self._hl[n], self._cl[n]
+            cache.inputs[n][:, :, i, j] = h
+            hl, cl = cache.hl[n], cache.cl[n]
             state = torch.cat([hl[:, :, i, j + 1], hl[:, :, i + 1, j]], 1)  # above, left
             gates = layer.left_input(h) + F.linear(state, layer.state_to_state[0])
             hl[:, :, i + 1, j + 1], cl[:, :, i + 1, j + 1] = lstm_cell(gates, cl[:, :, i + 1, j])
-            h = h + pointwise(layer.out, hl[:, :, i + 1, j + 1] + self._hr[n][:, :, i, j])
+            h = h + pointwise(layer.out, hl[:, :, i + 1, j + 1] + cache.hr[n][:, :, i, j])
         return self.output_at(h)

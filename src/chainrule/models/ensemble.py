@@ -3,8 +3,9 @@
 Connectivity-agnostic MADE (one set of weights, several masks) and order-agnostic RNADE (one set
 of per-dimension weights, several orders) are both uniform mixtures of M exact autoregressive
 densities: log p(x) = logmeanexp_m log p_m(x), averaged probabilities, which stay normalised.
-Subclasses say how to switch member (`_load_mask`); this class trains one member per minibatch,
-evaluates the mixture, and samples or completes from it exactly.
+Subclasses say how to switch member (`_load_mask`) and give its order (`member_order`); this class
+trains one member per minibatch (`training_log_prob` after `on_train_step`), scores the mixture
+(`log_prob`, in every mode), and samples or completes from it exactly.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import torch
 from chainrule.devices import draw, draw_device, model_device
 from chainrule.errors import ChainruleError
 from chainrule.models.autoregressive import AutoregressiveModel
-from chainrule.validation import check_num_samples
 
 
 class MaskEnsembleModel(AutoregressiveModel):
@@ -46,64 +46,74 @@ class MaskEnsembleModel(AutoregressiveModel):
         finally:
             self.use_mask(current)
 
-    def before_train_step(self, step: int) -> None:
+    def sampling_order(self) -> list[int] | None:
+        """The members' order when they all share one (one member, or connectivity-agnostic MADE
+        in the natural order); None for a mixture of several orders."""
+        orders = [self.order_of(m) for m in range(self.num_masks)]
+        return orders[0] if all(o == orders[0] for o in orders) else None
+
+    def order_of(self, m: int) -> list[int]:
+        """The order of member `m`."""
+        raise NotImplementedError
+
+    def member_order(self) -> list[int]:
+        """The order of the member in use."""
+        return self.order_of(self.mask_index)
+
+    def on_train_step(self, step: int) -> None:
         """Agnostic training: the next member every minibatch."""
         if self.num_masks > 1:
             self.use_mask(step % self.num_masks)
 
+    def training_log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """What agnostic training maximises: the exact log-likelihood under the member in use."""
+        return super().log_prob(x, cond)
+
     def log_prob(self, x, cond=None, *, num_masks: int | None = None) -> torch.Tensor:
-        """Exact log-likelihood. In training mode: the current member. In eval mode: the uniform
-        mixture of the first `num_masks` members (default: all)."""
-        if self.training or self.num_masks == 1 and num_masks is None:
-            return super().log_prob(x)
+        """Exact log-likelihood of the uniform mixture of the first `num_masks` members (default:
+        all), whatever the train/eval mode."""
         m_count = self.num_masks if num_masks is None else int(num_masks)
         if not 1 <= m_count <= self.num_masks:
             raise ChainruleError(f"num_masks must be in 1..{self.num_masks}, got {m_count}")
+        if self.num_masks == 1:
+            return super().log_prob(x, cond)
         per_mask = []
         with self.keeping_current_mask():
             for m in range(m_count):
                 self.use_mask(m)
-                per_mask.append(super().log_prob(x))
+                per_mask.append(super().log_prob(x, cond))
         return torch.logsumexp(torch.stack(per_mask), 0) - math.log(m_count)
 
-    def validation_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+    def validation_log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Validation score for early stopping: the mixture of the first (at most 8) members, so
         that checkpoints are chosen by what ensemble evaluation will measure, at bounded cost."""
-        return self.log_prob(x, num_masks=min(self.num_masks, 8))
+        return self.log_prob(x, cond, num_masks=min(self.num_masks, 8))
 
-    def sample(self, n, cond=None, *, given=None, mask=None, generator=None, method="fast"):
-        """With several members (eval mode), each example first picks a member, then is generated
-        in that member's order: an ancestral draw from the mixture. When completing, the member is
-        drawn from its posterior given the observed values, p(m | x_obs) ∝ p_m(x_obs), which is
-        exact when the observed dimensions come first in every member's order."""
-        check_num_samples(n)
-        if self.num_masks == 1 or self.training:
-            return super().sample(n, given=given, mask=mask, generator=generator, method=method)
-        comp = self._pick_masks(n, given, mask, generator)
-        out = None
+    def _run(self, x, obs, cond, method, draw, generator) -> torch.Tensor:
+        """With several members, each example first picks a member, then is generated in that
+        member's order: an ancestral draw from the mixture. When completing, the member is drawn
+        from its posterior given the observed values, p(m | x_obs) ∝ p_m(x_obs), which is exact
+        when the observed dimensions come first in every member's order."""
+        if self.num_masks == 1:
+            return super()._run(x, obs, cond, method, draw, generator)
+        comp = self._pick_masks(x, obs, generator)
+        out = x.clone()
         with self.keeping_current_mask():
             for m in comp.unique().tolist():
-                rows = (comp == m).nonzero().squeeze(1)
+                rows = (comp == m).nonzero().squeeze(1).to(x.device)
                 self.use_mask(m)
-                g = None if given is None else given.reshape(n, -1)[rows]
-                mk = mask
-                if mask is not None and torch.as_tensor(mask).numel() != self.dim:
-                    mk = torch.as_tensor(mask).reshape(n, -1)[rows]
-                part = super().sample(len(rows), given=g, mask=mk, generator=generator, method=method)
-                if out is None:
-                    out = part.new_zeros(n, self.dim)
-                out[rows] = part
+                part_obs = None if obs is None else obs[rows]
+                out[rows] = super()._run(x[rows], part_obs, cond, method, draw, generator)
         return out
 
     @torch.no_grad()
-    def _pick_masks(self, n, given, mask, generator) -> torch.Tensor:
+    def _pick_masks(self, canvas, obs, generator) -> torch.Tensor:
         """Mixture member per example: uniform, or its posterior given the observed values. Drawn on
         the generator's device (chainrule.devices), returned on the CPU: the members are used to
         index rows and as Python ints."""
-        device = model_device(self)
-        if given is None:
+        device, n = model_device(self), canvas.shape[0]
+        if obs is None:
             return draw(torch.randint, self.num_masks, (n,), generator=generator, device=device).cpu()
-        canvas, obs = self._start(n, given, mask)
         logw = []
         with self.keeping_current_mask():
             for m in range(self.num_masks):

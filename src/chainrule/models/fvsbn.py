@@ -45,24 +45,28 @@ class FVSBN(AutoregressiveModel):
     def sampling_order(self) -> list[int]:
         return self.order
 
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"dim": 5}
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Inputs of the linear map: x itself (binary) or one-hot codes (K-ary), (B, D*k)."""
         if self.k == 1:
             return x
         return F.one_hot(x.long(), self.k).to(x.dtype).flatten(1)
 
-    def conditioner(self, x: torch.Tensor) -> torch.Tensor:
+    def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         logits_ordered = self.linear(self.encode(x[:, self.perm]))
         if self.k > 1:
             logits_ordered = logits_ordered.unflatten(1, (self.dim, self.k))
         return torch.empty_like(logits_ordered).index_copy_(1, self.perm, logits_ordered)
 
-    def _fast_sample(self, x, obs, given, generator):
+    def _fast_sample(self, x, obs, cond, draw):
         w, k = self.linear.masked_weight(), self.k
         code = x.new_zeros(x.shape[0], self.dim * k)  # the encoded canvas, model order (x's device, dtype)
         for t, d in enumerate(self.order):
             rows = slice(t * k, (t + 1) * k)
             logit = F.linear(code[:, : t * k], w[rows, : t * k], self.linear.bias[rows])
-            self._place(x, d, self._draw(logit.squeeze(1) if k == 1 else logit, d, generator), obs)
+            self._place(x, d, draw(logit.squeeze(1) if k == 1 else logit, d), obs)
             code[:, rows] = self.encode(x[:, d : d + 1])
         return x

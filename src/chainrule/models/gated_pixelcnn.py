@@ -26,7 +26,7 @@ from torch import nn
 from chainrule.errors import ChainruleError
 from chainrule.masked_conv import MaskedConv2d
 from chainrule.models.base import register_model
-from chainrule.models.image import ImageAutoregressiveModel
+from chainrule.models.image import ImageAutoregressiveModel, SamplerCache
 from chainrule.models.pixelcnn import pointwise
 
 
@@ -129,7 +129,6 @@ class GatedPixelCNN(ImageAutoregressiveModel):
         self.cond_maps = nn.Conv2d(c, 2 * channels * layers, 3, padding=1) if lowres_factor else None
         self.out1 = MaskedConv2d(channels, output_channels, 1, "B", c)
         self.out2 = MaskedConv2d(output_channels, c * self.params_per_value, 1, "B", c)
-        self._cond: torch.Tensor | None = None
 
     # -- conditioning ----------------------------------------------------------------------------
     @property
@@ -187,93 +186,96 @@ class GatedPixelCNN(ImageAutoregressiveModel):
         up = F.interpolate(self.scale_value(low), scale_factor=self.lowres_factor, mode="nearest")
         return list(self.cond_maps(up).chunk(len(self.layers), dim=1))
 
+    def check_cond(self, cond: torch.Tensor | None) -> None:
+        """Conditions are checked where they are used (`condition_biases`)."""
+
     def log_prob_terms(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """As for every autoregressive model; a super-resolution model derives its condition from
+        x when none is given."""
         x = self.prepare(x)
         if self.lowres_factor and cond is None:
             cond = self.condition_from(x)
-        self._cond = cond
-        try:
-            return self.head.log_prob(self.conditioner(x), x)
-        finally:
-            self._cond = None
+        return self.head.log_prob(self.conditioner(x, cond), x)
 
-    def sample(self, n: int, cond: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
-        self._cond = cond
-        try:
-            return super().sample(n, **kwargs)
-        finally:
-            self._cond = None
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"image_shape": [3, 3], "channels": 4, "layers": 2, "first_kernel": 3, "output_channels": 4}
 
     # -- the network -----------------------------------------------------------------------------
-    def network(self, image: torch.Tensor) -> torch.Tensor:
-        biases = self.condition_biases(self._cond, image.shape[0])
+    def network(self, image: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        biases = self.condition_biases(cond, image.shape[0])
         v = h = image
         for layer, bias in zip(self.layers, biases):
             v, h = layer(v, h, bias)
         return self.out2(F.relu(self.out1(F.relu(h))))
 
     # -- fast sampling: vertical stack once per row, horizontal stack per pixel -----------------------
-    def _fast_sample(self, x, obs, given, generator) -> torch.Tensor:
+    def _fast_sample(self, x, obs, cond, draw) -> torch.Tensor:
         b, like = x.shape[0], dict(device=x.device, dtype=x.dtype)
-        self._biases = self.condition_biases(self._cond, b)
         k2s = [layer.horizontal.pads[0] for layer in self.layers]
-        # horizontal-stack inputs of every layer, left-padded for its 1 × (k//2 + 1) kernel
-        self._h_in = [
-            torch.zeros(b, layer.horizontal.in_channels, self.height, self.width + k2, **like)
-            for layer, k2 in zip(self.layers, k2s)
-        ]
-        # vertical-stack inputs of every layer, padded like `vpads`; layer 0's is the image
-        self._v_in = [
-            torch.zeros(b, lay.vertical.in_channels, self.height + lay.vpads[2], self.width + 2 * k2, **like)
-            for lay, k2 in zip(self.layers, k2s)
-        ]
+        cache = SamplerCache(
+            biases=self.condition_biases(cond, b),
+            # horizontal-stack inputs of every layer, left-padded for its 1 × (k//2 + 1) kernel
+            h_in=[
+                torch.zeros(b, layer.horizontal.in_channels, self.height, self.width + k2, **like)
+                for layer, k2 in zip(self.layers, k2s)
+            ],
+            # vertical-stack inputs of every layer, padded like `vpads`; layer 0's is the image
+            v_in=[
+                torch.zeros(
+                    b, lay.vertical.in_channels, self.height + lay.vpads[2], self.width + 2 * k2, **like
+                )
+                for lay, k2 in zip(self.layers, k2s)
+            ],
+            v_to_h=[],
+        )
         image = self.to_image(x)
         k0 = k2s[0]
-        self._h_in[0][:, :, :, k0:] = image
-        self._v_in[0][:, :, k0:, k0 : k0 + self.width] = image
-        self._v_to_h: list[torch.Tensor] = []
-        return self.raster_sample(x, obs, generator, self._pixel_output, self._row_start)
+        cache.h_in[0][:, :, :, k0:] = image
+        cache.v_in[0][:, :, k0:, k0 : k0 + self.width] = image
+        return self.raster_sample(x, obs, draw, cache, self._pixel_output, self._row_start)
 
-    def write(self, i: int, j: int, c: int, value: torch.Tensor) -> None:
+    def write(self, cache: SamplerCache, i: int, j: int, c: int, value: torch.Tensor) -> None:
         v = self.scale_value(value)
         k0 = self.layers[0].horizontal.pads[0]
-        self._h_in[0][:, c, i, j + k0] = v
-        self._v_in[0][:, c, i + k0, j + k0] = v
+        cache.h_in[0][:, c, i, j + k0] = v
+        cache.v_in[0][:, c, i + k0, j + k0] = v
 
-    def _row_start(self, i: int) -> None:
+    def _row_start(self, cache: SamplerCache, i: int) -> None:
         """Finish the vertical stack on row i - 1 (now complete) and turn it into each layer's
         vertical-to-horizontal input for row i."""
-        self._v_to_h = []
+        cache.v_to_h = []
         for n, layer in enumerate(self.layers):
+            v_in = cache.v_in[n]
             if i == 0:
-                pre = self._v_in[n].new_zeros(self._v_in[n].shape[0], layer.v_to_h.in_channels, self.width)
+                pre = v_in.new_zeros(v_in.shape[0], layer.v_to_h.in_channels, self.width)
             else:
                 top = layer.vpads[2]
-                window = self._v_in[n][:, :, i - 1 : i + top]  # input rows i-1-k2 .. i-1 (padded)
+                window = v_in[:, :, i - 1 : i + top]  # input rows i-1-k2 .. i-1 (padded)
                 pre = F.conv2d(window, layer.vertical.weight, layer.vertical.bias)[:, :, 0]
-                bias = self._biases[n]
+                bias = cache.biases[n]
                 v_pre = pre if bias is None else pre + row_of(bias, i - 1)
                 if n + 1 < len(self.layers):
                     nxt = self.layers[n + 1]
                     k2n = nxt.horizontal.pads[0]
-                    self._v_in[n + 1][:, :, i - 1 + nxt.vpads[2], k2n : k2n + self.width] = gate(v_pre)
-            self._v_to_h.append(
+                    cache.v_in[n + 1][:, :, i - 1 + nxt.vpads[2], k2n : k2n + self.width] = gate(v_pre)
+            cache.v_to_h.append(
                 F.conv1d(pre, layer.v_to_h.weight[:, :, 0], layer.v_to_h.bias)
                 if i > 0
                 else layer.v_to_h.bias[None, :, None].expand(pre.shape[0], -1, self.width)
             )
 
-    def _pixel_output(self, i: int, j: int) -> torch.Tensor:
+    def _pixel_output(self, cache: SamplerCache, i: int, j: int) -> torch.Tensor:
         """The horizontal stack and output layers at (i, j) from the caches."""
         h = None
         for n, layer in enumerate(self.layers):
-            h_pre = layer.horizontal.output_at(self._h_in[n][:, :, i : i + 1], 0, j)
-            h_pre = h_pre + self._v_to_h[n][:, :, j]
-            if self._biases[n] is not None:
-                h_pre = h_pre + pixel_of(self._biases[n], i, j)
+            h_pre = layer.horizontal.output_at(cache.h_in[n][:, :, i : i + 1], 0, j)
+            h_pre = h_pre + cache.v_to_h[n][:, :, j]
+            if cache.biases[n] is not None:
+                h_pre = h_pre + pixel_of(cache.biases[n], i, j)
             h_new = pointwise(layer.h_out, gate(h_pre))
             h = h_new if layer.first else h + h_new
             if n + 1 < len(self.layers):
                 k2n = self.layers[n + 1].horizontal.pads[0]
-                self._h_in[n + 1][:, :, i, j + k2n] = h
+                cache.h_in[n + 1][:, :, i, j + k2n] = h
         return pointwise(self.out2, F.relu(pointwise(self.out1, F.relu(h))))

@@ -2,18 +2,26 @@
 
 Images travel through the contract flat, (B, D) with D = H * W * C and the channel fastest, so
 the flat index order is the generation order: rows top to bottom, pixels left to right, colours
-R, G, B inside a pixel. Subclasses provide `network(image) -> (B, C * P, H, W)`, where image is
-(B, C, H, W) scaled to [-1, 1] and output channel c * P + p is parameter p of colour c; this
-class turns that into the head's (B, D, P) parameters.
+R, G, B inside a pixel. Subclasses provide `network(image, cond=None) -> (B, C * P, H, W)`, where
+image is (B, C, H, W) scaled to [-1, 1] and output channel c * P + p is parameter p of colour c;
+this class turns that into the head's (B, D, P) parameters. Fast samplers keep their per-layer
+caches in a `SamplerCache` made for each call and passed along, never on the model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import torch
+
+from types import SimpleNamespace
 
 from chainrule.distributions import Bernoulli, Categorical, DiscretizedLogisticMixture, Head
 from chainrule.errors import ChainruleError
-from chainrule.models.autoregressive import AutoregressiveModel
+from chainrule.models.autoregressive import AutoregressiveModel, Draw
+
+class SamplerCache(SimpleNamespace):
+    """A fast sampler's working state for one call (canvases, recurrent states, biases)."""
+
 
 #: Names of the per-sub-pixel heads an image model can use.
 IMAGE_HEADS = ("auto", "bernoulli", "categorical", "logistic")
@@ -73,11 +81,11 @@ class ImageAutoregressiveModel(AutoregressiveModel):
         params = params.reshape(b, self.dim, p)
         return params.squeeze(-1) if p == 1 else params
 
-    def network(self, image: torch.Tensor) -> torch.Tensor:
+    def network(self, image: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def conditioner(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.network(self.to_image(x))
+    def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.network(self.to_image(x), cond)
         if out.dtype in (torch.bfloat16, torch.float16):  # heads need fp32: bin masses are differences
             out = out.float()
         return self.to_params(out)
@@ -92,23 +100,31 @@ class ImageAutoregressiveModel(AutoregressiveModel):
         """A drawn sub-pixel value → its network input in [-1, 1] (as `to_image`)."""
         return v * (2.0 / (self.num_values - 1)) - 1.0
 
-    def raster_sample(self, x, obs, generator, pixel_output, on_row_start=None) -> torch.Tensor:
+    def raster_sample(
+        self,
+        x: torch.Tensor,
+        obs: torch.Tensor | None,
+        draw: Draw,
+        cache: SamplerCache,
+        pixel_output: Callable[[SamplerCache, int, int], torch.Tensor],
+        on_row_start: Callable[[SamplerCache, int], None] | None = None,
+    ) -> torch.Tensor:
         """Fast sampling loop shared by the image models: for each pixel in raster order and each
-        of its colours, `pixel_output(i, j)` gives the (B, C * P) output at that pixel from the
-        caches (the model updates them in `write`), the head draws colour c, and the value is
-        kept (or the observed one) and handed to `self.write(i, j, c, value)`. Draws come in
-        exactly the generic sampler's order, so the two return the same images."""
+        of its colours, `pixel_output(cache, i, j)` gives the (B, C * P) output at that pixel from
+        the caches (the model updates them in `write`), `draw` chooses colour c, and the value is
+        kept (or the observed one) and handed to `self.write(cache, i, j, c, value)`. Draws come
+        in exactly the generic sampler's order, so the two return the same images."""
         for i in range(self.height):
             if on_row_start is not None:
-                on_row_start(i)
+                on_row_start(cache, i)
             for j in range(self.width):
                 for c in range(self.colours):
                     d = (i * self.width + j) * self.colours + c
-                    params = self.pixel_params(pixel_output(i, j))[:, c]
-                    self._place(x, d, self._draw(params, d, generator), obs)
-                    self.write(i, j, c, x[:, d])
+                    params = self.pixel_params(pixel_output(cache, i, j))[:, c]
+                    self._place(x, d, draw(params, d), obs)
+                    self.write(cache, i, j, c, x[:, d])
         return x
 
-    def write(self, i: int, j: int, c: int, value: torch.Tensor) -> None:
-        """Record a drawn value in the model's input cache (fast samplers override)."""
+    def write(self, cache: SamplerCache, i: int, j: int, c: int, value: torch.Tensor) -> None:
+        """Record a drawn value in the sampler's input cache (fast samplers override)."""
         raise NotImplementedError

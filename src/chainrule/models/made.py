@@ -87,8 +87,12 @@ class MADE(MaskEnsembleModel):
         out_mask = self.input_degrees[m][:, None] > prev[None, :]
         self.out.set_mask(out_mask.repeat_interleave(self.k, 0))
 
-    def sampling_order(self) -> list[int]:
-        return torch.argsort(self.input_degrees[self.mask_index]).tolist()
+    def order_of(self, m: int) -> list[int]:
+        return torch.argsort(self.input_degrees[m]).tolist()
+
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"dim": 5, "hidden": [8], "num_masks": 2, "ordering": "random", "seed": 1}
 
     # -- density -----------------------------------------------------------------------------
     def _hidden(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,22 +101,22 @@ class MADE(MaskEnsembleModel):
             h = F.relu(layer(h))
         return h
 
-    def conditioner(self, x: torch.Tensor) -> torch.Tensor:
+    def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         out = self.out(self._hidden(x))
         return out if self.k == 1 else out.view(x.shape[0], self.dim, self.k)
 
-    def _fast_sample(self, x, obs, given, generator):
+    def _fast_sample(self, x, obs, cond, draw):
         """Cache the first layer's pre-activations: adding input d changes them by one column."""
         w1 = self.layers[0].masked_weight()
         w_out = self.out.masked_weight()
         a1 = self.layers[0].bias.expand(x.shape[0], -1).clone()
-        for d in self.sampling_order():
+        for d in self.member_order():
             h = F.relu(a1)
             for layer in self.layers[1:]:
                 h = F.relu(layer(h))
             rows = slice(d * self.k, (d + 1) * self.k)
             params = F.linear(h, w_out[rows], self.out.bias[rows])
             params = params.squeeze(1) if self.k == 1 else params
-            self._place(x, d, self._draw(params, d, generator), obs)
+            self._place(x, d, draw(params, d), obs)
             a1.addr_(x[:, d], w1[:, d])
         return x

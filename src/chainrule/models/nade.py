@@ -18,7 +18,10 @@ from chainrule.nn import init_uniform_
 
 @register_model("nade")
 class NADE(AutoregressiveModel):
-    """Binary NADE with `hidden` sigmoid units; `order` permutes the dimensions."""
+    """Binary NADE with `hidden` sigmoid units; `order` permutes the dimensions. It compiles its
+    own blocked kernels (`set_compiled`) instead of having `training_log_prob` compiled whole."""
+
+    compiles_itself = True
 
     def __init__(
         self,
@@ -36,20 +39,28 @@ class NADE(AutoregressiveModel):
         self.c = nn.Parameter(torch.zeros(hidden))
         self.V = nn.Parameter(init_uniform_(torch.empty(dim, hidden), hidden))
         self.b = nn.Parameter(torch.zeros(dim))
-        self.compiled = False  # set True to fuse the block kernels with torch.compile
+        self._compiled = False  # set_compiled(True) fuses the block kernels with torch.compile
         self.block = 16
 
     def sampling_order(self) -> list[int]:
         return self.order
 
-    def conditioner(self, x: torch.Tensor) -> torch.Tensor:
-        logits = nade_logits(x[:, self.perm], self.W, self.c, self.V, self.b, self.block, self.compiled)
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"dim": 6, "hidden": 5}
+
+    def set_compiled(self, enabled: bool) -> None:
+        """Fuse (True) or not (False) the blocked kernels with torch.compile; same results."""
+        self._compiled = bool(enabled)
+
+    def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        logits = nade_logits(x[:, self.perm], self.W, self.c, self.V, self.b, self.block, self._compiled)
         return torch.empty_like(logits).index_copy_(1, self.perm, logits)
 
-    def _fast_sample(self, x, obs, given, generator):
+    def _fast_sample(self, x, obs, cond, draw):
         a = self.c.expand(x.shape[0], -1).clone()
         for t, d in enumerate(self.order):
             logit = torch.sigmoid(a) @ self.V[t] + self.b[t]
-            self._place(x, d, self._draw(logit, d, generator), obs)
+            self._place(x, d, draw(logit, d), obs)
             a.addr_(x[:, d], self.W[:, t])
         return x

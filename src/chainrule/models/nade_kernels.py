@@ -7,15 +7,17 @@ strictly-lower-triangular matmul adds the in-block terms. Backward recomputes ea
 hidden units (nothing B×D×H is stored) and accumulates the analytic NADE gradient.
 
 `compiled=True` fuses each block's elementwise work with `torch.compile` (needs a C++ compiler;
-falls back to eager if compilation fails).
+falls back to eager if compilation fails, through `chainrule.compiling.compiled_or_eager`).
 """
 
 from __future__ import annotations
 
-import warnings
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+
+from chainrule.compiling import compiled_or_eager
 
 
 def _block_forward(a, xb, wb, vb, tril):
@@ -38,33 +40,15 @@ def _block_backward(a, xb, wb, vb, tril, dl, g, need_x: bool):
     return gv, gw, g + da.sum(1), gx
 
 
-_COMPILED: dict[str, object] = {}
-
-
-def _with_fallback(compiled_fn, eager_fn):
-    """Call the compiled kernel; if compilation fails (no C++ compiler, unsupported platform),
-    warn once and use the eager kernel from then on. Results are the same either way."""
-
-    def call(*args):
-        if not _COMPILED.get("broken"):
-            try:
-                return compiled_fn(*args)
-            except Exception as e:  # torch.compile raises many types while building kernels
-                _COMPILED["broken"] = True
-                warnings.warn(
-                    f"torch.compile failed ({type(e).__name__}); using eager NADE kernels", stacklevel=2
-                )
-        return eager_fn(*args)
-
-    return call
+_COMPILED: dict[str, Callable] = {}
 
 
 def _kernels(compiled: bool):
     if not compiled:
         return _block_forward, _block_backward
     if "fwd" not in _COMPILED:
-        _COMPILED["fwd"] = _with_fallback(torch.compile(_block_forward, dynamic=False), _block_forward)
-        _COMPILED["bwd"] = _with_fallback(torch.compile(_block_backward, dynamic=False), _block_backward)
+        _COMPILED["fwd"] = compiled_or_eager(_block_forward, "the NADE kernels")
+        _COMPILED["bwd"] = compiled_or_eager(_block_backward, "the NADE kernels")
     return _COMPILED["fwd"], _COMPILED["bwd"]
 
 

@@ -19,7 +19,7 @@ from torch import nn
 from chainrule.errors import ChainruleError
 from chainrule.masked_conv import MaskedConv2d
 from chainrule.models.base import register_model
-from chainrule.models.image import ImageAutoregressiveModel
+from chainrule.models.image import ImageAutoregressiveModel, SamplerCache
 
 
 class ResidualBlock(nn.Module):
@@ -66,14 +66,18 @@ class PixelCNN(ImageAutoregressiveModel):
         self.out1 = MaskedConv2d(channels, output_channels, 1, "B", c)
         self.out2 = MaskedConv2d(output_channels, c * self.params_per_value, 1, "B", c)
 
-    def network(self, image: torch.Tensor) -> torch.Tensor:
+    def network(self, image: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         h = self.first(image)
         for block in self.blocks:
             h = block(h)
         return self.out2(F.relu(self.out1(F.relu(h))))
 
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"image_shape": [3, 3], "channels": 4, "blocks": 1, "output_channels": 4, "first_kernel": 3}
+
     # -- fast sampling: per-layer activation caches ----------------------------------------------
-    def _fast_sample(self, x, obs, given, generator) -> torch.Tensor:
+    def _fast_sample(self, x, obs, cond, draw) -> torch.Tensor:
         b = x.shape[0]
         like = dict(device=x.device, dtype=x.dtype)
 
@@ -83,21 +87,19 @@ class PixelCNN(ImageAutoregressiveModel):
             return torch.zeros(size, **like)
 
         # input of the first conv, and for every block the (padded) input of its 3 × 3 conv
-        self._image = canvas(self.first)
-        self._image[:, :, self.first.pads[2] :, self.first.pads[0] :][:, :, : self.height, : self.width] = (
-            self.to_image(x)
-        )
-        self._mid = [canvas(block.conv) for block in self.blocks]
-        return self.raster_sample(x, obs, generator, self._pixel_output)
-
-    def write(self, i: int, j: int, c: int, value: torch.Tensor) -> None:
+        cache = SamplerCache(image=canvas(self.first), mid=[canvas(block.conv) for block in self.blocks])
         left, _, top, _ = self.first.pads
-        self._image[:, c, i + top, j + left] = self.scale_value(value)
+        cache.image[:, :, top : top + self.height, left : left + self.width] = self.to_image(x)
+        return self.raster_sample(x, obs, draw, cache, self._pixel_output)
 
-    def _pixel_output(self, i: int, j: int) -> torch.Tensor:
+    def write(self, cache: SamplerCache, i: int, j: int, c: int, value: torch.Tensor) -> None:
+        left, _, top, _ = self.first.pads
+        cache.image[:, c, i + top, j + left] = self.scale_value(value)
+
+    def _pixel_output(self, cache: SamplerCache, i: int, j: int) -> torch.Tensor:
         """Every layer's output at (i, j) from the caches (earlier pixels are final)."""
-        h = self.first.output_at(self._image, i, j)
-        for block, mid in zip(self.blocks, self._mid):
+        h = self.first.output_at(cache.image, i, j)
+        for block, mid in zip(self.blocks, cache.mid):
             left, _, top, _ = block.conv.pads
             mid[:, :, i + top, j + left] = F.relu(pointwise(block.reduce, F.relu(h)))
             y = pointwise(block.expand, F.relu(block.conv.output_at(mid, i, j)))

@@ -21,7 +21,7 @@ from torch import nn
 
 from chainrule.errors import ChainruleError
 from chainrule.masked_conv import MaskedConv2d
-from chainrule.models.image import ImageAutoregressiveModel
+from chainrule.models.image import ImageAutoregressiveModel, SamplerCache
 from chainrule.models.pixelcnn import pointwise
 
 
@@ -77,23 +77,28 @@ class PixelRNN(ImageAutoregressiveModel):
         """Recurrent layer number `index` of the stack: (B, channels, H, W) → same shape."""
         raise NotImplementedError
 
-    def network(self, image: torch.Tensor) -> torch.Tensor:
+    def network(self, image: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         h = self.first(image)
         for layer in self.layers:
             h = layer(h)
         return self.out2(F.relu(self.out1(F.relu(h))))
 
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"image_shape": [3, 3], "channels": 3, "layers": 1, "output_channels": 4, "first_kernel": 3}
+
     # -- fast sampling scaffolding ---------------------------------------------------------------
-    def _start_image(self, x: torch.Tensor) -> None:
+    def _start_image(self, x: torch.Tensor) -> torch.Tensor:
         """The first convolution's padded input canvas, holding the observed values of `x`."""
         left, right, top, bottom = self.first.pads
         size = (x.shape[0], self.colours, self.height + top + bottom, self.width + left + right)
-        self._image = torch.zeros(size, device=x.device, dtype=x.dtype)
-        self._image[:, :, top : top + self.height, left : left + self.width] = self.to_image(x)
+        image = torch.zeros(size, device=x.device, dtype=x.dtype)
+        image[:, :, top : top + self.height, left : left + self.width] = self.to_image(x)
+        return image
 
-    def write(self, i: int, j: int, c: int, value: torch.Tensor) -> None:
+    def write(self, cache: SamplerCache, i: int, j: int, c: int, value: torch.Tensor) -> None:
         left, _, top, _ = self.first.pads
-        self._image[:, c, i + top, j + left] = self.scale_value(value)
+        cache.image[:, c, i + top, j + left] = self.scale_value(value)
 
     def output_at(self, h: torch.Tensor) -> torch.Tensor:
         """The output layers on one pixel's features (B, channels) → (B, C * P)."""

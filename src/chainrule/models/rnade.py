@@ -68,20 +68,24 @@ class RNADE(MaskEnsembleModel):
         """The order in use: perm[t] is the dimension generated at step t."""
         return self.orders[self.mask_index]
 
-    def sampling_order(self) -> list[int]:
-        return self.perm.tolist()
+    def order_of(self, m: int) -> list[int]:
+        return self.orders[m].tolist()
 
-    def conditioner(self, x: torch.Tensor) -> torch.Tensor:
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"dim": 4, "hidden": 6, "components": 2, "num_orders": 2, "seed": 1}
+
+    def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         p = self.perm
         contrib = x[:, p].unsqueeze(-1) * self.W.T[p]  # (B, D, H), positions in order p
         h = torch.sigmoid(self.rho[p].unsqueeze(-1) * (self.c + exclusive_cumsum(contrib)))
         params = torch.einsum("bdh,dhp->bdp", h, self.V[p]) + self.b[p]
         return torch.empty_like(params).index_copy_(1, p, params)
 
-    def _fast_sample(self, x, obs, given, generator):
+    def _fast_sample(self, x, obs, cond, draw):
         a = self.c.expand(x.shape[0], -1).clone()
-        for d in self.sampling_order():
+        for d in self.member_order():
             params = torch.sigmoid(self.rho[d] * a) @ self.V[d] + self.b[d]
-            self._place(x, d, self._draw(params, d, generator), obs)
+            self._place(x, d, draw(params, d), obs)
             a.addr_(x[:, d], self.W[:, d])
         return x

@@ -25,6 +25,7 @@ from torch import nn
 
 from chainrule.masked_conv import MaskedConv2d
 from chainrule.models.base import register_model
+from chainrule.models.image import SamplerCache
 from chainrule.models.pixelcnn import pointwise
 from chainrule.models.pixelrnn import PixelRNN, lstm_cell
 
@@ -67,32 +68,34 @@ class RowLSTM(PixelRNN):
         return RowLSTMLayer(channels, colours)
 
     # -- fast sampling: state-to-state once per row, one LSTM step per layer per pixel ----------
-    def _fast_sample(self, x, obs, given, generator) -> torch.Tensor:
+    def _fast_sample(self, x, obs, cond, draw) -> torch.Tensor:
         b, like = x.shape[0], dict(device=x.device, dtype=x.dtype)
-        self._start_image(x)
         n, ch, w = len(self.layers), self.channels, self.width
-        # each layer's input map, padded by one column each side for the 1 × 3 kernel
-        self._inputs = [torch.zeros(b, ch, self.height, w + 2, **like) for _ in range(n)]
-        self._h = [torch.zeros(b, w, ch, **like) for _ in range(n)]  # hidden state, current row
-        self._c = [torch.zeros(b, w, ch, **like) for _ in range(n)]  # cell state, current row
-        self._c_above: list[torch.Tensor] = []
-        self._from_above: list[torch.Tensor] = []
-        return self.raster_sample(x, obs, generator, self._pixel_output, self._row_start)
+        cache = SamplerCache(
+            image=self._start_image(x),
+            # each layer's input map, padded by one column each side for the 1 × 3 kernel
+            inputs=[torch.zeros(b, ch, self.height, w + 2, **like) for _ in range(n)],
+            h=[torch.zeros(b, w, ch, **like) for _ in range(n)],  # hidden state, current row
+            c=[torch.zeros(b, w, ch, **like) for _ in range(n)],  # cell state, current row
+            c_above=[],
+            from_above=[],
+        )
+        return self.raster_sample(x, obs, draw, cache, self._pixel_output, self._row_start)
 
-    def _row_start(self, i: int) -> None:
+    def _row_start(self, cache: SamplerCache, i: int) -> None:
         """Row i - 1 is complete: its state-to-state contribution to row i, and its cell state."""
-        self._from_above = [layer.from_above(h) for layer, h in zip(self.layers, self._h)]
-        self._c_above = [c.clone() for c in self._c]
+        cache.from_above = [layer.from_above(h) for layer, h in zip(self.layers, cache.h)]
+        cache.c_above = [c.clone() for c in cache.c]
 
-    def _pixel_output(self, i: int, j: int) -> torch.Tensor:
+    def _pixel_output(self, cache: SamplerCache, i: int, j: int) -> torch.Tensor:
         """One LSTM step per layer at (i, j) from the caches; the (B, C * P) output there."""
-        h = self.first.output_at(self._image, i, j)
+        h = self.first.output_at(cache.image, i, j)
         for n, layer in enumerate(self.layers):
-            canvas = self._inputs[n]
+            canvas = cache.inputs[n]
             canvas[:, :, i, j + 1] = h
-            gates = layer.input_to_state.output_at(canvas[:, :, i : i + 1], 0, j) + self._from_above[n][:, j]
-            hidden, cell = lstm_cell(gates, self._c_above[n][:, j])
-            self._h[n][:, j] = hidden
-            self._c[n][:, j] = cell
+            gates = layer.input_to_state.output_at(canvas[:, :, i : i + 1], 0, j) + cache.from_above[n][:, j]
+            hidden, cell = lstm_cell(gates, cache.c_above[n][:, j])
+            cache.h[n][:, j] = hidden
+            cache.c[n][:, j] = cell
             h = h + pointwise(layer.out, hidden)
         return self.output_at(h)
