@@ -39,7 +39,10 @@ def check_fast_equals_generic(model: Model) -> None:
     cond = condition(model, 6)
     fast = draw(model, 6, cond, seed=3, length=5, method="fast")
     generic = draw(model, 6, cond, seed=3, length=5, method="generic")
-    if fast.shape != generic.shape or not torch.equal(fast, generic):
+    exact = model.value_type != "continuous"  # real values: the two paths may round differently
+    if fast.shape != generic.shape or not (
+        torch.equal(fast, generic) if exact else torch.allclose(fast, generic, rtol=1e-5, atol=1e-5)
+    ):
         raise fail(model, "check_fast_equals_generic", "fast and generic samplers differ for the same seed")
 
 

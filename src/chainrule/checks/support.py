@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from chainrule.errors import ChainruleError
 from chainrule.models.base import MODEL_REGISTRY, Model
 
 #: the most configurations an enumeration check sums over
@@ -52,15 +53,19 @@ def tiny_model(model: str | type[Model], seed: int = 0) -> Model:
     """Build the tiny instance `cls.tiny_config()` describes, with its parameters moved off their
     initial values (many models start at zero, where every check passes trivially), in eval mode."""
     cls = model_class(model)
+    name = cls.registry_name or cls.__name__
     tiny = getattr(cls, "tiny_config", None)  # the one attribute the suite requires of a class
-    if tiny is None:
-        name = cls.registry_name or cls.__name__
+    try:
+        if tiny is None:
+            raise ChainruleError("no tiny_config()")
+        config = tiny()
+    except ChainruleError as e:
         raise ContractViolation(
             f"model {name!r} has no tiny_config(): every registered model class must supply a"
-            " classmethod tiny_config() -> dict of constructor arguments for a tiny instance"
-        )
+            f" classmethod tiny_config() -> dict of constructor arguments for a tiny instance ({e})"
+        ) from None
     torch.manual_seed(seed)
-    instance = cls(**tiny())
+    instance = cls(**config)
     perturb_parameters(instance, seed)
     return instance.eval()
 
