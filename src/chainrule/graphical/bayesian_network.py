@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from chainrule.errors import ChainruleError
-from chainrule.graphical.bn_queries import QueryMixin
+from chainrule.graphical.bn_queries import REPLAN_COST, QueryMixin
 from chainrule.graphical.bn_sampling import SamplingMixin
 from chainrule.graphical.bn_tables import (
     ROW_TOLERANCE,
@@ -37,7 +37,7 @@ from chainrule.graphical.tabular import TabularModel, counts, normalised_cdf, re
 from chainrule.graphical.variable_elimination import Plan, Structure, log_evidence
 from chainrule.models.base import register_model
 
-__all__ = ["ROW_TOLERANCE", "BayesianNetwork"]
+__all__ = ["REPLAN_COST", "ROW_TOLERANCE", "BayesianNetwork"]
 
 
 @register_model("bayesian-network")
@@ -52,6 +52,8 @@ class BayesianNetwork(QueryMixin, SamplingMixin, TabularModel):
             uniform tables, or random valid ones drawn with `seed`.
         name: the network's name (kept in BIF files).
         seed: with `cpds=None`, draw each CPD row from a flat Dirichlet with this seed.
+        network_name: the same as `name` (what config.json records: `build_model` takes the
+            registry name as its own `name` argument).
 
     Attribute `elimination_order` selects how queries order their eliminations: "global" (the
     network's min-fill order, computed once, restricted to each query: no search per query),
@@ -67,9 +69,11 @@ class BayesianNetwork(QueryMixin, SamplingMixin, TabularModel):
         cpds: Mapping[str, torch.Tensor | Sequence] | None = None,
         name: str = "unknown",
         seed: int | None = None,
+        *,
+        network_name: str | None = None,
     ):
         super().__init__()
-        self.name = str(name)
+        self.name = str(name if network_name is None else network_name)
         self._init_variables(variables)
         self._init_edges(edges)
         self._init_cpds(cpds, seeded(seed))
@@ -77,7 +81,7 @@ class BayesianNetwork(QueryMixin, SamplingMixin, TabularModel):
             {
                 "variables": [[v, list(self.state_names[v])] for v in self.names],
                 "edges": [list(e) for e in self.edges],
-                "name": self.name,
+                "network_name": self.name,
             }
         )
         self.register_load_state_dict_post_hook(lambda module, _keys: module._refresh())
