@@ -15,8 +15,8 @@ class PeekingFVSBN(FVSBN):
     def tiny_config(cls) -> dict:
         return {"dim": 4}
 
-    def __init__(self, dim: int, order: list[int] | None = None) -> None:
-        super().__init__(dim, order)
+    def __init__(self, dim: int, order=None, image_shape=None, num_values: int = 2) -> None:
+        super().__init__(dim, order, image_shape, num_values)
         self.linear.set_mask(torch.ones(dim, dim).tril())
 
 
@@ -42,7 +42,23 @@ class ModalFVSBN(FVSBN):
         return super().log_prob(x, cond) - (0.1 if self.training else 0.0)
 
 
+class BiasedSamplerFVSBN(FVSBN):
+    """An FVSBN whose sampler (not its log_prob) is wrong: the first dimension of a free sample is
+    always 0."""
+
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"dim": 4}
+
+    def sample(self, n, cond=None, *, given=None, mask=None, generator=None, method="fast"):
+        x = super().sample(n, cond, given=given, mask=mask, generator=generator, method=method)
+        if given is None:
+            x[:, 0] = 0
+        return x
+
+
 BROKEN = {
+    "broken-sampler": (BiasedSamplerFVSBN, "check_sample_frequencies"),
     "broken-peeking": (PeekingFVSBN, "check_autoregressive_dependency"),
     "broken-unnormalised": (UnnormalisedFVSBN, "check_normalisation"),
     "broken-modal": (ModalFVSBN, "check_mode_independence"),

@@ -85,7 +85,9 @@ def check_completion_keeps_observed(model: Model) -> None:
     try:
         out = model.sample(n, cond, given=given.to(x.device), mask=mask.to(x.device), generator=g)
     except ChainruleError as e:
-        raise fail(model, "check_completion_keeps_observed", f"refused NaN in unobserved entries ({e})") from e
+        raise fail(
+            model, "check_completion_keeps_observed", f"refused NaN in unobserved entries ({e})"
+        ) from e
     out = out.reshape(n, -1).double().cpu()
     if out.shape != flat.shape or not torch.equal(out[full], flat.double().cpu()[full]):
         raise fail(model, "check_completion_keeps_observed", "completion changed observed values")
@@ -116,7 +118,9 @@ def _expect_error(model: Model, x: torch.Tensor, cond, what: str) -> None:
     except ChainruleError:
         return
     except Exception as e:  # noqa: BLE001 - any other error is the violation
-        raise fail(model, "check_bad_input", f"{what}: raised {type(e).__name__} ({e}), not ChainruleError")
+        raise fail(
+            model, "check_bad_input", f"{what}: raised {type(e).__name__} ({e}), not ChainruleError"
+        ) from e
     raise fail(model, "check_bad_input", f"{what}: accepted without an error")
 
 
@@ -155,7 +159,8 @@ def check_device_and_dtype(model: Model) -> None:
             f" on {device_of(model)}",
         )
     double = _log_prob(copy.deepcopy(model).double(), x.double(), cond)
-    if not torch.allclose(double.double(), logp.double(), rtol=1e-5, atol=1e-4):
+    atol = 1e-4 if model.exact_log_prob else 0.5  # an estimate draws other random numbers in float64
+    if not torch.allclose(double.double(), logp.double(), rtol=1e-5, atol=atol):
         gap = float((double.double() - logp.double()).abs().max())
         raise fail(model, "check_device_and_dtype", f"model.double() changes log_prob by {gap:.3g}")
     if model.value_type != "continuous":
@@ -196,7 +201,9 @@ def check_capabilities(model: Model) -> None:
         problems.append(f"num_values {model.num_values} with value_type {model.value_type!r}")
     if (model.num_classes > 0) != (model.conditioned_on == "class"):
         problems.append(f"num_classes {model.num_classes} with conditioned_on {model.conditioned_on!r}")
-    if model.image_shape is not None and (is_sequence(model) or _prod(model.image_shape) != _prod(model.event_shape)):
+    if model.image_shape is not None and (
+        is_sequence(model) or _prod(model.image_shape) != _prod(model.event_shape)
+    ):
         problems.append(f"image_shape {model.image_shape} does not hold event_shape {model.event_shape}")
     sizes = model.values_per_dimension()
     if sizes is not None and (len(sizes) != _prod(model.event_shape) or max(sizes) > model.num_values):
