@@ -1,4 +1,8 @@
-"""KL divergence between two chainrule models: a Monte Carlo estimate, and exact by enumeration.
+"""KL divergence between two chainrule models: exact (enumeration, or variable elimination for two
+Bayesian networks) where possible, else a Monte Carlo estimate with its standard error.
+
+`kl_divergence(p, q)` picks the method and returns {"kl", "stderr", "method", "n"}; the older
+`kl_divergence_mc` / `kl_divergence_exact` keep their behaviour.
 
 KL(p || q) = E_{x~p}[log p(x) - log q(x)]. The Monte Carlo estimate averages that difference
 over n samples from p; it is unbiased and its standard error falls as 1/sqrt(n). For small
@@ -15,7 +19,9 @@ from typing import Protocol
 import torch
 
 from chainrule.errors import ChainruleError
-from chainrule.graphical.tabular import enumerate_states
+from chainrule.graphical.bayesian_network import BayesianNetwork
+from chainrule.graphical.bn_kl import bn_kl_divergence
+from chainrule.graphical.tabular import TabularModel, enumerate_states
 
 #: Largest number of configurations `all_configurations` will build.
 MAX_CONFIGURATIONS = 2**22
@@ -27,6 +33,7 @@ class DiscreteModel(Protocol):
 
     event_shape: tuple[int, ...]
     num_values: int
+    value_type: str
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) of each row, in nats."""
@@ -57,14 +64,9 @@ def kl_divergence_mc(
         raise ChainruleError(f"n must be an integer >= 2 (the standard error needs two samples), got {n!r}")
     diffs = []
     for start in range(0, n, batch_size):
-        x = p.sample(min(batch_size, n - start), generator=generator)
-        diffs.append(p.log_prob(x).double() - q.log_prob(x).double())
-    d = torch.cat(diffs)
-    if not torch.isfinite(d).all():
-        raise ChainruleError(
-            "log p(x) - log q(x) is infinite on a sample: q gives it probability 0, KL = inf"
-        )
-    return float(d.mean()), float(d.std(unbiased=True) / math.sqrt(n))
+        diffs.append(_log_ratio(p, q, p.sample(min(batch_size, n - start), generator=generator)))
+    r = _mean_and_stderr(torch.cat(diffs))
+    return r["kl"], r["stderr"]
 
 
 def all_configurations(dim: int, num_values: int = 2, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -79,17 +81,21 @@ def all_configurations(dim: int, num_values: int = 2, dtype: torch.dtype = torch
 
 
 @torch.no_grad()
-def _enumerated_log_probs(p: DiscreteModel, q: DiscreteModel | None = None) -> tuple[torch.Tensor, ...]:
+def _enumerated_log_probs(
+    p: DiscreteModel, q: DiscreteModel | None = None, cards: list[int] | None = None
+) -> tuple[torch.Tensor, ...]:
     if q is not None:
         _check_pair(p, q)
     if getattr(p, "value_type", "binary") == "continuous":
         raise ChainruleError("exact KL by enumeration needs a discrete model")
-    dim = math.prod(p.event_shape)
-    x = all_configurations(dim, int(p.num_values))  # models cast it to their own dtype
-    lp = torch.cat([p.log_prob(b).double() for b in x.split(65536)])
+    if cards is None:
+        x = all_configurations(math.prod(p.event_shape), int(p.num_values))  # models cast it themselves
+    else:
+        x = enumerate_states(cards).double()
+    lp = torch.cat([p.log_prob(b).double().cpu() for b in x.split(65536)])
     if q is None:
         return (lp,)
-    return lp, torch.cat([q.log_prob(b).double() for b in x.split(65536)])
+    return lp, torch.cat([q.log_prob(b).double().cpu() for b in x.split(65536)])
 
 
 def entropy_exact(p: DiscreteModel) -> float:
@@ -110,3 +116,63 @@ def kl_divergence_exact(p: DiscreteModel, q: DiscreteModel) -> float:
     lp, lq = _enumerated_log_probs(p, q)
     pr = lp.exp()
     return float(torch.where(pr > 0, pr * (lp - lq), 0.0).sum())
+
+
+#: Largest support that `kl_divergence` sums over exactly (larger ones get Monte Carlo).
+MAX_ENUMERATED = 2**20
+
+
+def _support(p: DiscreteModel) -> list[int] | None:
+    """Cardinalities of p's variables when its support can be enumerated, else None."""
+    if p.value_type == "continuous" or None in tuple(p.event_shape):
+        return None
+    if isinstance(p, TabularModel):  # per-variable cardinalities (num_values is only the largest)
+        return list(p.cardinalities)
+    return [int(p.num_values)] * math.prod(p.event_shape)
+
+
+@torch.no_grad()
+def kl_divergence(
+    p: DiscreteModel,
+    q: DiscreteModel,
+    *,
+    data: torch.Tensor | None = None,
+    n: int = 20_000,
+    generator: torch.Generator | None = None,
+    batch_size: int = 10_000,
+) -> dict[str, float | str | int]:
+    """KL(p || q) in nats as {"kl", "stderr", "method", "n"}, the best way the pair allows.
+
+    With `data` (draws from p): the Monte Carlo average over them ("monte-carlo"), always. Else
+    two Bayesian networks over the same variables: exact by variable elimination (method
+    "variable-elimination", any size); a discrete p whose support has at most MAX_ENUMERATED
+    configurations: exact by enumeration ("enumeration"); otherwise Monte Carlo from `n` samples
+    of p, with its standard error.
+    """
+    _check_pair(p, q)
+    both_networks = isinstance(p, BayesianNetwork) and isinstance(q, BayesianNetwork)  # needs structures
+    if data is None and both_networks:
+        return {"kl": bn_kl_divergence(p, q), "stderr": 0.0, "method": "variable-elimination", "n": 0}
+    cards = _support(p) if data is None else None
+    if cards is not None and math.prod(cards) <= MAX_ENUMERATED:
+        lp, lq = _enumerated_log_probs(p, q, cards)
+        pr = lp.exp()
+        kl = float(torch.where(pr > 0, pr * (lp - lq), 0.0).sum())
+        return {"kl": kl, "stderr": 0.0, "method": "enumeration", "n": len(lp)}
+    if data is not None:
+        if len(data) < 2:
+            raise ChainruleError("data must hold at least two draws from p (the standard error needs two)")
+        d = torch.cat([_log_ratio(p, q, b) for b in data.split(batch_size)])
+        return {**_mean_and_stderr(d), "method": "monte-carlo", "n": len(d)}
+    est, se = kl_divergence_mc(p, q, n, generator, batch_size=batch_size)
+    return {"kl": est, "stderr": se, "method": "monte-carlo", "n": n}
+
+
+def _log_ratio(p: DiscreteModel, q: DiscreteModel, x: torch.Tensor) -> torch.Tensor:
+    return p.log_prob(x).double().cpu() - q.log_prob(x).double().cpu()
+
+
+def _mean_and_stderr(d: torch.Tensor) -> dict[str, float]:
+    if not torch.isfinite(d).all():
+        raise ChainruleError("log p(x) - log q(x) is infinite on a sample: q gives it probability 0, KL = inf")
+    return {"kl": float(d.mean()), "stderr": float(d.std(unbiased=True) / math.sqrt(len(d)))}
