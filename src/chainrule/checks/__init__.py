@@ -50,6 +50,23 @@ CHECKS: dict[str, Callable[[Model], None]] = {
 }
 
 
+def run_check(model: Model, name: str) -> bool:
+    """Run check `name` on `model`: True when it ran and passed, False when it does not apply;
+    any other error inside the check becomes a ContractViolation naming the model and the check."""
+    try:
+        CHECKS[name](model)
+    except NotApplicable:
+        return False
+    except ContractViolation:
+        raise
+    except Exception as e:  # noqa: BLE001 - an unexpected error is a violation too, named as such
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ContractViolation(
+            f"model {model.registry_name or type(model).__name__!r} fails {name}: {type(e).__name__}: {first}"
+        ) from e
+    return True
+
+
 def check_model(model: Model | str | type[Model], *, checks: Iterable[str] | None = None) -> list[str]:
     """Run the contract checks (all, or those named in `checks`) on `model` — an instance, or a
     registered name/class built from its `tiny_config()` — and return the names of the checks
@@ -59,14 +76,7 @@ def check_model(model: Model | str | type[Model], *, checks: Iterable[str] | Non
     unknown = sorted(set(names) - set(CHECKS))
     if unknown:
         raise ValueError(f"unknown check(s) {unknown}; known: {list(CHECKS)}")
-    ran = []
-    for name in names:
-        try:
-            CHECKS[name](instance)
-        except NotApplicable:
-            continue
-        ran.append(name)
-    return ran
+    return [name for name in names if run_check(instance, name)]
 
 
-__all__ = ["CHECKS", "ContractViolation", "NotApplicable", "check_model", "tiny_model", *CHECKS]
+__all__ = ["CHECKS", "ContractViolation", "NotApplicable", "check_model", "run_check", "tiny_model", *CHECKS]
