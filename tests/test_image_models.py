@@ -298,7 +298,9 @@ def test_super_resolution_sampling_is_cached_exactly_and_keeps_causality():
     slow = model.sample(3, low, generator=torch.Generator().manual_seed(0), method="generic")
     assert torch.equal(fast, slow)
     fixed = low[:1]
-    x = torch.bernoulli(torch.full((16,), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(1))
+    x = torch.bernoulli(
+        torch.full((16,), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(1)
+    )
     jac = torch.autograd.functional.jacobian(lambda v: model.conditioner(v[None], fixed)[0], x)
     assert torch.equal(jac != 0, raster_allowed(16))
     with pytest.raises(ChainruleError, match="low-resolution"):

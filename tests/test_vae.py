@@ -85,9 +85,9 @@ def test_every_decoder_trains_samples_and_roundtrips(likelihood: str, data: torc
 
 def test_kl_warmup_scales_the_kl_term() -> None:
     model = VAE(4, latent=2, hidden=[8], kl_warmup_steps=100)
-    model.before_train_step(25)
+    model.on_train_step(25)
     assert model.kl_weight == 0.25
-    model.before_train_step(1000)
+    model.on_train_step(1000)
     assert model.kl_weight == 1.0
 
 

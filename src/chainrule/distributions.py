@@ -42,6 +42,10 @@ class Head:
         """Refuse values this head cannot score (non-integers, out of range, NaN) with a clear error."""
         check_discrete(x, self.num_values, what)
 
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        """E[x | params] (the smooth picture of a VAE's decoder)."""
+        raise NotImplementedError
+
     def log_prob_all(self, params: torch.Tensor) -> torch.Tensor:
         """log p(v | params) for every value v = 0..num_values-1, shape (..., num_values): the whole
         conditional of a discrete head (for greedy decoding and purification)."""
@@ -68,6 +72,9 @@ class Bernoulli(Head):
         u = _uniform(params.shape, generator, params)
         return (u < torch.sigmoid(params)).to(params.dtype)
 
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(params)
+
 
 class Categorical(Head):
     """Values in {0, ..., K-1} from K logits each (last axis of params)."""
@@ -87,6 +94,45 @@ class Categorical(Head):
         u = _uniform(params.shape[:-1], generator, cdf)
         idx = (cdf < u.unsqueeze(-1)).sum(-1).clamp_(max=self.num_values - 1)
         return idx.to(params.dtype)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        values = torch.arange(self.num_values, dtype=params.dtype, device=params.device)
+        return torch.softmax(params, -1) @ values
+
+
+class Gaussian(Head):
+    """Real values from N(mean, scale^2): the last axis of params holds (mean, raw scale), with
+    scale = softplus(raw) + `min_scale` (floored, so the density stays finite). Sampling uses one
+    standard normal draw per value."""
+
+    value_type = "continuous"
+    params_per_dim = 2
+    num_values = 0
+
+    def __init__(self, min_scale: float = 1e-3) -> None:
+        if min_scale <= 0:
+            raise ValueError("min_scale must be positive")
+        self.min_scale = min_scale
+
+    def split(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(means, log-scales), each (...)."""
+        mean, raw = params.unbind(-1)
+        return mean, torch.log(F.softplus(raw) + self.min_scale)
+
+    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        mean, log_scale = self.split(params)
+        return -0.5 * (((x - mean) * torch.exp(-log_scale)) ** 2 + math.log(2 * math.pi)) - log_scale
+
+    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        mean, raw = params.unbind(-1)
+        eps = draw(torch.randn, mean.shape, generator=generator, device=params.device, dtype=params.dtype)
+        return mean + (F.softplus(raw) + self.min_scale) * eps
+
+    def validate(self, x: torch.Tensor, what: str = "x") -> None:
+        check_finite(x, what)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return params[..., 0]
 
 
 class GaussianMixture(Head):

@@ -174,5 +174,7 @@ def _log_ratio(p: DiscreteModel, q: DiscreteModel, x: torch.Tensor) -> torch.Ten
 
 def _mean_and_stderr(d: torch.Tensor) -> dict[str, float]:
     if not torch.isfinite(d).all():
-        raise ChainruleError("log p(x) - log q(x) is infinite on a sample: q gives it probability 0, KL = inf")
+        raise ChainruleError(
+            "log p(x) - log q(x) is infinite on a sample: q gives it probability 0, KL = inf"
+        )
     return {"kl": float(d.mean()), "stderr": float(d.std(unbiased=True) / math.sqrt(len(d)))}

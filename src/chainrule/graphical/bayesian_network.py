@@ -163,7 +163,9 @@ class BayesianNetwork(QueryMixin, SamplingMixin, TabularModel):
     def _refresh(self) -> None:
         """Recompute the derived tables (CPU float64, numpy views, flat logs, sampling CDFs) from
         the buffers: after construction, `fit`, `load_state_dict` and moves between devices."""
-        self._tables = [self._buffers[f"cpd_{i}"].detach().to("cpu", torch.float64) for i in range(len(self.names))]
+        self._tables = [
+            self._buffers[f"cpd_{i}"].detach().to("cpu", torch.float64) for i in range(len(self.names))
+        ]
         self._np = [t.numpy() for t in self._tables]
         self._log_flat = [torch.log(t).reshape(-1) for t in self._tables]
         self._cdf = [normalised_cdf(t.reshape(-1, t.shape[-1])) for t in self._tables]
@@ -258,7 +260,9 @@ class BayesianNetwork(QueryMixin, SamplingMixin, TabularModel):
         for k in range(patterns.shape[0]):
             sel = rows[inverse == k]
             observed = tuple(j for j in range(len(self.names)) if not patterns[k, j])
-            out[sel] = torch.from_numpy(self._log_evidence(observed, {j: x[sel, j].numpy() for j in observed}))
+            out[sel] = torch.from_numpy(
+                self._log_evidence(observed, {j: x[sel, j].numpy() for j in observed})
+            )
         return out.to(self._device())
 
     def _log_evidence(self, observed: tuple[int, ...], values: Mapping[int, Any]) -> Any:

@@ -38,7 +38,9 @@ class QueryMixin:
             return {}
         if not isinstance(evidence, Mapping):
             raise ChainruleError("evidence must be a mapping variable name -> state (name or index)")
-        return {self._node(name, "evidence"): self._state_code(name, state) for name, state in evidence.items()}
+        return {
+            self._node(name, "evidence"): self._state_code(name, state) for name, state in evidence.items()
+        }
 
     def _state_code(self, name: str, state: str | int) -> int:
         i = self._index[name]
@@ -74,7 +76,9 @@ class QueryMixin:
             nodes = [i for i in self._order if mask >> i & 1]
             mode = self.elimination_order
             args = (self._structure, nodes, targets, evidence_vars)
-            plan = build_plan(*args, drop_separated=not likelihood, order="global" if mode == "auto" else mode)
+            plan = build_plan(
+                *args, drop_separated=not likelihood, order="global" if mode == "auto" else mode
+            )
             if mode == "auto" and plan.cost > REPLAN_COST:
                 alternative = build_plan(*args, drop_separated=not likelihood, order="min-fill")
                 if alternative.cost < plan.cost:

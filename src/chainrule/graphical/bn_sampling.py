@@ -60,7 +60,9 @@ class SamplingMixin:
             cdf = cdf.expand(x.shape[0], -1)
         return sample_rows(cdf, generator)
 
-    def _complete(self, x: torch.Tensor, observed: list[bool], generator: torch.Generator | None) -> torch.Tensor:
+    def _complete(
+        self, x: torch.Tensor, observed: list[bool], generator: torch.Generator | None
+    ) -> torch.Tensor:
         """Fill the unobserved columns of x (rows sharing one observation pattern) exactly."""
         known = [j for j, o in enumerate(observed) if o]
         influenced = 0  # variables with an observed descendant (or observed themselves)

@@ -133,7 +133,9 @@ class FullJointModel(TabularModel):
         refuse_cond(cond, "a full joint model")
         n = check_n(n)
         if given is not None or mask is not None:
-            return self._complete(*completion_codes(given, mask, n, self.cardinalities, self.names), generator)
+            return self._complete(
+                *completion_codes(given, mask, n, self.cardinalities, self.names), generator
+            )
         u = torch.rand(n, generator=generator, dtype=torch.float64)
         flat = torch.searchsorted(self._cdf, u, right=True).clamp_max(self._cdf.numel() - 1)
         return self._decode(flat, list(range(self.num_variables))).to(self._device())
@@ -146,7 +148,9 @@ class FullJointModel(TabularModel):
             flat = flat // self.cardinalities[columns[k]]
         return x
 
-    def _complete(self, x: torch.Tensor, observed: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def _complete(
+        self, x: torch.Tensor, observed: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
         x = x.clone()
         patterns, inverse = torch.unique(observed, dim=0, return_inverse=True)
         for k in range(patterns.shape[0]):
@@ -162,7 +166,9 @@ class FullJointModel(TabularModel):
             probs = t[flat_obs]
             total = probs.sum(1, keepdim=True)
             if not (total > 0).all():
-                raise ChainruleError("a given row has probability zero under this model: it cannot be completed")
+                raise ChainruleError(
+                    "a given row has probability zero under this model: it cannot be completed"
+                )
             cdf = probs.cumsum(1)
             x[rows[:, None], torch.tensor(hid)] = self._decode(sample_rows(cdf / cdf[:, -1:], generator), hid)
         return x.to(self._device())

@@ -18,9 +18,9 @@ from chainrule.models.base import register_model
 class IndependentModel(BayesianNetwork):
     """n independent categorical variables; sum(k_i - 1) free parameters.
 
-    `marginals[i]` is a probability vector of length cardinalities[i] (uniform by default, random
-with `seed`).
-    Inherits log_prob (missing values allowed), sample, fit and inference from BayesianNetwork.
+        `marginals[i]` is a probability vector of length cardinalities[i] (uniform by default, random
+    with `seed`).
+        Inherits log_prob (missing values allowed), sample, fit and inference from BayesianNetwork.
     """
 
     def __init__(

@@ -19,8 +19,9 @@ class MarkovChainModel(BayesianNetwork):
     """A first-order chain x_1 -> x_2 -> ... -> x_n with one transition table per step.
 
     `initial` has shape (k_1,); `transitions[i - 1]` has shape (k_{i-1}, k_i) with rows summing
-    to 1 (uniform by default, random with `seed`). Free parameters: (k_1 - 1) + sum_i k_{i-1} (k_i - 1). A chain is a
-    Bayesian network, so log_prob with missing values, sample, fit and inference are inherited.
+    to 1 (uniform by default, random with `seed`). Free parameters: (k_1 - 1) + sum_i k_{i-1}
+    (k_i - 1). A chain is a Bayesian network, so log_prob with missing values, sample, fit and
+    inference are inherited.
     """
 
     def __init__(

@@ -22,6 +22,10 @@ class CharRNN(SequenceModel):
     carries_state = True
     eval_chunk = 512
 
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"num_values": 3, "embed": 4, "hidden": 6}
+
     def __init__(
         self,
         num_values: int | None = None,

@@ -15,7 +15,7 @@ from torch import nn
 from chainrule.devices import draw
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
-from chainrule.validation import as_batch, check_finite, check_num_samples
+from chainrule.validation import as_batch, check_completion, check_finite, check_num_samples
 
 COVARIANCES = ("full", "diag")
 LOG_2PI = math.log(2 * math.pi)
@@ -113,6 +113,11 @@ class Gaussian(Model):
 
     value_type = "continuous"
     num_values = 0
+    exact_completion = True
+
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"dim": 3}
 
     def __init__(self, dim: int, covariance: str = "full", min_variance: float = 1e-6):
         super().__init__()
@@ -141,6 +146,7 @@ class Gaussian(Model):
         return self
 
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        refuse_cond(self, cond)
         x = prepare_continuous(x, self.dim, self.mean.dtype, device=self.mean.device)
         return self.scale.log_density(x, self.mean.unsqueeze(0))[:, 0]
 
@@ -157,6 +163,7 @@ class Gaussian(Model):
         """Draws mean + L eps; with `given`/`mask` (True = observed) the unobserved part is drawn
         from its exact conditional Gaussian given the observed part."""
         check_num_samples(n)
+        refuse_cond(self, cond)
         dtype, dev = self.mean.dtype, self.mean.device
         eps = draw(torch.randn, n, self.dim, generator=generator, device=dev, dtype=dtype)
         if given is None and mask is None:
@@ -179,19 +186,11 @@ def completion_inputs(
     given, mask, n: int, dim: int, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validated (given, observed-mask), both (n, dim) and on the model's `device`, for completion
-    by a continuous model. Unobserved entries of `given` may hold anything, NaN included; they
-    are ignored."""
-    if given is None or mask is None:
-        raise ChainruleError("completion needs both `given` and `mask`")
-    given = as_batch(given, (dim,), "given").to(device)
-    obs = torch.as_tensor(mask, device=device).bool()
-    if obs.numel() == dim:
-        obs = obs.reshape(1, dim).expand(given.shape[0], dim)
-    elif obs.numel() != given.numel():
-        raise ChainruleError(f"mask has shape {tuple(obs.shape)}; expected ({dim},) or like `given`")
-    obs = obs.reshape(given.shape)
-    if n != given.shape[0]:
-        raise ChainruleError(f"n={n} but `given` holds {given.shape[0]} examples")
-    given = torch.where(obs, given.to(dtype), torch.zeros((), dtype=dtype, device=device))
-    check_finite(given, "given (observed part)")
-    return given, obs
+    by a continuous model (`check_completion`: unobserved entries, NaN included, are ignored)."""
+    return check_completion(given, mask, n, (dim,), check_finite, dtype=dtype, device=device)
+
+
+def refuse_cond(model: Model, cond: torch.Tensor | None) -> None:
+    """Unconditional densities refuse a condition instead of ignoring it."""
+    if cond is not None:
+        raise ChainruleError(f"model {model.registry_name!r} is unconditional: it takes no cond")

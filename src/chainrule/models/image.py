@@ -11,13 +11,14 @@ caches in a `SamplerCache` made for each call and passed along, never on the mod
 from __future__ import annotations
 
 from collections.abc import Callable
-import torch
-
 from types import SimpleNamespace
+
+import torch
 
 from chainrule.distributions import Bernoulli, Categorical, DiscretizedLogisticMixture, Head
 from chainrule.errors import ChainruleError
 from chainrule.models.autoregressive import AutoregressiveModel, Draw
+
 
 class SamplerCache(SimpleNamespace):
     """A fast sampler's working state for one call (canvases, recurrent states, biases)."""

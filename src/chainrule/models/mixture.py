@@ -21,6 +21,7 @@ from chainrule.models.gaussian import (
     conditional_gaussian,
     marginal_log_density,
     prepare_continuous,
+    refuse_cond,
 )
 from chainrule.validation import check_num_samples
 
@@ -35,6 +36,13 @@ class GaussianMixtureModel(Model):
 
     value_type = "continuous"
     num_values = 0
+    #: completion draws the component from its exact posterior given the observed part, then the
+    #: rest from that component's exact conditional: exact for any mask
+    exact_completion = True
+
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"dim": 2, "components": 2}
 
     def __init__(
         self,
@@ -71,6 +79,7 @@ class GaussianMixtureModel(Model):
         return self.log_weights() + self.scale.log_density(x, self.means)
 
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        refuse_cond(self, cond)
         x = prepare_continuous(x, self.dim, self.means.dtype, device=self.means.device)
         return torch.logsumexp(self.joint_log_prob(x), dim=1)
 
@@ -101,6 +110,7 @@ class GaussianMixtureModel(Model):
         """Ancestral: z ~ w, then x ~ N(mu_z, Sigma_z). With `given`/`mask` (True = observed),
         exact completion: z ~ p(z | x_obs), then x_unobs from that component's conditional."""
         check_num_samples(n)
+        refuse_cond(self, cond)
         dtype, dev = self.means.dtype, self.means.device
         u = draw(torch.rand, n, generator=generator, device=dev, dtype=dtype)
         eps = draw(torch.randn, n, self.dim, generator=generator, device=dev, dtype=dtype)

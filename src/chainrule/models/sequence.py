@@ -34,7 +34,7 @@ from chainrule.distributions import Categorical
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
 from chainrule.tokenizer import CharTokenizer
-from chainrule.validation import check_discrete
+from chainrule.validation import check_completion, check_discrete, check_num_samples
 
 State = Any
 
@@ -78,7 +78,10 @@ class SequenceModel(Model):
     """Base of the char-RNN, causal Transformer and WaveNet: log_prob, streaming, generation."""
 
     value_type = "categorical"
-    event_shape: tuple[int, ...] = ()  # variable length: x is (batch, T) for any T >= 1
+    event_shape: tuple[int | None, ...] = (None,)  # variable length: x is (batch, T) for any T >= 1
+    #: `cond` is a prefix of token ids: log_prob(x, cond) = log p(x | prefix), sample(n, cond)
+    #: draws continuations of it
+    conditioned_on = "prefix"
     #: tokens scored per chunk by streaming evaluation (subclasses adjust)
     eval_chunk: int = 256
     #: whether training should carry the state between consecutive chunks (truncated BPTT)
@@ -145,10 +148,22 @@ class SequenceModel(Model):
         return x.long().to(self._device())
 
     # -- the contract ------------------------------------------------------------------------
+    def prefix_state(self, cond: torch.Tensor | None, batch: int) -> State:
+        """The state after BOS and the prefix `cond` ((k,) or (batch, k) token ids; None or
+        empty: nothing), from which `chunk_log_prob` continues."""
+        start = self.bos_column(batch)
+        if cond is not None and cond.numel() > 0:
+            prefix = self.tokens(cond, "cond (prefix)")
+            if prefix.shape[0] not in (1, batch):
+                raise ChainruleError(f"cond holds {prefix.shape[0]} prefixes for {batch} sequences")
+            start = torch.cat([start, prefix.expand(batch, -1)], 1)
+        return self.begin(start)
+
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """log p(x) of each sequence (B, T) from its start, in nats (sum over positions)."""
+        """log p(x) of each sequence (B, T) from its start, or after the prefix `cond`, in nats
+        (sum over positions)."""
         x = self.tokens(x)
-        return self.stream_log_prob(x, self.begin(self.bos_column(x.shape[0])))[0].sum(-1)
+        return self.stream_log_prob(x, self.prefix_state(cond, x.shape[0]))[0].sum(-1)
 
     def stream_log_prob(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Log-probabilities (B, T) of a long sequence read in chunks of `eval_chunk` tokens,
@@ -225,22 +240,31 @@ class SequenceModel(Model):
         length: int = 64,
         method: str = "fast",
     ) -> torch.Tensor:
-        """`n` sequences of `length` ids. Completion (`given` with a `mask`) is supported for
-        prefix masks only (True on the first k positions): the rest is generated after them."""
-        if not isinstance(n, int) or n < 1:
-            raise ChainruleError(f"number of samples must be a positive integer, got {n!r}")
+        """`n` sequences of `length` ids, drawn after the prefix `cond` when one is given (the
+        prefix itself is not returned). Completion (`given` with a `mask`) is supported for prefix
+        masks only (True on the first k positions, the same for every row): the rest is
+        generated after them; unobserved entries are ignored, whatever they hold."""
+        check_num_samples(n)
         if method not in ("fast", "generic"):
             raise ChainruleError(f"method must be 'fast' or 'generic', got {method!r}")
-        prompt = None
         if given is not None or mask is not None:
-            if given is None or mask is None:
-                raise ChainruleError("completion needs both `given` and `mask`")
-            given = self.tokens(given, "given")
-            m = torch.as_tensor(mask, dtype=torch.bool).reshape(-1)
-            k = int(m.sum())
-            if m.numel() != given.shape[1] or not m[:k].all():
+            if cond is not None:
+                raise ChainruleError("pass either a prefix as cond or given/mask, not both")
+            if isinstance(given, torch.Tensor) and given.dim() == 1:
+                given = given[None]
+            given, obs = check_completion(
+                given, mask, n, self.event_shape, self._check_tokens, device=self._device()
+            )
+            k = int(obs[0].sum())
+            if not (obs == obs[0]).all() or not obs[0, :k].all():
                 raise ChainruleError("sequence models complete prefixes only: mask must be True, ..., False")
-            prompt, length = given[:, :k], given.shape[1]
-            n = given.shape[0] if k else n
-        n_new = length - (prompt.shape[1] if prompt is not None else 0)
-        return self.generate(prompt, n_new, batch=n, generator=generator, cache=method == "fast")
+            return self.generate(
+                given[:, :k].long(), given.shape[1] - k, batch=n, generator=generator, cache=method == "fast"
+            )
+        if cond is not None and cond.dim() == 2 and cond.shape[0] not in (1, n):
+            raise ChainruleError(f"cond holds {cond.shape[0]} prefixes for {n} sequences")
+        out = self.generate(cond, length, batch=n, generator=generator, cache=method == "fast")
+        return out[:, out.shape[1] - length :]
+
+    def _check_tokens(self, x: torch.Tensor, what: str) -> None:
+        check_discrete(x if x.is_floating_point() else x.float(), self.num_values, what)

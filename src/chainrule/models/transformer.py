@@ -58,6 +58,10 @@ class CausalTransformer(SequenceModel):
     """`positions` is "learned" or "rotary"; `tie_weights` shares the token embedding with the
     output layer."""
 
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"num_values": 3, "d_model": 8, "layers": 1, "heads": 2, "block_size": 4, "mlp_ratio": 2}
+
     def __init__(
         self,
         num_values: int | None = None,

@@ -4,7 +4,9 @@ The decoder p(x|z) is Bernoulli (binary data), Gaussian (continuous) or Categori
 Training maximises the ELBO, E_q[log p(x|z)] - KL(q(z|x) || p(z)), with the reparameterisation
 z = mu + sigma * eps and the KL in closed form.
 
-`log_prob(x, k)` is NOT exact: it is the importance-weighted estimate
+The decoder's per-dimension family is one of the `Head`s of `chainrule.distributions`.
+
+`log_prob(x, k=...)` is NOT exact: it is the importance-weighted estimate
 log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x) (Burda et al. 2016). Its expectation is a
 lower bound on log p(x) that tightens as k grows (k = 1 is a one-sample ELBO); for a fixed
 x it is random, and `importance_log_prob` also returns its Monte Carlo standard error.
@@ -15,13 +17,14 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from chainrule.devices import draw
+from chainrule.devices import draw, model_device
+from chainrule.distributions import Bernoulli, Categorical, Head
+from chainrule.distributions import Gaussian as GaussianHead
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
-from chainrule.validation import as_batch, check_discrete, check_finite, check_num_samples
+from chainrule.validation import as_batch, check_completion, check_num_samples
 
 LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
 LOG_2PI = math.log(2 * math.pi)
@@ -35,6 +38,15 @@ def mlp(sizes: list[int]) -> nn.Sequential:
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
+
+
+def decoder_head(likelihood: str, num_values: int, min_scale: float) -> Head:
+    """The decoder's per-dimension family p(x_i | z) for a `likelihood` name."""
+    if likelihood == "bernoulli":
+        return Bernoulli()
+    if likelihood == "gaussian":
+        return GaussianHead(min_scale)
+    return Categorical(num_values)
 
 
 def gaussian_log_density(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
@@ -52,6 +64,8 @@ class VAE(Model):
     linearly from 0 to 1 over that many training steps (a common remedy for inactive latents);
     evaluation always uses the full ELBO.
     """
+
+    exact_log_prob = False
 
     def __init__(
         self,
@@ -85,21 +99,21 @@ class VAE(Model):
         self.min_scale = float(min_scale)
         self.kl_warmup_steps = int(kl_warmup_steps)
         self.kl_weight = 1.0
-        per_dim = {"bernoulli": 1, "gaussian": 2, "categorical": self.num_values}[likelihood]
+        self.head = decoder_head(likelihood, self.num_values, self.min_scale)
         self.encoder = mlp([dim, *hidden, 2 * latent])
-        self.decoder = mlp([latent, *reversed(hidden), dim * per_dim])
+        self.decoder = mlp([latent, *reversed(hidden), dim * self.head.params_per_dim])
+
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"dim": 4, "latent": 2, "hidden": [6]}
 
     # -- pieces ----------------------------------------------------------------------------------
     def prepare(self, x: torch.Tensor, what: str = "x") -> torch.Tensor:
         """Check shape and values for the likelihood; return (B, D) in the model's dtype on its
         device."""
         x = as_batch(x, self.event_shape, what)
-        if self.likelihood == "gaussian":
-            check_finite(x, what)
-        else:
-            check_discrete(x, self.num_values, what)
-        p = next(self.parameters())
-        return x.to(device=p.device, dtype=p.dtype)
+        self.head.validate(x, what)
+        return x.to(device=model_device(self), dtype=next(self.parameters()).dtype)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-standard-deviation of q(z|x), each (B, latent)."""
@@ -108,78 +122,51 @@ class VAE(Model):
         return mu, log_sigma
 
     def decoder_params(self, z: torch.Tensor) -> torch.Tensor:
-        """Raw decoder outputs for codes z (..., latent): (..., D) or (..., D, P)."""
+        """The decoder head's parameters for codes z (..., latent): (..., D) or (..., D, P)."""
         out = self.decoder(z)
-        if self.likelihood == "bernoulli":
-            return out
-        return out.unflatten(-1, (self.dim, -1))
+        return out if self.head.params_per_dim == 1 else out.unflatten(-1, (self.dim, -1))
 
     def log_likelihood(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log p(x|z) summed over dimensions; params from `decoder_params`, x broadcast to them."""
-        if self.likelihood == "bernoulli":
-            params, x = torch.broadcast_tensors(params, x)
-            return -F.binary_cross_entropy_with_logits(params, x, reduction="none").sum(-1)
-        if self.likelihood == "gaussian":
-            mean, raw = params.unbind(-1)
-            log_scale = torch.log(F.softplus(raw) + self.min_scale)
-            return gaussian_log_density(x, mean, log_scale).sum(-1)
-        logp = torch.log_softmax(params, dim=-1)
-        logp, idx = torch.broadcast_tensors(logp, x.long().unsqueeze(-1))
-        return logp.gather(-1, idx[..., :1]).squeeze(-1).sum(-1)
+        trail = params.shape[params.dim() - (self.head.params_per_dim > 1) :]  # (P,) or ()
+        shape = torch.broadcast_shapes(params.shape[: params.dim() - len(trail)], x.shape)
+        return self.head.log_prob(params.expand(*shape, *trail), x.expand(shape)).sum(-1)
 
     def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
         """E[x|z] (probabilities for Bernoulli, means for Gaussian, expected value for K-ary):
         the smooth picture people usually show for a VAE."""
-        params = self.decoder_params(z)
-        if self.likelihood == "bernoulli":
-            return torch.sigmoid(params)
-        if self.likelihood == "gaussian":
-            return params[..., 0]
-        values = torch.arange(self.num_values, dtype=params.dtype, device=params.device)
-        return torch.softmax(params, -1) @ values
-
-    def _draw(self, params: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Sample x ~ p(x|z) from decoder params (one uniform or normal per dimension), drawn on
-        the generator's device (chainrule.devices) and used on the params' device."""
-        draws = dict(generator=generator, device=params.device, dtype=params.dtype)
-        if self.likelihood == "bernoulli":
-            u = draw(torch.rand, params.shape, **draws)
-            return (u < torch.sigmoid(params)).to(params.dtype)
-        if self.likelihood == "gaussian":
-            mean, raw = params.unbind(-1)
-            eps = draw(torch.randn, mean.shape, **draws)
-            return mean + (F.softplus(raw) + self.min_scale) * eps
-        cdf = torch.softmax(params, -1).cumsum(-1)
-        u = draw(torch.rand, params.shape[:-1], **draws)
-        return (cdf < u.unsqueeze(-1)).sum(-1).clamp_(max=self.num_values - 1).to(params.dtype)
+        return self.head.mean(self.decoder_params(z))
 
     # -- objectives ------------------------------------------------------------------------------
-    def elbo(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One-sample reparameterised ELBO per example (nats), with the KL in closed form."""
+    def elbo(
+        self, x: torch.Tensor, generator: torch.Generator | None = None, kl_weight: float = 1.0
+    ) -> torch.Tensor:
+        """One-sample reparameterised ELBO per example (nats), with the KL in closed form (scaled by
+        `kl_weight` during warm-up)."""
         x = self.prepare(x)
         mu, log_sigma = self.encode(x)
         eps = draw(torch.randn, mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(log_sigma) * eps
         rec = self.log_likelihood(self.decoder_params(z), x)
         kl = 0.5 * (mu**2 + torch.exp(2 * log_sigma) - 1).sum(-1) - log_sigma.sum(-1)
-        return rec - kl
+        return rec - kl if kl_weight == 1.0 else rec - kl_weight * kl
 
-    def training_log_prob(self, x: torch.Tensor) -> torch.Tensor:
+    def check_cond(self, cond: torch.Tensor | None) -> None:
+        if cond is not None:
+            raise ChainruleError("model 'vae' is unconditional: it takes no cond")
+
+    def training_log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """What the trainer maximises: the ELBO, with the KL weight of the warm-up schedule."""
-        if self.kl_weight == 1.0:
-            return self.elbo(x)
-        x = self.prepare(x)
-        mu, log_sigma = self.encode(x)
-        z = mu + torch.exp(log_sigma) * torch.randn_like(mu)
-        kl = 0.5 * (mu**2 + torch.exp(2 * log_sigma) - 1).sum(-1) - log_sigma.sum(-1)
-        return self.log_likelihood(self.decoder_params(z), x) - self.kl_weight * kl
+        self.check_cond(cond)
+        return self.elbo(x, kl_weight=self.kl_weight)
 
-    def before_train_step(self, step: int) -> None:
+    def on_train_step(self, step: int) -> None:
         """KL warm-up: weight min(1, step / kl_warmup_steps)."""
         self.kl_weight = min(1.0, step / self.kl_warmup_steps) if self.kl_warmup_steps > 0 else 1.0
 
-    def validation_log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Validation score: the ELBO (cheap; -ELBO is an upper bound on the NLL)."""
+    def validation_log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Validation score: the ELBO (cheap; -ELBO is an upper bound on the NLL), in every mode."""
+        self.check_cond(cond)
         return self.elbo(x)
 
     def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -191,6 +178,23 @@ class VAE(Model):
         log_prior = (-0.5 * (z**2 + LOG_2PI)).sum(-1)
         return (self.log_likelihood(self.decoder_params(z), x) + log_prior - log_q).T
 
+    def _importance(self, x, k: int, generator, chunk: int, with_se: bool):
+        """The estimate (float64) and, `with_se`, its standard error, from prepared x, decoding at
+        most `chunk` (example, draw) pairs at once; differentiable when gradients are on."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ChainruleError(f"k (importance samples) must be a positive integer, got {k!r}")
+        est, se = [], []
+        step = max(1, chunk // k)
+        for i in range(0, x.shape[0], step):
+            lw = self.log_weights(x[i : i + step], k, generator).double()
+            lse = torch.logsumexp(lw, dim=1)
+            est.append(lse - math.log(k))
+            if with_se:
+                w = torch.exp(lw - lw.max(dim=1, keepdim=True).values)
+                rel = w.std(dim=1) / w.mean(dim=1) / math.sqrt(k) if k > 1 else torch.full_like(lse, math.nan)
+                se.append(rel)
+        return torch.cat(est), (torch.cat(se) if with_se else None)
+
     @torch.no_grad()
     def importance_log_prob(
         self, x: torch.Tensor, k: int = 1000, generator: torch.Generator | None = None, chunk: int = 100_000
@@ -201,34 +205,23 @@ class VAE(Model):
         examples are processed in groups so that at most `chunk` (example, draw) pairs are decoded
         at once.
         """
-        if not isinstance(k, int) or k < 1:
-            raise ChainruleError(f"k (importance samples) must be a positive integer, got {k!r}")
-        x = self.prepare(x)
-        est, se = [], []
-        step = max(1, chunk // k)
-        for i in range(0, x.shape[0], step):
-            lw = self.log_weights(x[i : i + step], k, generator).double()
-            lse = torch.logsumexp(lw, dim=1)
-            est.append(lse - math.log(k))
-            w = torch.exp(lw - lw.max(dim=1, keepdim=True).values)
-            rel = w.std(dim=1) / w.mean(dim=1) / math.sqrt(k) if k > 1 else torch.full_like(lse, math.nan)
-            se.append(rel)
-        return torch.cat(est), torch.cat(se)
+        return self._importance(self.prepare(x), k, generator, chunk, with_se=True)
 
     def log_prob(
         self,
         x: torch.Tensor,
         cond: torch.Tensor | None = None,
+        *,
         k: int = 1000,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Importance-weighted estimate of log p(x) with k draws (a stochastic lower bound in
-        expectation, tightening with k); nats per example. Pass a seeded `generator` for a
-        reproducible estimate."""
-        if torch.is_grad_enabled():
-            x = self.prepare(x)
-            return torch.logsumexp(self.log_weights(x, k, generator), dim=1) - math.log(k)
-        return self.importance_log_prob(x, k, generator)[0].to(next(self.parameters()).dtype)
+        expectation, tightening with k); nats per example, in the model's dtype. Always the same
+        chunked, memory-bounded computation (differentiable when gradients are on). Pass a seeded
+        `generator` for a reproducible estimate."""
+        self.check_cond(cond)
+        x = self.prepare(x)
+        return self._importance(x, k, generator, 100_000, with_se=False)[0].to(x.dtype)
 
     # -- sampling --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -247,31 +240,23 @@ class VAE(Model):
         encode, decode, redraw only the unobserved values. Not exact, unlike the autoregressive
         models' completion."""
         check_num_samples(n)
+        self.check_cond(cond)
         p = next(self.parameters())
         dtype, dev = p.dtype, p.device
+        if given is not None or mask is not None:
+            given, obs = check_completion(
+                given, mask, n, self.event_shape, self.head.validate, dtype=dtype, device=dev
+            )
         draws = dict(generator=generator, device=dev, dtype=dtype)
         z = draw(torch.randn, n, self.latent, **draws)
-        x = self._draw(self.decoder_params(z), generator)
-        if given is None and mask is None:
+        x = self.head.sample(self.decoder_params(z), generator)
+        if given is None:
             return x
-        if given is None or mask is None:
-            raise ChainruleError("completion needs both `given` and `mask`")
-        given = self.prepare(given, "given").to(dev)
-        obs = torch.as_tensor(mask, device=dev).bool()
-        if obs.numel() == self.dim:
-            obs = obs.reshape(1, self.dim).expand_as(given)
-        elif obs.numel() != given.numel():
-            raise ChainruleError(
-                f"mask has shape {tuple(obs.shape)}; expected {self.event_shape} or like `given`"
-            )
-        obs = obs.reshape(given.shape)
-        if n != given.shape[0]:
-            raise ChainruleError(f"n={n} but `given` holds {given.shape[0]} examples")
         x = torch.where(obs, given, x)
         for _ in range(steps):
             mu, log_sigma = self.encode(x)
             z = mu + torch.exp(log_sigma) * draw(torch.randn, mu.shape, **draws)
-            x = torch.where(obs, given, self._draw(self.decoder_params(z), generator))
+            x = torch.where(obs, given, self.head.sample(self.decoder_params(z), generator))
         return x
 
     @torch.no_grad()

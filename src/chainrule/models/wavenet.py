@@ -48,6 +48,10 @@ class GatedResidualLayer(nn.Module):
 class WaveNet(SequenceModel):
     """`dilations` defaults to 1, 2, ..., 256 twice (receptive field 1,023 inputs)."""
 
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"num_values": 3, "channels": 4, "skip_channels": 4, "dilations": [1, 2]}
+
     def __init__(
         self,
         num_values: int | None = None,
