@@ -114,3 +114,23 @@ def test_completion_refuses_impossible_rows() -> None:
     bn = BayesianNetwork({"a": 2, "b": 2}, [("a", "b")], {"a": [1.0, 0.0], "b": [[0.5, 0.5], [0.5, 0.5]]})
     with pytest.raises(ChainruleError, match="probability zero"):
         bn.sample(1, given=torch.tensor([[1, 0]]), mask=torch.tensor([True, False]))
+
+
+def test_evaluate_nll_works_on_a_network() -> None:
+    from chainrule.evaluate import evaluate_nll
+
+    asia = read_bif(BIF / "asia.bif.gz")
+    x = asia.sample(500, generator=torch.Generator().manual_seed(0))
+    report = evaluate_nll(asia, x.float(), batch_size=128)
+    assert report.nll_nats == pytest.approx(-asia.log_prob(x).mean().item(), rel=1e-12)
+    assert report.dim == len(asia.names)
+
+
+def test_module_machinery_keeps_working() -> None:
+    """eval(), to(dtype), children() and a loaded state dict refresh the derived tables."""
+    bn = _tiny("bayesian-network")
+    assert bn.eval() is bn and list(bn.children()) == [] and bn.children("c") == ["d"]
+    other = _tiny("bayesian-network")
+    other.load_state_dict({k: torch.full_like(v, 1.0 / v.shape[-1]) for k, v in bn.state_dict().items()})
+    x = enumerate_states(bn.cardinalities)
+    assert torch.allclose(other.log_prob(x), torch.full((len(x),), -math.log(len(x)), dtype=torch.float64))

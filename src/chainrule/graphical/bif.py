@@ -146,55 +146,14 @@ def parse_bif(text: str, source: str = "<string>") -> BayesianNetwork:
         line = tk.line()
         kw = tk.next("a block")
         if kw == "network":
-            name = tk.word("the network name")
-            tk.expect("{")
-            while tk.peek() != "}":
-                kw2_line = tk.line()
-                kw2 = tk.next("'property' or '}'")
-                if kw2 != "property":
-                    raise tk.error(f"expected 'property' or '}}' in the network block, got {kw2!r}", kw2_line)
-                tk.skip_statement()
-            tk.expect("}")
+            name = _parse_network(tk)
         elif kw == "variable":
             vname = tk.word("a variable name")
             if vname in variables:
                 raise tk.error(
                     f"variable {vname!r} is declared twice (first on line {var_lines[vname]})", line
                 )
-            tk.expect("{")
-            states = None
-            while True:
-                l2 = tk.line()
-                kw2 = tk.next("'type', 'property' or '}'")
-                if kw2 == "}":
-                    break
-                if kw2 == "property":
-                    tk.skip_statement()
-                elif kw2 == "type":
-                    kind = tk.word("'discrete'")
-                    if kind != "discrete":
-                        raise tk.error(f"only discrete variables are supported, got type {kind!r}", l2)
-                    tk.expect("[")
-                    ctok = tk.word("the number of states")
-                    if not ctok.isdigit():
-                        raise tk.error(f"expected the number of states, got {ctok!r}", l2)
-                    tk.expect("]")
-                    tk.expect("{")
-                    states = tk.name_list("}", "a state name")
-                    tk.expect(";")
-                    if len(states) != int(ctok):
-                        raise tk.error(
-                            f"variable {vname!r} declares {ctok} states but lists {len(states)}", l2
-                        )
-                    if len(set(states)) != len(states):
-                        raise tk.error(f"variable {vname!r} repeats a state name", l2)
-                else:
-                    raise tk.error(
-                        f"expected 'type', 'property' or '}}' in variable {vname!r}, got {kw2!r}", l2
-                    )
-            if states is None:
-                raise tk.error(f"variable {vname!r} has no 'type discrete [k] {{ ... }};' line", line)
-            variables[vname] = states
+            variables[vname] = _parse_variable(tk, vname, line)
             var_lines[vname] = line
         elif kw == "probability":
             _parse_probability(tk, line, variables, blocks, block_order)
@@ -214,6 +173,60 @@ def parse_bif(text: str, source: str = "<string>") -> BayesianNetwork:
         return BayesianNetwork(variables, edges, cpds, name=name)
     except ChainruleError as e:
         raise ChainruleError(f"{source}: {e}") from None
+
+
+def _parse_network(tk: _Tokens) -> str:
+    """`network NAME { property ...; }`: the name (properties are skipped)."""
+    name = tk.word("the network name")
+    tk.expect("{")
+    while tk.peek() != "}":
+        line = tk.line()
+        kw = tk.next("'property' or '}'")
+        if kw != "property":
+            raise tk.error(f"expected 'property' or '}}' in the network block, got {kw!r}", line)
+        tk.skip_statement()
+    tk.expect("}")
+    return name
+
+
+def _parse_variable(tk: _Tokens, vname: str, line: int) -> list[str]:
+    """The body of `variable NAME { type discrete [k] { states }; property ...; }`: the states."""
+    tk.expect("{")
+    states = None
+    while True:
+        l2 = tk.line()
+        kw = tk.next("'type', 'property' or '}'")
+        if kw == "}":
+            break
+        if kw == "property":
+            tk.skip_statement()
+        elif kw == "type":
+            states = _parse_states(tk, vname, l2)
+        else:
+            raise tk.error(f"expected 'type', 'property' or '}}' in variable {vname!r}, got {kw!r}", l2)
+    if states is None:
+        raise tk.error(f"variable {vname!r} has no 'type discrete [k] {{ ... }};' line", line)
+    return states
+
+
+def _parse_states(tk: _Tokens, vname: str, line: int) -> list[str]:
+    """`discrete [k] { s_1, ..., s_k };` after `type`: the state names, checked."""
+    kind = tk.word("'discrete'")
+    if kind != "discrete":
+        raise tk.error(f"only discrete variables are supported, got type {kind!r}", line)
+    tk.expect("[")
+    ctok = tk.word("the number of states")
+    if not ctok.isdigit():
+        raise tk.error(f"expected the number of states, got {ctok!r}", line)
+    tk.expect("]")
+    tk.expect("{")
+    states = tk.name_list("}", "a state name")
+    tk.expect(";")
+    if len(states) != int(ctok):
+        raise tk.error(f"variable {vname!r} declares {ctok} states but lists {len(states)}", line)
+    if len(set(states)) != len(states):
+        raise tk.error(f"variable {vname!r} repeats a state name", line)
+    return states
 
 
 def _parse_probability(tk: _Tokens, line: int, variables, blocks, block_order) -> None:
