@@ -17,13 +17,13 @@ from torch.utils._pytree import tree_flatten
 
 import chainrule.distributions
 import chainrule.models.vae
-from chainrule import cli
 from chainrule.devices import draw_device, model_device
 from chainrule.evaluation import evaluate_nll
 from chainrule.models import build_model
 from chainrule.models.base import Model
 from chainrule.tasks.anomaly import log_likelihood
 from chainrule.tasks.classify import class_log_likelihoods
+from chainrule.training import evaluation_device
 from tests.conftest import randomize
 
 #: ops that move data between devices on purpose
@@ -177,13 +177,13 @@ def test_evaluation_moves_each_batch_to_the_models_device_and_returns_cpu_float6
 
 
 def test_the_test_nll_after_training_is_computed_where_training_ran(monkeypatch) -> None:
-    assert cli._evaluation_device("cpu") == "cpu"
-    assert cli._evaluation_device("gpu") == "cuda"
-    assert cli._evaluation_device("cuda") == "cuda"
+    assert evaluation_device("cpu") == "cpu"
+    assert evaluation_device("gpu") == "cuda"
+    assert evaluation_device("cuda") == "cuda"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert cli._evaluation_device("auto") == "cpu"
+    assert evaluation_device("auto") == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert cli._evaluation_device("auto") == "cuda"
+    assert evaluation_device("auto") == "cuda"
 
 
 @pytest.mark.parametrize("row", ["fvsbn-categorical", "vae", "gaussian-mixture", "gated-pixelcnn"])

@@ -117,7 +117,7 @@ def test_completion_refuses_impossible_rows() -> None:
 
 
 def test_evaluate_nll_works_on_a_network() -> None:
-    from chainrule.evaluate import evaluate_nll
+    from chainrule.evaluation import evaluate_nll
 
     asia = read_bif(BIF / "asia.bif.gz")
     x = asia.sample(500, generator=torch.Generator().manual_seed(0))

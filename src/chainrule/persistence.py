@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import importlib
 import json
 import os
 import tempfile
@@ -159,6 +160,7 @@ def read_config(directory: str | os.PathLike, kind: str | None = "model") -> dic
         )
     if found is None or "args" not in config:
         raise ChainruleError(f"{path} lacks the '{what}' and 'args' entries")
+    register_everything()
     registry = MODEL_REGISTRY if found == "model" else CLASSIFIER_REGISTRY
     if config[found] not in registry:
         raise ChainruleError(f"{path} names unknown {found} {config[found]!r}; known: {sorted(registry)}")
@@ -170,6 +172,17 @@ def saved_kind(config: Any) -> str | None:
     if not isinstance(config, dict):
         return None
     return next((k for k in KINDS if k in config), None)
+
+
+#: The packages whose classes register themselves for `load` (imported by name: they sit in the
+#: layers above persistence, which must not import them, as a plug-in registry is filled)
+REGISTERING_PACKAGES = ("chainrule.models", "chainrule.graphical", "chainrule.classifiers")
+
+
+def register_everything() -> None:
+    """Import every package that registers saved classes, so `load` knows all their names."""
+    for package in REGISTERING_PACKAGES:
+        importlib.import_module(package)
 
 
 def load(directory: str | os.PathLike, kind: str | None = None) -> Any:

@@ -92,10 +92,7 @@ def evaluate_options(model_class: type[Model]) -> list[str]:
     """The options an `evaluate:` entry may set: the keyword arguments of the evaluation function
     (found by `inspect.signature`), plus, where that function passes extra keywords on to the
     model's `log_prob` (`**kwargs`), the keywords of `model_class.log_prob`."""
-    # TODO(i19): the training helper is adding `chainrule.evaluate(model, data, split, n, *, batch_size,
-    # k, generator, progress)`; point `evaluate_function` at it when it lands (no `**kwargs` there, so
-    # the model's log_prob keywords drop out and an ensemble's `num_masks` needs a home).
-    from chainrule.evaluate import evaluate_nll as evaluate_function
+    from chainrule.evaluation import evaluate as evaluate_function
 
     options: set[str] = set()
     for fn, skip in ((evaluate_function, _EVALUATE_FIXED), (model_class.log_prob, {"self", "x", "cond"})):

@@ -22,10 +22,9 @@ from chainrule.cli import (
     train,
 )
 from chainrule.cli.common import CommandParser, ExamplesFormatter, parse_int_list
-from chainrule.cli.train import _evaluation_device
 from chainrule.errors import ChainruleError
 
-__all__ = ["main", "build_parser", "ExamplesFormatter", "parse_int_list", "_evaluation_device"]
+__all__ = ["main", "build_parser", "ExamplesFormatter", "parse_int_list"]
 
 EPILOG = """examples:
   chainrule demo                                   # 2-minute demo on the embedded 8x8 digits

@@ -114,14 +114,14 @@ def cmd_classifier(args) -> dict:
 
 
 def _holds_density_model(directory: str) -> bool:
-    """Whether a folder's config.json names a density model (`"model"`) rather than a classifier."""
-    from chainrule.persistence import CONFIG
+    """Whether a folder's config.json names a density model rather than a classifier."""
+    from chainrule.persistence import CONFIG, saved_kind
 
     try:
         config = json.loads((Path(directory) / CONFIG).read_text())
     except (OSError, ValueError):
         return False  # the classifier loader says what is wrong
-    return isinstance(config, dict) and "model" in config and "classifier" not in config
+    return saved_kind(config) == "model"
 
 
 def _eval_generative_classifier(args, data) -> dict:

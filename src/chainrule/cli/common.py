@@ -46,18 +46,15 @@ def at_least(value: int | None, minimum: int, flag: str) -> None:
 
 
 def latent_kwargs(model: Any, k: int | None, seed: int) -> dict[str, Any]:
-    """log_prob options for `--k`/`--seed`: a model whose log_prob is an estimate (the VAE's
-    importance bound) takes `k` samples from a seeded generator; `--k` on an exact model is an error."""
+    """log_prob options for `--k`/`--seed` (chainrule.evaluation.latent_options, seeded from
+    `--seed`), with the error naming the flag when `--k` is given for an exact model."""
     import torch
 
-    if not model.exact_log_prob:
-        kwargs: dict[str, Any] = {"generator": torch.Generator().manual_seed(seed)}
-        if k is not None:
-            kwargs["k"] = k
-        return kwargs
-    if k is not None:
+    from chainrule.evaluation import latent_options
+
+    if k is not None and model.exact_log_prob:
         raise ChainruleError(f"--k applies to latent-variable models (VAE), not {model.registry_name!r}")
-    return {}
+    return latent_options(model, k, torch.Generator().manual_seed(seed))
 
 
 def image_split(model: Any, data_name: str, split: str, n: int):

@@ -19,7 +19,7 @@ def cmd_demo(args) -> dict:
     import torch
 
     from chainrule.data import load_dataset
-    from chainrule.evaluate import evaluate_nll
+    from chainrule.evaluation import evaluate_nll
     from chainrule.models import NADE
     from chainrule.persistence import atomic_write_json
     from chainrule.report import image_grid

@@ -32,19 +32,7 @@ def add_parser(sub) -> CommandParser:
     return t
 
 
-def _evaluation_device(accelerator: str) -> str:
-    """Where `chainrule train` computes the test NLL: "cuda" when training used a GPU (accelerator
-    gpu/cuda, or auto with CUDA available), else "cpu"."""
-    import torch
-
-    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    return "cuda" if on_gpu else "cpu"
-
-
 def cmd_train(args) -> dict | None:
-    from chainrule.data import SequenceDataset
-    from chainrule.evaluate import evaluate_nll, evaluate_sequence, split_condition
-    from chainrule.persistence import atomic_write_json
     from chainrule.recipes import build_from_recipe, load_recipe
     from chainrule.training import fit
 
@@ -63,30 +51,14 @@ def cmd_train(args) -> dict | None:
     extra = {"recipe": recipe}
     if getattr(dataset, "sample_rate", None):
         extra["sample_rate"] = dataset.sample_rate
-    result = fit(model, dataset, config, out, resume=args.resume, extra_metadata=extra)
-    if not result.is_main:
-        return None  # another process of a distributed run: rank 0 reports
-    # TODO(i19): call chainrule.evaluate / fit(test=True): the block below (test evaluation and
-    # metrics.json) moves into the library; the lead swaps it in at merge time.
-    metrics = {
-        "model": model.registry_name,
-        "dataset": dataset.name,
-        "best_val_nll": result.best_val_nll,
-        "epochs": result.epochs,
-        "train_seconds": round(result.train_seconds, 1),
-        "num_parameters": model.num_parameters(),
-    }
-    # Lightning hands the model back on the CPU; test it where it trained (minutes saved on a GPU)
-    model.to(_evaluation_device(config.accelerator))
-    try:
-        if not args.no_test and isinstance(dataset, SequenceDataset):
-            metrics["test"] = evaluate_sequence(model, dataset.test, unit=dataset.unit).as_dict()
-        elif not args.no_test:
-            kwargs = recipe.get("evaluate") or {}
-            for name, kw in ({"test": {}} | kwargs).items():
-                rep = evaluate_nll(model, dataset.test, cond=split_condition(model, dataset, "test"), **kw)
-                metrics[name] = rep.as_dict()
-    finally:
-        model.cpu()
-    atomic_write_json(out / "model" / "metrics.json", metrics)
-    return metrics
+    result = fit(
+        model,
+        dataset,
+        config,
+        out,
+        resume=args.resume,
+        extra_metadata=extra,
+        test=not args.no_test,
+        test_runs=recipe.get("evaluate"),
+    )
+    return result.metrics if result.is_main else None  # rank 0 of a distributed run reports
