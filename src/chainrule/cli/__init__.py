@@ -1,6 +1,6 @@
 """`chainrule` command line: one module per command group, each a parser plus a call into the public
 Python API (train, eval, sample, complete, score, generate, demo, datasets, data, bench, bn,
-classifier, defend). `main` is the console entry point (`chainrule = "chainrule.cli:main"`)."""
+kl, classifier, defend). `main` is the console entry point (`chainrule = "chainrule.cli:main"`)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from chainrule.cli import (
     demo,
     evaluation,
     generate,
+    kl,
     sample,
     score,
     train,
@@ -45,13 +46,29 @@ EPILOG = """examples:
   chainrule eval zoo/transformer-shakespeare --data shakespeare    # nats/char and bits/char
   chainrule generate zoo/transformer-shakespeare --prompt "ROMEO:" -n 500 --seed 0
   chainrule bn query tests/data/bif/asia.bif.gz --target lung --evidence smoke=yes,xray=yes
+  chainrule bn fit alarm-10k.csv --structure tests/data/bif/alarm.bif.gz --out learned.bif
+  chainrule kl tests/data/bif/alarm.bif.gz learned.bif    # exact, by variable elimination
   chainrule classifier train --data fashion-mnist --out runs/cnn-fashion
   chainrule classifier eval runs/gated-pixelcnn-mnist-classes/model --data binarized-mnist  # Bayes rule
   chainrule defend runs/gated-pixelcnn-fashion/model --classifier runs/cnn-fashion --data fashion-mnist
 """
 
 #: The command modules, in the order `chainrule --help` lists them; each has `add_parser(sub)`.
-COMMANDS = (train, evaluation, sample, complete, score, generate, demo, data, bench, bn, classifier, defend)
+COMMANDS = (
+    train,
+    evaluation,
+    sample,
+    complete,
+    score,
+    generate,
+    kl,
+    demo,
+    data,
+    bench,
+    bn,
+    classifier,
+    defend,
+)
 
 
 def build_parser() -> CommandParser:

@@ -4,6 +4,7 @@ formatter that keeps example lines, and small argument checks."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from chainrule.errors import ChainruleError
@@ -84,3 +85,13 @@ def parse_int_list(text: str, what: str) -> list[int]:
     if not values or min(values) < 1:
         raise ChainruleError(f"{what} must be positive integers, got {text!r}")
     return values
+
+
+def load_model_or_bif(path: str):
+    """A saved model folder, or a Bayesian network from a BIF file."""
+    from chainrule.graphical import read_bif
+    from chainrule.persistence import load
+
+    if Path(path).is_file() and (path.endswith(".bif") or path.endswith(".bif.gz")):
+        return read_bif(path)
+    return load(path, kind="model")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chainrule.cli.common import SPLITS, CommandParser
+from chainrule.cli.common import SPLITS, CommandParser, load_model_or_bif
 from chainrule.errors import ChainruleError
 
 
@@ -14,7 +14,7 @@ def add_parser(sub) -> CommandParser:
         " models: nats and bits per character or audio sample, every token once). Class-conditional"
         " models are scored given the true labels; a VAE's NLL is its importance-sampling estimate.",
     )
-    e.add_argument("model_dir", help="a saved model folder (runs/.../model or zoo/...)")
+    e.add_argument("model_dir", help="a saved model folder (runs/.../model or zoo/...) or a BIF file")
     e.add_argument(
         "--data", required=True, help="dataset name (chainrule datasets lists them), text:PATH or wav:PATH"
     )
@@ -42,9 +42,8 @@ def cmd_eval(args) -> dict:
     import torch
 
     from chainrule.evaluation import evaluate
-    from chainrule.persistence import load
 
-    model = load(args.model_dir, kind="model")
+    model = load_model_or_bif(args.model_dir)
     if args.k is not None and model.exact_log_prob:
         raise ChainruleError(f"--k applies to latent-variable models (VAE), not {model.registry_name!r}")
     options = {"num_masks": args.masks} if args.masks else {}

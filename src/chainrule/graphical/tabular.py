@@ -19,6 +19,7 @@ import torch
 
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
+from chainrule.validation import check_completion
 
 MISSING = -1
 
@@ -80,33 +81,28 @@ class TabularModel(Model):
 def refuse_cond(cond: object, what: str = "a tabular model") -> None:
     """Tabular models are conditioned on nothing: a `cond` is a caller's mistake, said clearly."""
     if cond is not None:
-        raise ChainruleError(f"{what} is conditioned on nothing; got a cond argument ({type(cond).__name__})")
+        raise ChainruleError(
+            f"{what} is unconditional (conditioned on nothing); got a cond argument ({type(cond).__name__})"
+        )
 
 
 def completion_codes(
     given: torch.Tensor | None, mask: torch.Tensor | None, n: int, cards: Sequence[int], names: Sequence[str]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validated (codes, observed) for completion, both (n, num_variables) on the CPU: `mask` is
-    True where observed, shaped (num_variables,) or like `given`; unobserved entries of `given`
-    may hold anything (they are set to -1)."""
-    if given is None or mask is None:
-        raise ChainruleError("completion needs both `given` and `mask`")
-    if not isinstance(given, torch.Tensor):
-        raise ChainruleError(f"given must be a torch.Tensor of integer codes, got {type(given).__name__}")
-    nv = len(cards)
-    given = given.detach().cpu()
-    if given.dim() == 1:
-        given = given.unsqueeze(0)
-    obs = torch.as_tensor(mask).detach().cpu().bool()
-    if obs.dim() == 1 and obs.shape[0] == nv:
-        obs = obs.unsqueeze(0).expand(given.shape[0], nv)
-    if obs.shape != given.shape:
-        raise ChainruleError(f"mask has shape {tuple(obs.shape)}; expected ({nv},) or {tuple(given.shape)}")
-    if given.shape[0] != n:
-        raise ChainruleError(f"n={n} but `given` holds {given.shape[0]} examples")
-    fill = torch.full((), MISSING, dtype=given.dtype)
-    codes = check_codes(torch.where(obs, given, fill), cards, allow_missing=True, what="given", names=names)
-    return codes, obs.clone()
+    """Validated (codes, observed) for completion, both (n, num_variables) on the CPU, by the one
+    completion check (chainrule.validation.check_completion): `mask` is True where observed,
+    shaped (num_variables,) or like `given`; unobserved entries of `given` may hold anything, NaN
+    included (they come back as -1, missing)."""
+
+    def validate(values: torch.Tensor, what: str) -> None:
+        check_codes(values, cards, allow_missing=True, what=what, names=names)
+
+    if isinstance(given, torch.Tensor):
+        given = given.detach().cpu()
+        given = given.unsqueeze(0) if given.dim() == 1 else given
+    codes, obs = check_completion(given, mask, n, (len(cards),), validate)
+    fill = torch.full((), MISSING, dtype=torch.long)
+    return torch.where(obs, codes.long(), fill), obs.cpu().clone()
 
 
 def default_names(n: int, names: Sequence[str] | None = None) -> list[str]:

@@ -92,7 +92,13 @@ class MADE(MaskEnsembleModel):
 
     @classmethod
     def tiny_config(cls) -> dict:
-        return {"dim": 5, "hidden": [8], "num_masks": 2, "ordering": "random", "seed": 1}
+        return {
+            "dim": 5,
+            "hidden": [8],
+            "num_masks": 1,
+            "ordering": "random",
+            "seed": 1,
+        }  # one mask: its dependency is checked
 
     # -- density -----------------------------------------------------------------------------
     def _hidden(self, x: torch.Tensor) -> torch.Tensor:

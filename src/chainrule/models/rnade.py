@@ -73,7 +73,7 @@ class RNADE(MaskEnsembleModel):
 
     @classmethod
     def tiny_config(cls) -> dict:
-        return {"dim": 4, "hidden": 6, "components": 2, "num_orders": 2, "seed": 1}
+        return {"dim": 2, "hidden": 6, "components": 2, "num_orders": 2, "seed": 1}
 
     def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         p = self.perm
