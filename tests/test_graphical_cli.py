@@ -66,3 +66,24 @@ def test_errors_are_one_line(capsys, argv: list[str], message: str) -> None:
     rc, _, err = run(capsys, *argv)
     assert rc == 2
     assert err.startswith("chainrule: error: ") and message in err and err.count("\n") == 1
+
+
+def test_fit_then_kl_exact_next_to_monte_carlo_then_eval(capsys, tmp_path: Path) -> None:
+    """bn sample -> bn fit (structure kept) -> kl exact by variable elimination, and its Monte
+    Carlo estimate within a few standard errors -> eval of the learned network on held-out codes."""
+    data, learned = tmp_path / "asia.csv", tmp_path / "learned.bif"
+    assert run(capsys, "bn", "sample", ASIA, "-n", "500", "--codes", "--out", str(data))[0] == 0
+    rc, out, _ = run(capsys, "bn", "fit", str(data), "--structure", ASIA, "--out", str(learned))
+    assert rc == 0 and out["rows"] == 500
+    rc, exact, _ = run(capsys, "kl", ASIA, str(learned))
+    assert rc == 0 and exact["method"] == "variable-elimination" and exact["kl"] > 0
+    rc, mc, _ = run(capsys, "kl", ASIA, str(learned), "--monte-carlo", "-n", "20000")
+    assert rc == 0 and mc["method"] == "monte-carlo"
+    assert abs(mc["kl"] - exact["kl"]) < 4 * mc["stderr"]
+    rc, nll, _ = run(capsys, "eval", str(learned), "--data", f"csv:{data}", "--split", "test")
+    assert rc == 0 and nll["n"] == 50 and nll["nll_nats"] > 0
+
+
+def test_kl_refuses_models_over_different_events(capsys, tmp_path: Path) -> None:
+    rc, _, err = run(capsys, "kl", ASIA, str(Path(ASIA).with_name("sachs.bif.gz")))
+    assert rc != 0 and len(err.strip().splitlines()) == 1

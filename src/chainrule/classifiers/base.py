@@ -15,6 +15,8 @@ class Classifier:
     """Base: subclasses implement `predict_log_proba(x) -> (N, K)` (rows sum to 1 in probability)."""
 
     num_classes: int = 0
+    #: (H, W) or (H, W, C) of the images a classifier reads, or None for flat features
+    image_shape: tuple[int, ...] | None = None
 
     def predict_log_proba(self, x: torch.Tensor) -> torch.Tensor:
         """log p(y = c | x) for every class: (N, K), each row normalised."""

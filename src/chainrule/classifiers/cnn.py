@@ -195,7 +195,7 @@ def train_cnn_on(
     validation split; save it to `out_dir` (safetensors + JSON, logs in `out_dir/logs`) with its
     test accuracy. `arch` holds CNNClassifier options (channels, hidden, dropout, seed)."""
     name = getattr(dataset, "name", "?")
-    if not getattr(dataset, "image_shape", None) or getattr(dataset, "num_values", 0) < 2:
+    if not dataset.image_shape or getattr(dataset, "num_values", 0) < 2:
         raise ChainruleError(
             f"dataset {name!r} holds no images of discrete levels; the CNN classifies images"
         )

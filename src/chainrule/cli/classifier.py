@@ -60,10 +60,10 @@ def add_parser(sub) -> CommandParser:
 
 def _labelled_images(name: str):
     """A named image dataset with labels, or a clear error."""
-    from chainrule.data import SequenceDataset, load_dataset
+    from chainrule.data import load_dataset
 
     data = load_dataset(name)
-    if isinstance(data, SequenceDataset) or not data.image_shape:
+    if not data.image_shape:  # token streams declare none
         raise ChainruleError(f"dataset {name!r} holds no images")
     if not data.labels:
         raise ChainruleError(f"dataset {name!r} has no class labels")

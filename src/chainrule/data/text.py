@@ -49,6 +49,11 @@ class SequenceDataset:
     description: str = ""
 
     @property
+    def image_shape(self) -> None:
+        """Token streams are never images (declared, so callers need not check the class)."""
+        return None
+
+    @property
     def unit(self) -> str:
         return "char" if self.tokenizer is not None else "sample"
 

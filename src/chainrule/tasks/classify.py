@@ -82,7 +82,7 @@ def check_fits_data(model, data, where: str = "the model") -> None:
             " recipes/gated-pixelcnn-mnist-classes.yaml)"
         )
     shape = tuple(model.image_shape or ())
-    data_shape = tuple(getattr(data, "image_shape", None) or ())  # () for data that are not images
+    data_shape = tuple(data.image_shape or ())  # () for data that are not images
     data_values = getattr(data, "num_values", None)
     if not data_shape or shape != data_shape or model.num_values != data_values:
         what = f"{data_shape} images of {data_values} levels" if data_shape else "no images"

@@ -38,7 +38,7 @@ def check_compatible(
         ("the density model", model_shape, model.num_values),
         (
             "the classifier",
-            tuple(getattr(classifier, "image_shape", ())),
+            tuple(classifier.image_shape or ()),
             getattr(classifier, "num_values", 0),
         ),
     ):
@@ -118,7 +118,7 @@ def _check_settings(model, classifier, attacks, eps, defend_eps) -> tuple[list[f
     unknown = [a for a in attacks if a not in ATTACKS]
     if unknown or not attacks:
         raise ChainruleError(f"unknown attack(s) {unknown}; choose from {', '.join(ATTACKS)}")
-    clf_shape = tuple(getattr(classifier, "image_shape", None) or ())
+    clf_shape = tuple(classifier.image_shape or ())
     check_compatible(model, classifier, clf_shape, getattr(classifier, "num_values", 0), "the classifier")
     return eps, defend_eps
 
