@@ -9,8 +9,10 @@ import torch
 
 from chainrule.errors import ChainruleError
 from chainrule.models import MODEL_REGISTRY, build_model
+from chainrule.persistence import register_everything
 from chainrule.validation import check_completion, check_finite
 
+register_everything()  # the graphical models register when chainrule.graphical is imported
 #: every registered model that completes arbitrary masks (sequence models: prefixes, below)
 FAMILIES = sorted(n for n, c in MODEL_REGISTRY.items() if c.event_shape != (None,))
 SEQUENCES = sorted(n for n, c in MODEL_REGISTRY.items() if c.event_shape == (None,))
@@ -28,7 +30,8 @@ def given_and_mask(model, n: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     if model.value_type == "continuous":
         given = torch.randn(n, d, generator=g, dtype=torch.float64)
     else:
-        given = torch.randint(0, model.num_values, (n, d), generator=g).double()
+        cards = torch.tensor(model.values_per_dimension())  # tabular variables differ in size
+        given = (torch.rand(n, d, generator=g, dtype=torch.float64) * cards).floor()
     mask = torch.arange(d) % 2 == 0
     return given, mask
 

@@ -21,7 +21,7 @@ import torch
 from chainrule.errors import ChainruleError
 from chainrule.graphical.bayesian_network import BayesianNetwork
 from chainrule.graphical.bn_kl import bn_kl_divergence
-from chainrule.graphical.tabular import TabularModel, enumerate_states
+from chainrule.graphical.tabular import enumerate_states
 
 #: Largest number of configurations `all_configurations` will build.
 MAX_CONFIGURATIONS = 2**22
@@ -126,9 +126,7 @@ def _support(p: DiscreteModel) -> list[int] | None:
     """Cardinalities of p's variables when its support can be enumerated, else None."""
     if p.value_type == "continuous" or None in tuple(p.event_shape):
         return None
-    if isinstance(p, TabularModel):  # per-variable cardinalities (num_values is only the largest)
-        return list(p.cardinalities)
-    return [int(p.num_values)] * math.prod(p.event_shape)
+    return p.values_per_dimension()  # declared: a Bayesian network's variables differ in size
 
 
 @torch.no_grad()
