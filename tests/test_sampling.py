@@ -1,18 +1,21 @@
 """Sampling: fast == generic for the same seed, completion keeps observed values, and sample
 frequencies match exp(log_prob)."""
 
+# The contract suite (tests/contract) checks each family's tiny_config(); here: the other variants
+# (orders, ensembles), shared masks, the generic completion path, and exact completion.
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 from chainrule.errors import ChainruleError
-from tests.conftest import all_binary, small_models
+from tests.conftest import all_binary, beyond_contract, small_models
 
 MODELS = small_models(8)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", beyond_contract(MODELS))
 def test_fast_sampler_equals_generic_sampler(name: str) -> None:
     model = MODELS[name]
     a = model.sample(300, generator=torch.Generator().manual_seed(7), method="fast")
@@ -21,7 +24,7 @@ def test_fast_sampler_equals_generic_sampler(name: str) -> None:
     assert set(a.unique().tolist()) <= {0.0, 1.0}
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", beyond_contract(MODELS))
 @pytest.mark.parametrize("method", ["fast", "generic"])
 def test_completion_never_changes_observed_values(name: str, method: str) -> None:
     model = MODELS[name]
@@ -34,7 +37,7 @@ def test_completion_never_changes_observed_values(name: str, method: str) -> Non
     assert torch.equal(shared[:, mask[0]], given[:, mask[0]])
 
 
-@pytest.mark.parametrize("name", ["fvsbn-order", "nade", "made-2layers", "made-random-orders"])
+@pytest.mark.parametrize("name", ["fvsbn-order", "nade-order", "made-2layers", "made-random-orders"])
 def test_sample_frequencies_match_probabilities(name: str) -> None:
     """Chi-square-style check on 2^4 configurations (4-d model so every cell has mass)."""
     model = small_models(4)[name]
