@@ -69,7 +69,7 @@ def evaluate_nll(
             parts.append(model.log_prob(x[i : i + batch_size].to(device), **log_prob_kwargs).double().cpu())
     lp = torch.cat(parts)
     n = lp.numel()
-    dim = math.prod(model.event_shape)
+    dim = math.prod(x.shape[1:])  # values per example scored (a sequence model declares (None,))
     nll = float(-lp.mean())
     se = float(lp.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
     return NLLReport(nll, se, nll / math.log(2) / dim, n, dim)
