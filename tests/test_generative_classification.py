@@ -91,7 +91,7 @@ def test_bad_input_is_a_clear_error():
         check_fits_data(tiny(3, (8, 8)), digits, "here")
     with pytest.raises(ChainruleError, match="here holds a density model .* not class-conditional"):
         check_fits_data(plain, digits, "here")
-    table = SimpleNamespace(name="wine", num_values=0)  # no image_shape: a clear error, not AttributeError
+    table = SimpleNamespace(name="wine", num_values=0, image_shape=None)  # a table: declares no images
     with pytest.raises(ChainruleError, match="dataset 'wine' has no images"):
         check_fits_data(tiny(3, (8, 8)), table, "here")
 
