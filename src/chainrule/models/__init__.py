@@ -10,6 +10,7 @@ from chainrule.models.gated_pixelcnn import GatedPixelCNN
 from chainrule.models.gaussian import Gaussian
 from chainrule.models.image import ImageAutoregressiveModel
 from chainrule.models.made import MADE
+from chainrule.models.uniform_latent import UniformLatent
 from chainrule.models.mixture import GaussianMixtureModel
 from chainrule.models.nade import NADE
 from chainrule.models.pixelcnn import PixelCNN
@@ -41,6 +42,7 @@ __all__ = [
     "RNADE",
     "RowLSTM",
     "SequenceModel",
+    "UniformLatent",
     "VAE",
     "WaveNet",
     "build_model",
