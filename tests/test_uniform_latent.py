@@ -21,7 +21,9 @@ def joint_by_quadrature(model: UniformLatent, x: torch.Tensor, points: int = 200
     """log of the integral over z in [a, b] of Uniform(z; a, b) prod_j N(x_j; z, sigma^2)."""
     a, b, s = (float(v) for v in model.parameters_dict().values())
     z = torch.linspace(a, b, points, dtype=F64)
-    log_joint = (-0.5 * ((x[:, None, :] - z[None, :, None]) / s) ** 2 - math.log(s * math.sqrt(2 * math.pi))).sum(-1)
+    log_joint = (
+        -0.5 * ((x[:, None, :] - z[None, :, None]) / s) ** 2 - math.log(s * math.sqrt(2 * math.pi))
+    ).sum(-1)
     return torch.log(torch.trapezoid(log_joint.exp(), z, dim=1)) - math.log(b - a)
 
 
@@ -102,9 +104,10 @@ def test_fit_recovers_the_parameters() -> None:
     assert abs(fitted["sigma"] - 0.3) / 0.3 < 0.05
     # the MLE scores the data at least as well as the truth
     with torch.no_grad():
-        assert UniformLatent(1, **fitted).double().log_prob(x.double()).mean() >= truth.double().log_prob(
-            x.double()
-        ).mean() - 1e-9
+        assert (
+            UniformLatent(1, **fitted).double().log_prob(x.double()).mean()
+            >= truth.double().log_prob(x.double()).mean() - 1e-9
+        )
 
 
 def test_fit_in_several_dimensions() -> None:
@@ -136,7 +139,9 @@ def test_completion_draws_from_the_exact_posterior() -> None:
     expected = (torch.trapezoid(w * z, z) / torch.trapezoid(w, z)).item()
     n = 40_000
     given = torch.tensor([[2.5, float("nan")]], dtype=F64).expand(n, 2)
-    out = model.sample(n, given=given, mask=torch.tensor([True, False]), generator=torch.Generator().manual_seed(0))
+    out = model.sample(
+        n, given=given, mask=torch.tensor([True, False]), generator=torch.Generator().manual_seed(0)
+    )
     assert torch.all(out[:, 0] == 2.5)
     stderr = out[:, 1].std().item() / math.sqrt(n)
     assert abs(out[:, 1].mean().item() - expected) < 4 * stderr
@@ -159,7 +164,8 @@ def test_registered_with_capabilities() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"dim": 0}, {"low": 1.0, "high": 1.0}, {"low": 2.0, "high": 1.0}, {"sigma": 0.0}, {"sigma": math.inf}]
+    "kwargs",
+    [{"dim": 0}, {"low": 1.0, "high": 1.0}, {"low": 2.0, "high": 1.0}, {"sigma": 0.0}, {"sigma": math.inf}],
 )
 def test_bad_parameters_are_refused(kwargs) -> None:
     with pytest.raises(ChainruleError):

@@ -10,7 +10,6 @@ from chainrule.models.gated_pixelcnn import GatedPixelCNN
 from chainrule.models.gaussian import Gaussian
 from chainrule.models.image import ImageAutoregressiveModel
 from chainrule.models.made import MADE
-from chainrule.models.uniform_latent import UniformLatent
 from chainrule.models.mixture import GaussianMixtureModel
 from chainrule.models.nade import NADE
 from chainrule.models.pixelcnn import PixelCNN
@@ -19,6 +18,7 @@ from chainrule.models.rnade import RNADE
 from chainrule.models.row_lstm import RowLSTM
 from chainrule.models.sequence import SequenceModel
 from chainrule.models.transformer import CausalTransformer
+from chainrule.models.uniform_latent import UniformLatent
 from chainrule.models.vae import VAE
 from chainrule.models.wavenet import WaveNet
 

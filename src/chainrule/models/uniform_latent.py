@@ -181,4 +181,3 @@ class UniformLatent(Model):
             for p, v in zip((self.low, self.log_width, self.log_sigma), theta.detach()):
                 p.copy_(v)
         return self
-
