@@ -135,6 +135,40 @@ class Gaussian(Head):
         return params[..., 0]
 
 
+class Uniform(Head):
+    """Real values from Uniform(low, high): the last axis of params holds (low, high), high > low.
+    The density is 1 / (high - low) on [low, high] and 0 (log: -inf) outside; sampling turns one
+    uniform draw per value into low + (high - low) u. The continuous latent of the course's
+    Z ~ Uniform(a, b), X | Z ~ N(Z, sigma^2) (`models.uniform_latent`)."""
+
+    value_type = "continuous"
+    params_per_dim = 2
+    num_values = 0
+
+    @staticmethod
+    def split(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(low, high), each (...)."""
+        low, high = params.unbind(-1)
+        return low, high
+
+    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        low, high = self.split(params)
+        x = x.to(params.dtype)
+        inside = (x >= low) & (x <= high)
+        return torch.where(inside, -torch.log(high - low), torch.full_like(x, -math.inf))
+
+    def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        low, high = self.split(params)
+        return low + (high - low) * _uniform(low.shape, generator, params)
+
+    def validate(self, x: torch.Tensor, what: str = "x") -> None:
+        check_finite(x, what)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        low, high = self.split(params)
+        return 0.5 * (low + high)
+
+
 class GaussianMixture(Head):
     """Real values from a K-component mixture of 1-D Gaussians (RNADE's conditional).
 

@@ -18,6 +18,7 @@ from chainrule.models.rnade import RNADE
 from chainrule.models.row_lstm import RowLSTM
 from chainrule.models.sequence import SequenceModel
 from chainrule.models.transformer import CausalTransformer
+from chainrule.models.uniform_latent import UniformLatent
 from chainrule.models.vae import VAE
 from chainrule.models.wavenet import WaveNet
 
@@ -41,6 +42,7 @@ __all__ = [
     "RNADE",
     "RowLSTM",
     "SequenceModel",
+    "UniformLatent",
     "VAE",
     "WaveNet",
     "build_model",

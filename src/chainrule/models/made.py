@@ -4,6 +4,8 @@ An MLP whose weight masks come from integer *degrees*: input d has degree = its 
 the order (1..D); a hidden unit of degree m sees inputs of degree <= m; output d sees hidden
 units of degree < its input degree. Each of `num_masks` masks has its own hidden degrees
 (connectivity-agnostic) and, with `ordering="random"`, its own input order (order-agnostic).
+An explicit `order` (a permutation of 0..D-1, as NADE and FVSBN take) replaces the natural order:
+every mask uses it, or, with `ordering="random"`, the first mask does.
 Training cycles through the masks, one per minibatch. The ensemble density is the uniform
 mixture of the masks' densities, log p(x) = logmeanexp_m log p_m(x): averaged probabilities,
 which stay normalised, not averaged logits (the mixture logic lives in `models/ensemble.py`).
@@ -16,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from chainrule.errors import ChainruleError
+from chainrule.models.autoregressive import check_order
 from chainrule.models.base import register_model
 from chainrule.models.ensemble import MaskEnsembleModel
 from chainrule.nn import MaskedLinear
@@ -23,7 +26,9 @@ from chainrule.nn import MaskedLinear
 
 @register_model("made")
 class MADE(MaskEnsembleModel):
-    """Masked MLP with ReLU hidden layers `hidden` (a list) and a Bernoulli/Categorical head."""
+    """Masked MLP with ReLU hidden layers `hidden` (a list) and a Bernoulli/Categorical head;
+    `order` (default: natural) is the order of the chain rule, e.g. `order=[1, 2, 0]` for the
+    factorisation p(x_1) p(x_2 | x_1) p(x_0 | x_1, x_2)."""
 
     def __init__(
         self,
@@ -34,8 +39,10 @@ class MADE(MaskEnsembleModel):
         num_values: int = 2,
         seed: int = 0,
         image_shape: list[int] | None = None,
+        order: list[int] | None = None,
     ):
         super().__init__(dim, num_values, image_shape)
+        order = None if order is None else check_order(order, dim)  # a plain list in config.json
         self.remember_config(locals())
         hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         if not hidden or min(hidden) < 1:
@@ -54,12 +61,11 @@ class MADE(MaskEnsembleModel):
         # degrees of every mask: inputs (M, D) and each hidden layer (M, H_l); persistent.
         g = torch.Generator().manual_seed(seed)
         in_deg, hid_deg = [], [[] for _ in hidden]
+        first = torch.arange(dim) if order is None else torch.tensor(order)
         for m in range(self.num_masks):
-            order = (
-                torch.arange(dim) if (ordering == "natural" or m == 0) else torch.randperm(dim, generator=g)
-            )
+            perm = first if (ordering == "natural" or m == 0) else torch.randperm(dim, generator=g)
             deg = torch.empty(dim, dtype=torch.long)
-            deg[order] = torch.arange(1, dim + 1)
+            deg[perm] = torch.arange(1, dim + 1)
             in_deg.append(deg)
             low = 1
             for li, h in enumerate(hidden):
