@@ -20,7 +20,7 @@ from typing import Any
 
 import lightning as L
 from lightning.fabric.utilities.imports import _IS_INTERACTIVE
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.strategies import DDPStrategy, Strategy
 
@@ -124,7 +124,8 @@ def make_trainer(
     or "mlflow" (`LOGGERS`); `options` are further `lightning.Trainer` arguments (precision,
     gradient clipping, batch limits...)."""
     quiet_lightning()
-    bar = progress_callback(progress)
+    given = any(isinstance(c, ProgressBar) for c in callbacks)  # a caller's own progress display wins
+    bar = None if given else progress_callback(progress)
     return L.Trainer(
         accelerator=accelerator,
         devices=devices,
@@ -136,7 +137,7 @@ def make_trainer(
         max_time={"minutes": max_minutes} if max_minutes else None,
         logger=make_loggers(logger, out, log_version),
         callbacks=[*callbacks, bar] if bar is not None else callbacks,
-        enable_progress_bar=bar is not None,
+        enable_progress_bar=given or bar is not None,
         enable_model_summary=False,
         default_root_dir=out,
         **options,
