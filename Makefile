@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: install demo test lint format bench clean docs docs-serve docs-test
+.PHONY: install demo test lint format bench clean docs docs-serve docs-test wheel-check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ format: install
 
 test: lint
 	$(PY) -m pytest -q
+
+# a clean install: build the wheel, install it (torch pinned first) in an empty venv, run
+# `chainrule --help`, the demo and a moved model folder from outside the repository (a few minutes)
+wheel-check: install
+	CHAINRULE_WHEEL_TEST=1 $(PY) -m pytest -q -m slow tests/test_wheel.py
 
 bench: install
 	$(VENV)/bin/chainrule bench
