@@ -53,7 +53,7 @@ def gunzip_bounded(data: bytes, source: str, limit: int | None = None) -> bytes:
                         " CHAINRULE_MAX_DECOMPRESSED_BYTES if the file is genuine)"
                     )
     except (OSError, EOFError, zlib.error) as e:
-        raise ChainruleError(f"{source}: not a readable gzip file ({e})") from None
+        raise ChainruleError(f"cannot read {source}: not a readable gzip file ({e})") from None
     return out.getvalue()
 
 
