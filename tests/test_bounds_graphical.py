@@ -113,7 +113,9 @@ def test_cpd_size_limit_names_the_node() -> None:
     decl = "".join(f"variable p{i} {{ type discrete [ 2 ] {{ a, b }}; }}\n" for i in range(24))
     text = f"network n {{}}\n{decl}variable x {{ type discrete [ 2 ] {{ a, b }}; }}\n"
     text += f"probability ( x | {parents} ) {{ default 0.5, 0.5; }}\n"
-    with pytest.raises(ChainruleError, match=r"line \d+: the CPD of 'x' \(24 parents\) would hold 33,554,432"):
+    with pytest.raises(
+        ChainruleError, match=r"line \d+: the CPD of 'x' \(24 parents\) would hold 33,554,432"
+    ):
         parse_bif(text)
 
 
