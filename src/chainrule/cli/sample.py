@@ -129,13 +129,13 @@ def cmd_sample(args) -> dict:
         raise ChainruleError(
             "this model has no image_shape, so it cannot draw a grid; use --out FILE.csv or FILE.npy"
         )
-    path = check_output(args.out, args.force, args.model_dir)
     kwargs, ncols = _sample_kwargs(model, args)
     if kind == "png" and args.n > MAX_GRID:
         raise ChainruleError(
             f"a PNG grid shows at most {MAX_GRID} samples, asked for {args.n:,};"
             " write them to --out FILE.npy or FILE.csv instead"
         )
+    path = check_output(args.out, args.force, args.model_dir)
     t = time.time()
     chunks = _chunks(model, args, kwargs)
     if kind != "png":
