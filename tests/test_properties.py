@@ -217,7 +217,7 @@ def test_cli_answers_or_fails_in_one_line(saved_model, tmp_path_factory, command
     bif = str(Path(__file__).parent / "data" / "bif" / "asia.bif.gz")
     out_png = str(tmp_path_factory.getbasetemp() / "prop.png")
     argv = {
-        "sample": ["sample", str(saved_model), "-n", a, "--seed", b, "--out", out_png],
+        "sample": ["sample", str(saved_model), "-n", a, "--seed", b, "--out", out_png, "--force"],
         "eval": ["eval", str(saved_model), "--data", a, "--batch-size", b],
         "bn-query": ["bn", "query", bif, "--target", a, "--evidence", b],
         "bn-sample": ["bn", "sample", bif, "-n", a, "--out", str(tmp_path_factory.getbasetemp() / "s.csv")],

@@ -1,4 +1,10 @@
-"""`chainrule sample MODEL_DIR`: draw samples into a PNG grid or a CSV file."""
+"""`chainrule sample MODEL_DIR`: draw samples into a PNG grid, a CSV file or a .npy array.
+
+Samples are drawn and written in batches of SAMPLE_CHUNK, so memory does not grow with -n (CSV
+and .npy only: a PNG grid is refused above MAX_GRID samples). The output is checked first
+(cli/outputs.py: never inside a model folder, an existing file only with --force) and written
+through a temporary file renamed into place at the end.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +14,25 @@ import time
 from chainrule.cli.common import CommandParser, at_least
 from chainrule.errors import ChainruleError
 
+SAMPLE_CHUNK = 10_000  # samples drawn and written at a time
+MAX_GRID = 1024  # the most samples a PNG grid shows
+
 
 def add_parser(sub) -> CommandParser:
     s = sub.add_parser(
         "sample",
-        help="draw samples from a saved model into a PNG grid or a CSV file",
+        help="draw samples from a saved model into a PNG grid, a CSV file or a .npy array",
         description="Draw samples. OUT ending in .csv gets one row per sample (integer codes, or"
         " real values for continuous models; with the training file's header when there is one);"
-        " anything else gets a PNG grid of images.",
+        " .npy gets an array (N, D) (uint8 codes for up to 256 values, int64 above, float32 for"
+        f" continuous models); anything else gets a PNG grid of images (at most {MAX_GRID})."
+        f" Any -n streams in batches of {SAMPLE_CHUNK:,}, so memory stays flat.",
     )
     s.add_argument("model_dir")
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default="samples.png", help="PNG or .csv path (default samples.png)")
+    s.add_argument("--out", default="samples.png", help="PNG, .csv or .npy path (default samples.png)")
+    s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     s.add_argument(
         "--method", default="fast", choices=["fast", "generic"], help="sampler of autoregressive models"
     )
@@ -54,29 +66,83 @@ def _sample_kwargs(model, args) -> tuple[dict, int | None]:
     return kwargs, None
 
 
-def cmd_sample(args) -> dict:
+def _chunks(model, args, kwargs: dict):
+    """The samples in batches of SAMPLE_CHUNK (one generator throughout: -n at most one batch
+    draws exactly what one call would)."""
     import torch
 
-    from chainrule.data.csv_file import write_csv_codes
-    from chainrule.persistence import load, read_config
+    g = torch.Generator().manual_seed(args.seed)
+    cond = kwargs.pop("cond", None)
+    for a in range(0, args.n, SAMPLE_CHUNK):
+        b = min(args.n, a + SAMPLE_CHUNK)
+        extra = {} if cond is None else {"cond": cond[a:b]}
+        yield model.sample(b - a, generator=g, **kwargs, **extra)
+
+
+def _npy_dtype(model, x):
+    import numpy as np
+    import torch
+
+    if model.value_type == "continuous":
+        return np.float64 if x.dtype == torch.float64 else np.float32
+    return np.uint8 if model.num_values is not None and model.num_values <= 256 else np.int64
+
+
+def _write_stream(path, chunks, model, args, kind: str) -> None:
+    """Write every chunk to `path` as it is drawn (.csv rows, or .npy data after its header)."""
+    import numpy as np
+
+    from chainrule.cli.outputs import replacing
+    from chainrule.data.csv_file import csv_header, csv_rows
+    from chainrule.persistence import read_config
+
+    real = model.value_type == "continuous"
+    with replacing(path) as f:
+        for i, x in enumerate(chunks):
+            x = x.detach().cpu().reshape(x.shape[0], -1)
+            if kind == "csv":
+                if i == 0:
+                    columns = read_config(args.model_dir).get("training", {}).get("columns")
+                    f.write(csv_header(x.shape[1], columns))
+                f.write(csv_rows(x, real))
+                continue
+            dtype = _npy_dtype(model, x)
+            if i == 0:
+                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False}
+                np.lib.format.write_array_header_1_0(f, {**header, "shape": (args.n, x.shape[1])})
+            arr = x.numpy() if real else x.round().long().numpy()
+            f.write(np.ascontiguousarray(arr, dtype=dtype).tobytes())
+
+
+def cmd_sample(args) -> dict:
+    from chainrule.cli.outputs import check_output
+    from chainrule.persistence import load
     from chainrule.report import image_grid
 
     model = load(args.model_dir)
     at_least(args.n, 1, "-n")
     if model.conditioned_on == "prefix":
         raise ChainruleError(f"{args.model_dir} is a sequence model: use `chainrule generate`")
-    to_csv = args.out.lower().endswith(".csv")
-    if model.image_shape is None and not to_csv:
-        raise ChainruleError("this model has no image_shape, so it cannot draw a grid; use --out FILE.csv")
-    g = torch.Generator().manual_seed(args.seed)
+    suffix = args.out.lower().rsplit(".", 1)[-1] if "." in args.out else ""
+    kind = suffix if suffix in ("csv", "npy") else "png"
+    if model.image_shape is None and kind == "png":
+        raise ChainruleError(
+            "this model has no image_shape, so it cannot draw a grid; use --out FILE.csv or FILE.npy"
+        )
     kwargs, ncols = _sample_kwargs(model, args)
+    if kind == "png" and args.n > MAX_GRID:
+        raise ChainruleError(
+            f"a PNG grid shows at most {MAX_GRID} samples, asked for {args.n:,};"
+            " write them to --out FILE.npy or FILE.csv instead"
+        )
+    path = check_output(args.out, args.force, args.model_dir)
     t = time.time()
-    x = model.sample(args.n, generator=g, **kwargs)
+    chunks = _chunks(model, args, kwargs)
+    if kind != "png":
+        _write_stream(path, chunks, model, args, kind)
+        return {"out": args.out, "n": args.n, "seconds": round(time.time() - t, 3)}
+    x = next(chunks)
     secs = time.time() - t
-    if to_csv:
-        columns = read_config(args.model_dir).get("training", {}).get("columns")
-        write_csv_codes(args.out, x, columns, real=model.value_type == "continuous")
-        return {"out": args.out, "n": args.n, "seconds": round(secs, 3)}
     image_grid(
         x,
         model.image_shape,

@@ -115,6 +115,19 @@ def csv_dataset(path: str | os.PathLike) -> Dataset:
     )
 
 
+def csv_rows(x: torch.Tensor, real: bool = False) -> bytes:
+    """Rows of integer codes (N, D) - or, with `real`, real values at full precision - as CSV
+    lines (no header): what `write_csv_codes` writes, one chunk at a time for streaming."""
+    x = x.detach().cpu().reshape(x.shape[0], -1)
+    rows = [[repr(v) for v in r] for r in x.double().tolist()] if real else x.round().long().tolist()
+    return "".join(",".join(map(str, r)) + "\n" for r in rows).encode()
+
+
+def csv_header(dim: int, columns: list[str] | None = None) -> bytes:
+    """The header line: `columns`, or x0, x1, ... for `dim` columns."""
+    return (",".join(columns or [f"x{i}" for i in range(dim)]) + "\n").encode()
+
+
 def write_csv_codes(
     path: str | os.PathLike, x: torch.Tensor, columns: list[str] | None = None, real: bool = False
 ) -> Path:
@@ -123,8 +136,5 @@ def write_csv_codes(
     from chainrule.persistence import atomic_write_bytes
 
     x = x.detach().cpu().reshape(x.shape[0], -1)
-    rows = [[repr(v) for v in r] for r in x.double().tolist()] if real else x.round().long().tolist()
-    names = columns or [f"x{i}" for i in range(x.shape[1])]
-    lines = [",".join(names)] + [",".join(map(str, r)) for r in rows]
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+    atomic_write_bytes(path, csv_header(x.shape[1], columns) + csv_rows(x, real))
     return Path(path)

@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from chainrule.errors import ChainruleError
@@ -26,6 +27,7 @@ from chainrule.graphical.bn_tables import (
     ROW_TOLERANCE,
     VariableSpec,
     check_cpd,
+    check_table_size,
     default_table,
     parse_variables,
     seeded,
@@ -36,6 +38,8 @@ from chainrule.graphical.parameters import bayesian_network_parameters, paramete
 from chainrule.graphical.tabular import TabularModel, counts, normalised_cdf, refuse_cond, smoothed
 from chainrule.graphical.variable_elimination import Plan, Structure, log_evidence
 from chainrule.models.base import register_model
+
+BATCH_CELLS = 1 << 24  # log_prob with missing values: rows x step cells held at once
 
 __all__ = ["REPLAN_COST", "ROW_TOLERANCE", "BayesianNetwork"]
 
@@ -117,6 +121,9 @@ class BayesianNetwork(QueryMixin, SamplingMixin, TabularModel):
         self._order = topological_order(parents, self.names)
         self._parents: list[tuple[int, ...]] = [tuple(ps) for ps in parents]
         self._scopes: list[tuple[int, ...]] = [(*ps, i) for i, ps in enumerate(self._parents)]
+        for i, ps in enumerate(self._parents):
+            cards = [self.cardinalities[j] for j in (*ps, i)]
+            check_table_size(self.names[i], [self.names[p] for p in ps], cards)
         self._ancestors = ancestor_masks(self._parents, self._order)
         self._structure = Structure(self._scopes, self.cardinalities)
         self._plans: dict[tuple, Plan] = {}
@@ -271,7 +278,14 @@ class BayesianNetwork(QueryMixin, SamplingMixin, TabularModel):
         if not observed:
             return torch.zeros(batch, dtype=torch.float64).numpy()
         plan = self._plan((), observed, likelihood=True)
-        return log_evidence(self._np, plan, values, batch)
+        step = max(1, BATCH_CELLS // plan.max_factor_size(self.cardinalities))
+        if batch <= step:
+            return log_evidence(self._np, plan, values, batch)
+        parts = []
+        for a in range(0, batch, step):  # bounded memory: every step carries a batch axis
+            chunk = {j: v[a : a + step] for j, v in values.items()}
+            parts.append(log_evidence(self._np, plan, chunk, len(next(iter(chunk.values())))))
+        return np.concatenate(parts)
 
     def _log_prob_complete(self, x: torch.Tensor) -> torch.Tensor:
         lp = torch.zeros(x.shape[0], dtype=torch.float64)

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from chainrule.errors import ChainruleError
+from chainrule.graphical.bn_tables import max_table_cells
+from chainrule.graphical.plan_records import check_step_size
 from chainrule.graphical.variable_elimination import Plan, build_plan, max_product, sum_product
 
 PLAN_CACHE_SIZE = 4096
@@ -81,6 +83,7 @@ class QueryMixin:
                 alternative = build_plan(*args, drop_separated=not likelihood, order="min-fill")
                 if alternative.cost < plan.cost:
                     plan = alternative
+            check_step_size(plan, self.cardinalities)
             if len(self._plans) >= PLAN_CACHE_SIZE:
                 self._plans.clear()
             self._plans[key] = plan
@@ -118,6 +121,12 @@ class QueryMixin:
             both = [self.names[i] for i in t if i in ev]
             if both:
                 raise ChainruleError(f"variable(s) {both} are both targets and evidence")
+        size = math.prod(self.cardinalities[i] for i in t)
+        if size > max_table_cells():
+            raise ChainruleError(
+                f"the joint table of {len(t)} target variables would hold {size:,} cells, over the"
+                f" limit of {max_table_cells():,}: ask for fewer targets (or set CHAINRULE_MAX_TABLE_CELLS)"
+            )
         plan = self._plan(t, tuple(sorted(ev)))
         joint = sum_product(self._np, plan, ev)
         z = joint.sum()
@@ -146,6 +155,7 @@ class QueryMixin:
                 fuse=False,
                 order="global" if mode == "auto" else mode,
             )
+            check_step_size(plan, self.cardinalities)
             self._plans[key] = plan
         assignment, logp = max_product(self._np, plan, ev)
         if logp == -math.inf:

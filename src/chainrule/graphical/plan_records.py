@@ -3,6 +3,8 @@ cost model that decides step fusion (see plan.py)."""
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -13,6 +15,9 @@ MAX_LABELS = 52  # numpy's einsum takes at most 52 distinct sub-script labels pe
 CALL_COST = 2500.0  # ns per einsum call (measured, numpy 2, one thread)
 CELL_COST = 3.5  # ns per cell of the joint loop per operand
 MAX_FUSED_CELLS = 1 << 16
+MAX_OPERANDS = 16  # operands of one einsum call (numpy's limit is 64 arguments in all)
+PAIR_CANDIDATES = 24  # the pairwise search considers pairs among this many smallest operands
+MAX_STEP_CELLS = 10**8  # cells of one step's loop (its largest intermediate), see check_step_size
 
 
 class Factor(NamedTuple):
@@ -64,6 +69,34 @@ class Plan:
                 n *= cards[self.variables[r]]
             size = max(size, n)
         return size
+
+
+def max_step_cells() -> int:
+    """The limit on one elimination step: MAX_STEP_CELLS, or CHAINRULE_MAX_STEP_CELLS."""
+    env = os.environ.get("CHAINRULE_MAX_STEP_CELLS")
+    if not env:
+        return MAX_STEP_CELLS
+    try:
+        return int(env)
+    except ValueError:
+        raise ChainruleError(f"CHAINRULE_MAX_STEP_CELLS must be an integer, got {env!r}") from None
+
+
+def check_step_size(plan: Plan, cards: Sequence[int]) -> None:
+    """Refuse a plan whose largest step would loop over more cells than `max_step_cells()`,
+    naming the induced width (variables of that step, less one) and its size."""
+    limit = max_step_cells()
+    worst, width = 1, 0
+    for s in plan.steps:
+        scope = set(s.out_vars).union(*s.in_vars)
+        n = math.prod(cards[plan.variables[r]] for r in scope)
+        if n > worst:
+            worst, width = n, len(scope) - 1
+    if worst > limit:
+        raise ChainruleError(
+            f"variable elimination for this query has induced width {width}: one step would hold"
+            f" {worst:,} cells, over the limit of {limit:,} (set CHAINRULE_MAX_STEP_CELLS to raise it)"
+        )
 
 
 def check_labels(count: int) -> None:

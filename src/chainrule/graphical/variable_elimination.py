@@ -66,14 +66,15 @@ def max_product(
     its joint probability with the evidence.
 
     The plan must have no targets and no fused steps. Each step multiplies its factors over the
-    union scope, then takes max and argmax over its variable; the argmax tables are read back in
+    union scope, then takes max and argmax over its variable (if it has one: a large bucket's
+    pairwise products have none); the argmax tables are read back in
     reverse order.
     """
     slots = _reduce(tables, plan, evidence)
     back: list[tuple[int, tuple[int, ...], np.ndarray]] = []
     with np.errstate(divide="ignore"):
         for step in plan.steps:
-            if len(step.summed) != 1:
+            if len(step.summed) > 1:
                 raise ChainruleError("max-product needs a plan with one variable a step (fuse=False)")
             args: list = []
             for slot, sub in step.operands:
@@ -81,6 +82,9 @@ def max_product(
                 args.append(sub)
             args.append(step.out_sub + step.sum_sub)
             prod = _einsum(*args)
+            if not step.summed:  # a pairwise product within a large bucket: nothing maximised yet
+                slots.append(prod)
+                continue
             back.append((step.summed[0], step.out_vars, prod.argmax(axis=-1)))
             slots.append(prod.max(axis=-1))
         logp = 0.0

@@ -25,6 +25,7 @@ so the cached and uncached generators consume the same random stream.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -199,8 +200,39 @@ class SequenceModel(Model):
     ) -> torch.Tensor:
         """Prompt ids (P,) or (B, P) (None or empty: start from nothing) followed by `n_new`
         sampled ids. `cache=False` is the reference: a full pass over the sequence per token."""
-        if not isinstance(n_new, int) or n_new < 0:
+        pieces = self.generate_stream(
+            prompt,
+            n_new,
+            batch=batch,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            generator=generator,
+            cache=cache,
+        )
+        return torch.cat(list(pieces), 1)
+
+    def generate_stream(
+        self,
+        prompt: torch.Tensor | None,
+        n_new: int,
+        *,
+        batch: int = 1,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        cache: bool = True,
+        chunk: int = 1000,
+    ) -> Iterator[torch.Tensor]:
+        """`generate` in pieces: the prompt ids (B, P) first, then the new ids in (B, <= chunk)
+        pieces as they are drawn (the same tokens as `generate` for the same generator), so a
+        caller can write them out while generation goes on. The ids are kept in one buffer
+        allocated up front (8 bytes per token and row: `n_new` is limited by the caller)."""
+        if isinstance(n_new, bool) or not isinstance(n_new, int) or n_new < 0:
             raise ChainruleError(f"the number of new tokens must be an integer >= 0, got {n_new!r}")
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise ChainruleError(f"chunk must be an integer >= 1, got {chunk!r}")
         if temperature < 0:
             raise ChainruleError(f"temperature must be >= 0, got {temperature}")
         if top_k is not None and top_k < 1:
@@ -213,21 +245,29 @@ class SequenceModel(Model):
             prompt = self.tokens(prompt, "prompt")
         if prompt.shape[0] == 1 and batch > 1:
             prompt = prompt.expand(batch, -1)
+        yield prompt
+        if n_new == 0:
+            return
         was_training = self.training
         self.eval()
         try:
-            seq = torch.cat([self.bos_column(prompt.shape[0]), prompt], 1)
-            if n_new == 0:
-                return seq[:, 1:]
-            logits, state = self.prefill(seq)
-            for i in range(n_new):
-                nxt = sample_next(logits, generator, temperature, top_k, top_p)
-                seq = torch.cat([seq, nxt[:, None]], 1)
-                if i + 1 < n_new:
+            start = prompt.shape[1] + 1
+            buf = torch.empty(prompt.shape[0], start + n_new, dtype=torch.long, device=prompt.device)
+            buf[:, :start] = torch.cat([self.bos_column(prompt.shape[0]), prompt], 1)
+            logits, state = self.prefill(buf[:, :start])
+            done = start
+            for t in range(start, start + n_new):
+                buf[:, t] = sample_next(logits, generator, temperature, top_k, top_p)
+                if t + 1 - done >= chunk:
+                    yield buf[:, done : t + 1].clone()
+                    done = t + 1
+                if t + 1 < start + n_new:
+                    seq = buf[:, : t + 1]
                     logits, state = self.step(seq, state) if cache else self.prefill(seq)
+            if done < start + n_new:
+                yield buf[:, done:].clone()
         finally:
             self.train(was_training)
-        return seq[:, 1:]
 
     def sample(
         self,

@@ -18,6 +18,7 @@ import math
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from chainrule.devices import draw, model_device
 from chainrule.distributions import Bernoulli, Categorical, Head
@@ -171,12 +172,31 @@ class VAE(Model):
 
     def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """log p(x, z_i) - log q(z_i|x) for k draws z_i ~ q(z|x): shape (B, k)."""
+        p = next(self.parameters())
+        eps = draw(
+            torch.randn, (k, x.shape[0], self.latent), generator=generator, device=p.device, dtype=p.dtype
+        )
+        return self._log_weights_at(x, eps)
+
+    def _log_weights_at(self, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """`log_weights` for given standard normal draws eps (k, B, latent)."""
         mu, log_sigma = self.encode(x)
-        eps = draw(torch.randn, (k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + torch.exp(log_sigma) * eps  # (k, B, latent)
+        z = mu + torch.exp(log_sigma) * eps.to(mu.dtype)  # (k, B, latent)
         log_q = gaussian_log_density(z, mu, log_sigma).sum(-1)
         log_prior = (-0.5 * (z**2 + LOG_2PI)).sum(-1)
         return (self.log_likelihood(self.decoder_params(z), x) + log_prior - log_q).T
+
+    def _chunk_log_weights(self, x: torch.Tensor, k: int, generator) -> torch.Tensor:
+        """`log_weights` of one chunk. With gradients on, the chunk is checkpointed: only its
+        inputs are kept for the backward pass (which recomputes the rest from the same draws),
+        so memory stays bounded by the chunk, not by the batch, in every grad mode."""
+        if not torch.is_grad_enabled():
+            return self.log_weights(x, k, generator)
+        p = next(self.parameters())
+        eps = draw(
+            torch.randn, (k, x.shape[0], self.latent), generator=generator, device=p.device, dtype=p.dtype
+        )
+        return checkpoint(self._log_weights_at, x, eps, use_reentrant=False)
 
     def _importance(self, x, k: int, generator, chunk: int, with_se: bool):
         """The estimate (float64) and, `with_se`, its standard error, from prepared x, decoding at
@@ -186,7 +206,7 @@ class VAE(Model):
         est, se = [], []
         step = max(1, chunk // k)
         for i in range(0, x.shape[0], step):
-            lw = self.log_weights(x[i : i + step], k, generator).double()
+            lw = self._chunk_log_weights(x[i : i + step], k, generator).double()
             lse = torch.logsumexp(lw, dim=1)
             est.append(lse - math.log(k))
             if with_se:
