@@ -18,7 +18,10 @@ from functools import lru_cache
 
 from chainrule.errors import ChainruleError
 
-HEURISTICS = ("min-fill", "min-degree")
+HEURISTICS = ("min-fill", "weighted-min-fill", "min-degree")
+#: "best": the cheaper (total cells of the elimination cliques) of min-fill and weighted min-fill;
+#: weighted min-fill wins on networks whose cardinalities differ widely (munin, pathfinder)
+BEST_OF = ("min-fill", "weighted-min-fill")
 
 
 def bits(mask: int) -> list[int]:
@@ -77,6 +80,23 @@ def elimination_order(
                 m ^= low
                 fill += (nb & ~adj[low.bit_length() - 1] & ~low).bit_count()
             return (fill, nb.bit_count(), v)
+    elif heuristic == "weighted-min-fill":
+        card = list(cards)
+
+        def score(v: int) -> tuple[int, int, int]:
+            nb = adj[v]
+            fill = 0
+            m = nb
+            while m:
+                low = m & -m
+                m ^= low
+                u = low.bit_length() - 1
+                new = nb & ~adj[u] & ~low
+                while new:
+                    w = new & -new
+                    new ^= w
+                    fill += card[u] * card[w.bit_length() - 1]
+            return (fill, cells(nb | 1 << v, classes), v)
     else:
 
         def score(v: int) -> tuple[int, int, int]:
@@ -101,3 +121,22 @@ def elimination_order(
             if u in scores:
                 scores[u] = score(u)
     return order
+
+
+def order_cost(adjacency: Mapping[int, int], order: Sequence[int], cards: Sequence[int]) -> int:
+    """Total cells of the cliques that eliminating `order` creates (the work of the order)."""
+    adj = {v: m & ~(1 << v) for v, m in adjacency.items()}
+    classes = card_classes(tuple(cards))
+    total = 0
+    for v in order:
+        nb = adj.pop(v)
+        total += cells(nb | 1 << v, classes)
+        for a in bits(nb):
+            adj[a] = (adj[a] | nb) & ~(1 << v) & ~(1 << a)
+    return total
+
+
+def best_elimination_order(adjacency: Mapping[int, int], eliminate: int, cards: Sequence[int]) -> list[int]:
+    """The cheaper (by `order_cost`) of the min-fill and weighted-min-fill orders."""
+    orders = [elimination_order(adjacency, eliminate, cards, h) for h in BEST_OF]
+    return min(orders, key=lambda o: order_cost(adjacency, o, cards))

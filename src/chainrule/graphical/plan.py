@@ -19,7 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
-from chainrule.graphical.elimination_order import bits, card_classes, cells, elimination_order
+from chainrule.graphical.elimination_order import (
+    best_elimination_order,
+    bits,
+    card_classes,
+    cells,
+    elimination_order,
+)
 from chainrule.graphical.plan_records import MAX_LABELS, Factor, Plan
 from chainrule.graphical.plan_steps import Eliminator, emit_steps
 
@@ -48,13 +54,14 @@ def _rank_scopes(scopes: Sequence[tuple[int, ...]], rank: Sequence[int]) -> tupl
 
 class Structure:
     """What plans need to know about a network, computed once: each node's table scope
-    (parents..., node), the cardinalities, and a global min-fill order on the moral graph.
+    (parents..., node), the cardinalities, and a global elimination order on the moral graph (the
+    cheaper of min-fill and weighted min-fill, see `best_elimination_order`).
 
     Variables are relabelled by their position ("rank") in the global order, and every table's
     scope is kept as a rank tuple and a rank bit mask.
     """
 
-    def __init__(self, scopes: Sequence[tuple[int, ...]], cards: Sequence[int], heuristic: str = "min-fill"):
+    def __init__(self, scopes: Sequence[tuple[int, ...]], cards: Sequence[int], heuristic: str = "best"):
         self.scopes = [tuple(s) for s in scopes]
         self.cards = list(cards)
         n = len(self.cards)
@@ -65,7 +72,10 @@ class Structure:
                 m |= 1 << v
             for v in scope:
                 adjacency[v] |= m
-        self.order = elimination_order(adjacency, (1 << n) - 1, self.cards, heuristic)
+        if heuristic == "best":
+            self.order = best_elimination_order(adjacency, (1 << n) - 1, self.cards)
+        else:
+            self.order = elimination_order(adjacency, (1 << n) - 1, self.cards, heuristic)
         self.rank = [0] * n
         for r, v in enumerate(self.order):
             self.rank[v] = r
