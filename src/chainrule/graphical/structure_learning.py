@@ -51,6 +51,8 @@ def learn_structure(
     max_indegree: int | None = None,
     tabu_length: int = 100,
     patience: int = 10,
+    restarts: int = 10,
+    seed: int = 0,
     start: Iterable[tuple[str, str]] | None = None,
     root: str | None = None,
     alpha: float = 1.0,
@@ -65,7 +67,8 @@ def learn_structure(
         method: "hill-climb" (score-based search) or "chow-liu" (the best tree, exactly).
         score: "bic", "bdeu" (with `equivalent_sample_size`), "k2" or "ll" (hill climbing only).
         max_indegree: most parents a node may get (None: no limit).
-        tabu_length, patience: see `structure_search.hill_climb`.
+        tabu_length, patience, restarts, seed: see `structure_search.hill_climb` (here tabu
+            search with 10 random restarts by default; patience=0, restarts=0: plain hill climbing).
         start: (parent, child) edges the search starts from (default: the empty graph).
         root: the Chow–Liu tree's root (default: the first variable).
         alpha: pseudo-counts of the CPDs fitted to the learned graph (0 = maximum likelihood).
@@ -87,6 +90,8 @@ def learn_structure(
             max_indegree=max_indegree,
             tabu_length=tabu_length,
             patience=patience,
+            restarts=restarts,
+            seed=seed,
         )
         edges = result.edges()
     states = [(v, empty.state_names[v]) for v in names]

@@ -16,6 +16,7 @@ order (parent-major over the column order), so the result is deterministic.
 
 from __future__ import annotations
 
+import random
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -128,27 +129,16 @@ def _start(scores: FamilyScores, start: Sequence[Sequence[int]] | None, cap: int
     return parents
 
 
-def hill_climb(
+def _climb(
     scores: FamilyScores,
-    *,
-    start: Sequence[Sequence[int]] | None = None,
-    max_indegree: int | None = None,
-    tabu_length: int = 100,
-    patience: int = 10,
-    epsilon: float = 1e-4,
-    max_steps: int = 1_000_000,
-) -> SearchResult:
-    """Greedy best-move search from `start` (each node's parent indices; default the empty graph).
-
-    Stops when no move gains at least `epsilon` nats — with patience > 0, only once `patience`
-    moves in a row have not raised the best score seen by `epsilon` — or after `max_steps` moves;
-    returns the best-scoring graph seen.
-    """
-    if max_indegree is not None and max_indegree < 0:
-        raise ChainruleError(f"max_indegree must be >= 0, got {max_indegree}")
-    if tabu_length < 0 or patience < 0:
-        raise ChainruleError("tabu_length and patience must be >= 0")
-    parents = _start(scores, start, max_indegree)
+    parents: list[set[int]],
+    max_indegree: int | None,
+    tabu_length: int,
+    patience: int,
+    epsilon: float,
+    max_steps: int,
+) -> tuple[float, list[tuple[int, ...]], int]:
+    """One tabu-guided climb from `parents` (changed in place): (best score, its parents, moves)."""
     current = scores.total(parents)
     best = (current, [tuple(sorted(ps)) for ps in parents])
     tabu: deque[Move] = deque()
@@ -172,4 +162,57 @@ def hill_climb(
             best, stale = (current, [tuple(sorted(ps)) for ps in parents]), 0
         else:
             stale += 1
-    return SearchResult(parents=best[1], score=best[0], steps=steps, families_scored=scores.evaluations)
+    return best[0], best[1], steps
+
+
+def _perturb(
+    parents: Sequence[tuple[int, ...]],
+    scores: FamilyScores,
+    max_indegree: int | None,
+    moves: int,
+    rng: random.Random,
+) -> list[set[int]]:
+    """`parents` after `moves` legal single-edge moves drawn at random (a restart's kick)."""
+    out = [set(ps) for ps in parents]
+    for _ in range(moves):
+        legal = [m for m, _ in legal_moves(out, scores, max_indegree)]
+        if legal:
+            _apply(out, rng.choice(legal))
+    return out
+
+
+def hill_climb(
+    scores: FamilyScores,
+    *,
+    start: Sequence[Sequence[int]] | None = None,
+    max_indegree: int | None = None,
+    tabu_length: int = 100,
+    patience: int = 10,
+    restarts: int = 0,
+    perturb: int = 5,
+    seed: int = 0,
+    epsilon: float = 1e-4,
+    max_steps: int = 1_000_000,
+) -> SearchResult:
+    """Greedy best-move search from `start` (each node's parent indices; default the empty graph).
+
+    A climb stops when no move gains at least `epsilon` nats — with patience > 0, only once
+    `patience` moves in a row have not raised the best score seen by `epsilon` — or after
+    `max_steps` moves. With `restarts` > 0 the search then kicks the best graph with `perturb`
+    random moves (drawn with `seed`) and climbs again, that many times (family scores stay cached,
+    so a restart costs little). Returns the best-scoring graph seen.
+    """
+    if max_indegree is not None and max_indegree < 0:
+        raise ChainruleError(f"max_indegree must be >= 0, got {max_indegree}")
+    if min(tabu_length, patience, restarts, perturb) < 0:
+        raise ChainruleError("tabu_length, patience, restarts and perturb must be >= 0")
+    settings = (max_indegree, tabu_length, patience, epsilon, max_steps)
+    score, parents, steps = _climb(scores, _start(scores, start, max_indegree), *settings)
+    rng = random.Random(seed)
+    for _ in range(restarts):
+        kicked = _perturb(parents, scores, max_indegree, perturb, rng)
+        s, p, k = _climb(scores, kicked, *settings)
+        steps += k + perturb
+        if s > score + epsilon:
+            score, parents = s, p
+    return SearchResult(parents=parents, score=score, steps=steps, families_scored=scores.evaluations)
