@@ -87,3 +87,26 @@ def test_fit_then_kl_exact_next_to_monte_carlo_then_eval(capsys, tmp_path: Path)
 def test_kl_refuses_models_over_different_events(capsys, tmp_path: Path) -> None:
     rc, _, err = run(capsys, "kl", ASIA, str(Path(ASIA).with_name("sachs.bif.gz")))
     assert rc != 0 and len(err.strip().splitlines()) == 1
+
+
+def test_fit_learn_hill_climb_and_chow_liu(capsys, tmp_path: Path) -> None:
+    """bn fit --learn: a graph learned from codes (states 0..k-1, or named by --states) written as
+    BIF, close to the true graph, and compared with it by exact KL."""
+    from chainrule.graphical import read_bif, structural_hamming_distance
+
+    data = tmp_path / "asia.csv"
+    assert run(capsys, "bn", "sample", ASIA, "-n", "5000", "--codes", "--out", str(data))[0] == 0
+    hc, cl = tmp_path / "hc.bif", tmp_path / "cl.bif"
+    rc, out, _ = run(capsys, "bn", "fit", str(data), "--learn", "--max-indegree", "2", "--out", str(hc))
+    assert rc == 0 and out["learn"] == "hill-climb" and out["score"] == "bic" and out["max_indegree"] == 2
+    learned = read_bif(hc)
+    assert learned.state_names["smoke"] == ["0", "1"]  # states from the data
+    assert structural_hamming_distance(read_bif(ASIA), learned) <= 3
+    argv = ["bn", "fit", str(data), "--learn", "chow-liu", "--states", ASIA, "--out", str(cl)]
+    rc, out, _ = run(capsys, *argv)
+    assert rc == 0 and out["learn"] == "chow-liu" and out["edges"] == 7
+    assert read_bif(cl).state_names["smoke"] == ["yes", "no"]
+    rc, kl, _ = run(capsys, "kl", ASIA, str(cl))
+    assert rc == 0 and kl["method"] == "variable-elimination" and 0 < kl["kl"] < 0.1
+    rc, _, err = run(capsys, "bn", "fit", str(data), "--out", str(cl))
+    assert rc == 2 and "--structure FILE" in err

@@ -33,13 +33,26 @@ def add_parser(sub) -> CommandParser:
     )
     bf = bsub.add_parser(
         "fit",
-        help="learn the CPDs of a BIF structure by counting in a CSV of codes; write a BIF",
-        description="Maximum-likelihood CPDs (with --alpha pseudo-counts) for the structure of a BIF"
-        " file, counted in a CSV of integer state codes whose header names the variables (what"
-        " `chainrule bn sample --codes` writes).",
+        help="fit a network to a CSV of codes (CPDs of a BIF structure, or --learn the graph); write a BIF",
+        description="Maximum-likelihood CPDs (with --alpha pseudo-counts) counted in a CSV of integer"
+        " state codes whose header names the variables (what `chainrule bn sample --codes` writes),"
+        " for the graph of a --structure BIF file, or for a graph learned from the data with --learn:"
+        " hill-climb (tabu search on --score) or chow-liu (the maximum-likelihood tree). With --learn,"
+        " state names come from --structure/--states when given, else states 0..k-1 from the data.",
     )
     bf.add_argument("data", help="CSV of integer codes, one column per variable (header row)")
-    bf.add_argument("--structure", required=True, help="BIF file whose graph is kept")
+    bf.add_argument("--structure", help="BIF file whose graph is kept (with --learn: only its states)")
+    bf.add_argument("--states", help="with --learn: BIF file giving the variables' state names")
+    bf.add_argument(
+        "--learn",
+        nargs="?",
+        const="hill-climb",
+        choices=["hill-climb", "chow-liu"],
+        help="learn the graph: hill-climb (the default) or chow-liu",
+    )
+    bf.add_argument("--score", default="bic", choices=["bic", "bdeu", "k2"], help="hill-climb score (bic)")
+    bf.add_argument("--ess", type=float, default=10.0, help="BDeu equivalent sample size (default 10)")
+    bf.add_argument("--max-indegree", type=int, help="most parents a node may get (default: no limit)")
     bf.add_argument("--alpha", type=float, default=1.0, help="pseudo-counts per cell (0 = plain MLE)")
     bf.add_argument("--out", required=True, help="BIF path to write (.bif or .bif.gz)")
     b.set_defaults(handler=cmd_bn)
@@ -121,7 +134,7 @@ def cmd_bn(args) -> dict:
 
 
 def _fit(args) -> dict:
-    """`bn fit`: the structure's CPDs re-estimated by counting; the network written as BIF."""
+    """`bn fit`: CPDs counted for a given structure, or for a learned one; written as BIF."""
     import torch
 
     from chainrule.data.csv_file import read_csv_codes
@@ -129,18 +142,49 @@ def _fit(args) -> dict:
 
     if args.alpha < 0:
         raise ChainruleError(f"--alpha must be >= 0, got {args.alpha}")
-    bn = read_bif(args.structure)
+    if not args.learn and not args.structure:
+        raise ChainruleError("bn fit needs --structure FILE (keep its graph) or --learn (learn one)")
+    if args.structure and args.states:
+        raise ChainruleError("give the state names once: --structure or --states, not both")
+    states_file = args.structure or args.states
+    reference = read_bif(states_file) if states_file else None
     codes, columns = read_csv_codes(args.data)
-    missing = sorted(set(bn.names) - set(columns))
-    if missing:
-        raise ChainruleError(f"{args.data} has no column for variable(s) {missing[:5]} of {args.structure}")
-    data = torch.as_tensor(codes)[:, [columns.index(v) for v in bn.names]]
+    data = torch.as_tensor(codes)
+    if reference is not None:
+        missing = sorted(set(reference.names) - set(columns))
+        if missing:
+            raise ChainruleError(f"{args.data} has no column for variable(s) {missing[:5]} of {states_file}")
+        data = data[:, [columns.index(v) for v in reference.names]]
     t = time.perf_counter()
-    bn.fit(data, alpha=args.alpha)
+    bn = _learn(args, data, columns, reference) if args.learn else reference.fit(data, alpha=args.alpha)
     write_bif(bn, args.out)
-    return {
-        "out": args.out,
-        "rows": len(data),
-        "alpha": args.alpha,
-        "seconds": round(time.perf_counter() - t, 3),
-    }
+    out = {"out": args.out, "rows": len(data), "alpha": args.alpha}
+    if args.learn:
+        out.update(learn=args.learn, edges=len(bn.edges), free_parameters=bn.num_parameters())
+        if args.learn == "hill-climb":
+            out.update(score=args.score, max_indegree=args.max_indegree)
+    return {**out, "seconds": round(time.perf_counter() - t, 3)}
+
+
+def _learn(args, data, columns: list[str], reference):  # noqa: ANN001, ANN202 - torch/BN imported lazily
+    """The network whose graph `--learn` finds in `data` (columns in `reference`'s order if given)."""
+    from chainrule.graphical import learn_structure, states_from_data
+
+    if args.max_indegree is not None and args.max_indegree < 0:
+        raise ChainruleError(f"--max-indegree must be >= 0, got {args.max_indegree}")
+    if args.ess <= 0:
+        raise ChainruleError(f"--ess must be > 0, got {args.ess}")
+    if reference is None:
+        variables = states_from_data(data, columns)
+    else:
+        variables = [(v, reference.state_names[v]) for v in reference.names]
+    return learn_structure(
+        data,
+        variables,
+        method=args.learn,
+        score=args.score,
+        equivalent_sample_size=args.ess,
+        max_indegree=args.max_indegree,
+        alpha=args.alpha,
+        name="learned",
+    )

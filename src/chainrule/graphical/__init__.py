@@ -6,6 +6,7 @@ exact variable elimination.
 
 from chainrule.graphical.bayesian_network import BayesianNetwork
 from chainrule.graphical.bif import format_bif, parse_bif, read_bif, write_bif
+from chainrule.graphical.chow_liu import chow_liu_tree, maximum_spanning_tree, mutual_information
 from chainrule.graphical.full_joint import FullJointModel
 from chainrule.graphical.independent import IndependentModel
 from chainrule.graphical.markov_chain import MarkovChainModel
@@ -17,24 +18,46 @@ from chainrule.graphical.parameters import (
     parameter_table,
 )
 from chainrule.graphical.random_queries import random_queries
+from chainrule.graphical.structure_learning import (
+    edge_differences,
+    learn_structure,
+    network_score,
+    states_from_data,
+    structural_hamming_distance,
+)
+from chainrule.graphical.structure_scores import SCORES, FamilyScores, structure_score
+from chainrule.graphical.structure_search import SearchResult, hill_climb
 from chainrule.graphical.tabular import MISSING, TabularModel, enumerate_states
 
 __all__ = [
     "MISSING",
+    "SCORES",
     "BayesianNetwork",
+    "FamilyScores",
     "FullJointModel",
     "IndependentModel",
     "MarkovChainModel",
+    "SearchResult",
     "TabularModel",
+    "chow_liu_tree",
+    "edge_differences",
     "enumerate_states",
     "format_bif",
     "full_joint_parameters",
+    "hill_climb",
     "independent_parameters",
+    "learn_structure",
     "markov_chain_parameters",
+    "maximum_spanning_tree",
+    "mutual_information",
+    "network_score",
     "parameter_counts",
     "parameter_table",
     "parse_bif",
     "random_queries",
     "read_bif",
+    "states_from_data",
+    "structural_hamming_distance",
+    "structure_score",
     "write_bif",
 ]
