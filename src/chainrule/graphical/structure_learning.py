@@ -50,7 +50,7 @@ def learn_structure(
     equivalent_sample_size: float = 10.0,
     max_indegree: int | None = None,
     tabu_length: int = 100,
-    patience: int = 10,
+    patience: int = 30,
     restarts: int = 10,
     seed: int = 0,
     start: Iterable[tuple[str, str]] | None = None,
