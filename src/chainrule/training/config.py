@@ -72,7 +72,8 @@ class TrainConfig:
 
         need(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "a positive integer")
         need(is_int(self.max_epochs) and self.max_epochs >= 1, "max_epochs", "a positive integer")
-        need(is_num(self.lr) and self.lr > 0, "lr", "a finite number > 0")
+        # lr=0 is allowed: it freezes the weights (a run that only validates); negative never
+        need(is_num(self.lr) and self.lr >= 0, "lr", "a finite number >= 0")
         need(is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
         need(
             self.lr_schedule in ("constant", "cosine", "cosine-time"),
