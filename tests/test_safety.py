@@ -53,7 +53,7 @@ def recipe(tmp_path) -> Path:
         ("train.lr=abc", "train.lr must be a finite number"),
         ("train.lr=-0.1", "train.lr must be a finite number >= 0"),
         ("train.lr=.nan", "train.lr must be a finite number"),
-        ("train.batch_size=2.5", "train.batch_size must be an integer"),
+        ("train.batch_size=2.5", "train.batch_size must be a positive integer"),
         ("train.max_epochs=0", "train.max_epochs must be a positive integer"),
         ("train.max_minutes=-1", "train.max_minutes must be > 0"),
         ("train.ema_decay=1", "train.ema_decay must be a number in [0, 1)"),

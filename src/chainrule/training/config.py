@@ -51,18 +51,14 @@ class TrainConfig:
         return [f.name for f in fields(cls)]
 
     def check(self) -> TrainConfig:
-        """Refuse values that would fail later or silently (one message naming the key): first each
-        key's type from its annotation (a boolean is only true or false, an int never a float,
-        a float finite), then ranges, then what this machine can do (a GPU only where CUDA is)."""
+        """Refuse values that would fail later or silently (one message naming the key): the ranges
+        of the keys that have one, then every key's type from its annotation (a boolean is only
+        true or false, an int never a float, a float finite), then what this machine can do (a
+        GPU only where CUDA is)."""
 
         def need(ok: bool, key: str, what: str) -> None:
             if not ok:
                 raise ChainruleError(f"train.{key} must be {what}, got {getattr(self, key)!r}")
-
-        for f in fields(self):
-            typed = annotation_check(f.type)
-            if typed is not None:
-                need(any(t(getattr(self, f.name)) for t in typed[0]), f.name, typed[1])
 
         def is_int(v: Any) -> bool:
             return isinstance(v, int) and not isinstance(v, bool)
@@ -106,13 +102,21 @@ class TrainConfig:
         need(is_int(self.devices) and self.devices >= 1, "devices", "a positive integer")
         need(is_int(self.num_nodes) and self.num_nodes >= 1, "num_nodes", "a positive integer")
         need(self.accelerator in ("cpu", "gpu", "cuda", "auto"), "accelerator", "'cpu', 'gpu' or 'auto'")
-        need(self.strategy in STRATEGIES, "strategy", f"one of {list(STRATEGIES)}")
+        need(
+            isinstance(self.strategy, str) and self.strategy in STRATEGIES,
+            "strategy",
+            f"one of {list(STRATEGIES)}",
+        )
         check_perturb_rate(self.perturb_rate, "train.perturb_rate")
         need(
             is_num(self.ema_decay) and 0 <= self.ema_decay < 1,
             "ema_decay",
             "a number in [0, 1) (0: off; 0.999 averages over about the last 1,000 steps)",
         )
+        for f in fields(self):
+            typed = annotation_check(f.type)
+            if typed is not None:
+                need(any(t(getattr(self, f.name)) for t in typed[0]), f.name, typed[1])
         check_accelerator(self.accelerator, self.devices)
         return self
 
