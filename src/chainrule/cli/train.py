@@ -38,6 +38,7 @@ def add_parser(sub) -> CommandParser:
 def cmd_train(args) -> dict | None:
     from chainrule.recipes import build_from_recipe, load_recipe
     from chainrule.training import TrainConfig, fit
+    from chainrule.training.config import check_accelerator
     from chainrule.training.run_folder import claim_run_folder
 
     flags = {
@@ -51,9 +52,10 @@ def cmd_train(args) -> dict | None:
     overrides = [*args.overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
     recipe = load_recipe(args.recipe, overrides)
     out = Path(args.out or recipe.get("out") or f"runs/{Path(args.recipe).stem}")
-    devices = TrainConfig(**(recipe.get("train") or {})).check().devices
+    train = TrainConfig(**(recipe.get("train") or {})).check()
+    check_accelerator(train.accelerator, train.devices)
     # the folder is claimed (locked, checked) before the data are loaded or anything trains
-    with claim_run_folder(out, resume=args.resume, force=args.force, devices=devices):
+    with claim_run_folder(out, resume=args.resume, force=args.force, devices=train.devices):
         model, dataset, config = build_from_recipe(recipe)
         extra = {"recipe": recipe}
         if getattr(dataset, "sample_rate", None):

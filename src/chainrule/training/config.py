@@ -53,8 +53,8 @@ class TrainConfig:
     def check(self) -> TrainConfig:
         """Refuse values that would fail later or silently (one message naming the key): the ranges
         of the keys that have one, then every key's type from its annotation (a boolean is only
-        true or false, an int never a float, a float finite), then what this machine can do (a
-        GPU only where CUDA is)."""
+        true or false, an int never a float, a float finite), (What this machine can do is checked
+        where a run starts, by `check_accelerator`: a recipe for a GPU is valid anywhere.)"""
 
         def need(ok: bool, key: str, what: str) -> None:
             if not ok:
@@ -117,7 +117,6 @@ class TrainConfig:
             typed = annotation_check(f.type)
             if typed is not None:
                 need(any(t(getattr(self, f.name)) for t in typed[0]), f.name, typed[1])
-        check_accelerator(self.accelerator, self.devices)
         return self
 
 

@@ -31,7 +31,7 @@ from chainrule.models.base import Model
 from chainrule.persistence import atomic_write_json, load, save
 from chainrule.trainer import make_trainer, quiet_fit, seed_run
 from chainrule.training.callbacks import run_callbacks
-from chainrule.training.config import TrainConfig
+from chainrule.training.config import TrainConfig, check_accelerator
 from chainrule.training.module import MaximumLikelihood
 from chainrule.training.objectives import ArrayObjective, SequenceObjective
 from chainrule.training.run_folder import claim_run_folder, launch_rank
@@ -79,6 +79,7 @@ def fit(
     training keys: run_record) or `force` (which replaces it), and a second concurrent writer
     is refused by a lock file."""
     config = (config or TrainConfig()).check()
+    check_accelerator(config.accelerator, config.devices)
     out = Path(out_dir)
     with claim_run_folder(out, resume=resume, force=force, devices=config.devices):
         return _fit(model, dataset, config, out, resume, extra_metadata, callbacks, test, test_runs)
