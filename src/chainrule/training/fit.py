@@ -97,7 +97,7 @@ def _fit(
     test_runs: dict[str, dict[str, Any]] | None,
 ) -> FitResult:
     """`fit` inside its claimed run folder."""
-    last = _check_run_folder(out, resume)
+    last = _check_run_folder(out, resume, config.max_epochs)
     if launch_rank(config.devices) == 0:
         record = run_record(model, dataset, config)
         check_resume(out, record) if resume else write_run_record(out, record)
@@ -138,7 +138,7 @@ def _fit(
     return result
 
 
-def _check_run_folder(out: Path, resume: bool) -> Path:
+def _check_run_folder(out: Path, resume: bool, max_epochs: int) -> Path:
     """Refuse to resume without a checkpoint or to start over an existing run (`out` exists: the
     claim made it, or rank 0 did). Returns the path of last.ckpt."""
     out.mkdir(parents=True, exist_ok=True)
@@ -150,8 +150,13 @@ def _check_run_folder(out: Path, resume: bool) -> Path:
             f"{out} already holds a run (checkpoints/last.ckpt); pass --resume to continue it or"
             " choose another output folder"
         )
-    if resume:
-        read_checkpoint(last)  # a damaged checkpoint is refused before anything starts
+    if resume:  # a damaged checkpoint is refused before anything starts
+        done = read_checkpoint(last).get("epoch")
+        if isinstance(done, int) and done + 1 > max_epochs:
+            raise ChainruleError(
+                f"--resume: {last} ends epoch {done} of its run, past train.max_epochs={max_epochs};"
+                f" set train.max_epochs to {done + 2} or more to train further"
+            )
     return last
 
 

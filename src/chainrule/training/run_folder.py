@@ -245,8 +245,8 @@ def check_contents(out: Path, resume: bool, force: bool) -> None:
     if not force:
         raise ChainruleError(
             f"output folder {out} already holds {what} ({', '.join(entries[:4])}"
-            f"{', ...' if len(entries) > 4 else ''}); pass --resume to continue it, --force to replace it,"
-            " or choose another output folder"
+            f"{', ...' if len(entries) > 4 else ''}); pass --resume to continue it (train), --force to"
+            " replace it, or choose another output folder"
         )
     foreign = [e for e in entries if e not in RUN_ENTRIES]
     if foreign:
