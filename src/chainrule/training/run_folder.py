@@ -211,7 +211,7 @@ def acquire_lock(out: Path) -> Path:
             continue
         aside.unlink(missing_ok=True)
         who = f"pid {record['pid']} on {record['host']}" if record else "an unreadable lock"
-        warnings.warn(f"{out}: taking over a stale lock ({who} is no longer running)", stacklevel=3)
+        warnings.warn(f"{out}: taking over a stale lock ({who} is no longer running)", stacklevel=4)
     raise ChainruleError(_in_use_message(out, lock, _read(lock)))
 
 
