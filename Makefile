@@ -30,7 +30,7 @@ docs-test: install
 	$(PY) -m pytest -q -m docs
 
 demo: install
-	$(VENV)/bin/chainrule demo --out runs/demo
+	$(VENV)/bin/chainrule demo --out runs/demo --force
 
 lint: install
 	$(PY) -m ruff check src tests benchmarks examples scripts

@@ -15,6 +15,7 @@ import errno
 import hashlib
 import importlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -94,8 +95,21 @@ def fsync_folder(folder: str | os.PathLike) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, what: str = "file") -> None:
-    """Write `obj` as indented, key-sorted JSON, atomically (see `atomic_write_bytes`)."""
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), what)
+    """Write `obj` as indented, key-sorted JSON, atomically (see `atomic_write_bytes`). NaN and
+    infinities, which JSON cannot hold, are written as null: a file never shows them as numbers."""
+    text = json.dumps(finite_json(obj), indent=2, sort_keys=True, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode(), what)
+
+
+def finite_json(obj: Any) -> Any:
+    """`obj` with every non-finite float (in dicts, lists and tuples) replaced by None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
 
 
 def _kind(obj: Any) -> str:
@@ -145,9 +159,15 @@ def read_config(directory: str | os.PathLike, kind: str | None = "model") -> dic
     if not path.is_file():
         raise ChainruleError(f"{path} is missing: not a chainrule {what} directory")
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ChainruleError(f"{path} is corrupt (not valid JSON: {e})") from None
+    except RecursionError:
+        raise ChainruleError(f"{path} is corrupt (nested too deeply)") from None
+    except OSError as e:
+        raise ChainruleError(f"cannot read {path}: {e.strerror or e}") from None
+    if not isinstance(config, dict):
+        raise ChainruleError(f"{path} must hold a JSON object, got {type(config).__name__}")
     found = saved_kind(config)
     if kind == "classifier" and found == "model":
         raise ChainruleError(
@@ -160,11 +180,43 @@ def read_config(directory: str | os.PathLike, kind: str | None = "model") -> dic
         )
     if found is None or "args" not in config:
         raise ChainruleError(f"{path} lacks the '{what}' and 'args' entries")
+    check_config_types(config, found, path)
     register_everything()
     registry = MODEL_REGISTRY if found == "model" else CLASSIFIER_REGISTRY
     if config[found] not in registry:
         raise ChainruleError(f"{path} names unknown {found} {config[found]!r}; known: {sorted(registry)}")
     return config
+
+
+#: The type of each entry of config.json that `load` reads (others, such as "training", are
+#: metadata that loading does not use, except a classifier's "training", which must be an object).
+CONFIG_TYPES: dict[str, tuple[type, str]] = {
+    "model": (str, "a model name"),
+    "classifier": (str, "a classifier name"),
+    "args": (dict, "an object of constructor arguments"),
+    "weights_sha256": (str, "a sha256 hex digest"),
+    "format_version": (int, "an integer"),
+    "training": (dict, "an object"),
+}
+
+
+def check_config_types(config: dict[str, Any], kind: str, path: Path) -> None:
+    """Refuse a config.json whose entries have the wrong type, naming the entry."""
+    for key, (typ, what) in CONFIG_TYPES.items():
+        if key in config and (not isinstance(config[key], typ) or isinstance(config[key], bool)):
+            raise ChainruleError(f"{path}: '{key}' must be {what}, got {json.dumps(config[key])[:60]}")
+    version = config.get("format_version", FORMAT_VERSION)
+    if version > FORMAT_VERSION or version < 1:
+        raise ChainruleError(
+            f"{path}: format_version {version} is not one this chainrule reads (1..{FORMAT_VERSION});"
+            " upgrade chainrule"
+        )
+    sha = config.get("weights_sha256")
+    if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
+        raise ChainruleError(f"{path}: 'weights_sha256' must be 64 lowercase hex digits, got {sha[:70]!r}")
+    bad = [k for k in config["args"] if not k.isidentifier()]
+    if bad:
+        raise ChainruleError(f"{path}: 'args' has keys that are not argument names: {bad[:3]}")
 
 
 def saved_kind(config: Any) -> str | None:
@@ -185,22 +237,60 @@ def register_everything() -> None:
         importlib.import_module(package)
 
 
+def _build(config: dict[str, Any], found: str, directory: Path) -> Any:
+    """The model or classifier a checked config.json describes, with fresh weights."""
+    if found == "model":
+        return build_model(config["model"], **config["args"])
+    try:
+        obj = CLASSIFIER_REGISTRY[config["classifier"]](**config["args"])
+    except ChainruleError:
+        raise
+    except (TypeError, ValueError, OverflowError, RuntimeError, MemoryError) as e:
+        raise ChainruleError(
+            f"{directory / CONFIG}: bad classifier arguments ({str(e).splitlines()[0]})"
+        ) from None
+    obj.training_info = config.get("training", {})
+    return obj
+
+
 def load(directory: str | os.PathLike, kind: str | None = None) -> Any:
     """Rebuild what `save` wrote (a model, or a classifier, in eval mode), refusing missing, corrupt
     or mismatched files; `kind` ("model" or "classifier") refuses the other kind."""
     directory = Path(directory)
     config = read_config(directory, kind)
     found = saved_kind(config)
-    if found == "model":
-        obj = build_model(config["model"], **config["args"])
-    else:
-        try:
-            obj = CLASSIFIER_REGISTRY[config["classifier"]](**config["args"])
-        except TypeError as e:
-            raise ChainruleError(f"{directory / CONFIG}: bad classifier arguments ({e})") from None
-        obj.training_info = config.get("training", {})
-    _load_weights(_weights_module(obj, found), directory / WEIGHTS, config.get("weights_sha256"))
+    obj = _build(config, found, directory)
+    sha = config.get("weights_sha256")
+    if sha is None:
+        raise ChainruleError(
+            f"{directory / CONFIG} records no weights_sha256, so its weights cannot be checked for damage;"
+            f' if you trust {directory}, re-save it with: python -c "from chainrule.persistence import'
+            f" rehash; rehash('{directory}')\""
+        )
+    _load_weights(_weights_module(obj, found), directory / WEIGHTS, sha)
     return obj
+
+
+def rehash(directory: str | os.PathLike) -> str:
+    """Record the sha256 of `directory`'s weights in its config.json (for folders saved without
+    one). The weights must load (names and shapes match the config); nothing else changes.
+    Loading refuses a folder without the sha256 rather than warn, because a warning scrolls by
+    while damaged weights would load silently, and re-saving is one command, once. Returns the
+    digest."""
+    directory = Path(directory)
+    config = read_config(directory, kind=None)
+    found = saved_kind(config)
+    obj = _build(config, found, directory)
+    data = (directory / WEIGHTS).read_bytes() if (directory / WEIGHTS).is_file() else b""
+    digest = hashlib.sha256(data).hexdigest()
+    _load_weights(_weights_module(obj, found), directory / WEIGHTS, digest)
+    if config.get("weights_sha256") not in (None, digest):
+        raise ChainruleError(
+            f"{directory / WEIGHTS} does not match the weights_sha256 in its config.json: the weights"
+            " changed since they were saved; rehash only folders without one"
+        )
+    atomic_write_json(directory / CONFIG, {**config, "weights_sha256": digest}, what="model config")
+    return digest
 
 
 def _load_weights(module: nn.Module, path: Path, expected_sha: str | None) -> None:

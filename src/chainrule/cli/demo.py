@@ -5,17 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from chainrule.cli.common import CommandParser
+from chainrule.errors import ChainruleError
 
 
 def add_parser(sub) -> CommandParser:
     d = sub.add_parser("demo", help="train a small NADE on the embedded 8x8 digits; write samples")
     d.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     d.add_argument("--epochs", type=int, default=60)
+    d.add_argument("--force", action="store_true", help="replace the demo run already in OUT (deletes it)")
     d.set_defaults(handler=cmd_demo)
     return d
 
 
 def cmd_demo(args) -> dict:
+    from chainrule.training.run_folder import claim_run_folder
+
+    out = Path(args.out)
+    if args.epochs < 1:
+        raise ChainruleError(f"--epochs must be at least 1, got {args.epochs}")
+    with claim_run_folder(out, force=args.force):  # an existing run is never overwritten silently
+        return run_demo(out, args.epochs)
+
+
+def run_demo(out: Path, epochs: int) -> dict:
+    """Train, evaluate and sample the demo's NADE into `out` (claimed by the caller)."""
     import torch
 
     from chainrule.data import load_dataset
@@ -25,13 +38,9 @@ def cmd_demo(args) -> dict:
     from chainrule.report import image_grid
     from chainrule.training import TrainConfig, fit
 
-    out = Path(args.out)
     data = load_dataset("digits")
     model = NADE(data.dim, hidden=64, image_shape=list(data.image_shape))
-    cfg = TrainConfig(batch_size=32, max_epochs=args.epochs, lr=3e-3, patience=10, seed=0)
-    import shutil
-
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    cfg = TrainConfig(batch_size=32, max_epochs=epochs, lr=3e-3, patience=10, seed=0)
     res = fit(model, data, cfg, out)
     rep = evaluate_nll(model, data.test)
     g = torch.Generator().manual_seed(0)

@@ -18,7 +18,10 @@ def add_parser(sub) -> CommandParser:
     t.add_argument("recipe", help="recipe YAML (see recipes/)")
     t.add_argument("overrides", nargs="*", default=[], help="section.key=value overrides")
     t.add_argument("--out", help="output folder (default: the recipe's `out`, else runs/<recipe>)")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
+    t.add_argument(
+        "--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt (same recipe and data)"
+    )
+    t.add_argument("--force", action="store_true", help="replace the run already in OUT (deletes it)")
     t.add_argument("--no-test", action="store_true", help="skip the test-set evaluation at the end")
     t.add_argument(
         "--data", help="dataset instead of the recipe's: a name, csv:PATH, mmap:PATH, text:PATH or wav:PATH"
@@ -34,7 +37,9 @@ def add_parser(sub) -> CommandParser:
 
 def cmd_train(args) -> dict | None:
     from chainrule.recipes import build_from_recipe, load_recipe
-    from chainrule.training import fit
+    from chainrule.training import TrainConfig, fit
+    from chainrule.training.config import check_accelerator
+    from chainrule.training.run_folder import claim_run_folder
 
     flags = {
         "data.name": args.data,
@@ -47,18 +52,22 @@ def cmd_train(args) -> dict | None:
     overrides = [*args.overrides, *(f"{k}={v}" for k, v in flags.items() if v is not None)]
     recipe = load_recipe(args.recipe, overrides)
     out = Path(args.out or recipe.get("out") or f"runs/{Path(args.recipe).stem}")
-    model, dataset, config = build_from_recipe(recipe)
-    extra = {"recipe": recipe}
-    if getattr(dataset, "sample_rate", None):
-        extra["sample_rate"] = dataset.sample_rate
-    result = fit(
-        model,
-        dataset,
-        config,
-        out,
-        resume=args.resume,
-        extra_metadata=extra,
-        test=not args.no_test,
-        test_runs=recipe.get("evaluate"),
-    )
+    train = TrainConfig(**(recipe.get("train") or {})).check()
+    check_accelerator(train.accelerator, train.devices)
+    # the folder is claimed (locked, checked) before the data are loaded or anything trains
+    with claim_run_folder(out, resume=args.resume, force=args.force, devices=train.devices):
+        model, dataset, config = build_from_recipe(recipe)
+        extra = {"recipe": recipe}
+        if getattr(dataset, "sample_rate", None):
+            extra["sample_rate"] = dataset.sample_rate
+        result = fit(
+            model,
+            dataset,
+            config,
+            out,
+            resume=args.resume,
+            extra_metadata=extra,
+            test=not args.no_test,
+            test_runs=recipe.get("evaluate"),
+        )
     return result.metrics if result.is_main else None  # rank 0 of a distributed run reports

@@ -6,8 +6,11 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+import torch
+
 from chainrule.data.perturb import check_perturb_rate
 from chainrule.errors import ChainruleError
+from chainrule.models.arguments import annotation_check
 from chainrule.trainer import STRATEGIES, check_logger
 
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
@@ -49,7 +52,10 @@ class TrainConfig:
         return [f.name for f in fields(cls)]
 
     def check(self) -> TrainConfig:
-        """Refuse values that would fail later or silently (one message naming the key)."""
+        """Refuse values that would fail later or silently (one message naming the key): the ranges
+        of the keys that have one, then every key's type from its annotation (a boolean is only
+        true or false, an int never a float, a float finite), (What this machine can do is checked
+        where a run starts, by `check_accelerator`: a recipe for a GPU is valid anywhere.)"""
 
         def need(ok: bool, key: str, what: str) -> None:
             if not ok:
@@ -63,6 +69,7 @@ class TrainConfig:
 
         need(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "a positive integer")
         need(is_int(self.max_epochs) and self.max_epochs >= 1, "max_epochs", "a positive integer")
+        # lr=0 is allowed: it freezes the weights (a run that only validates); negative never
         need(is_num(self.lr) and self.lr >= 0, "lr", "a finite number >= 0")
         need(is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
         need(
@@ -75,9 +82,10 @@ class TrainConfig:
             "lr_schedule",
             "'cosine-time' only with train.max_minutes, its budget",
         )
+        need(is_int(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", "an integer >= 0")
         need(self.grad_clip is None or is_num(self.grad_clip) and self.grad_clip > 0, "grad_clip", "> 0")
         need(is_int(self.patience) and self.patience >= 0, "patience", "an integer >= 0")
-        need(is_int(self.seed) and 0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32)")
+        need(is_int(self.seed) and 0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32) (NumPy's range)")
         need(self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}")
         need(
             self.max_minutes is None or is_num(self.max_minutes) and self.max_minutes > 0,
@@ -95,7 +103,11 @@ class TrainConfig:
         need(is_int(self.devices) and self.devices >= 1, "devices", "a positive integer")
         need(is_int(self.num_nodes) and self.num_nodes >= 1, "num_nodes", "a positive integer")
         need(self.accelerator in ("cpu", "gpu", "cuda", "auto"), "accelerator", "'cpu', 'gpu' or 'auto'")
-        need(self.strategy in STRATEGIES, "strategy", f"one of {list(STRATEGIES)}")
+        need(
+            isinstance(self.strategy, str) and self.strategy in STRATEGIES,
+            "strategy",
+            f"one of {list(STRATEGIES)}",
+        )
         check_perturb_rate(self.perturb_rate, "train.perturb_rate")
         need(
             is_num(self.ema_decay) and 0 <= self.ema_decay < 1,
@@ -103,4 +115,25 @@ class TrainConfig:
             "a number in [0, 1) (0: off; 0.999 averages over about the last 1,000 steps)",
         )
         check_logger(self.logger)
+        for f in fields(self):
+            typed = annotation_check(f.type)
+            if typed is not None:
+                need(any(t(getattr(self, f.name)) for t in typed[0]), f.name, typed[1])
         return self
+
+
+def check_accelerator(accelerator: str, devices: int) -> None:
+    """Refuse a GPU run where torch sees no (or too few) CUDA devices, before Lightning does so
+    with a bare exception."""
+    if accelerator not in ("gpu", "cuda"):
+        return
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if available == 0:
+        raise ChainruleError(
+            f"train.accelerator={accelerator}: no CUDA GPU is available on this machine (torch"
+            f" {torch.__version__}); use train.accelerator=cpu or auto"
+        )
+    if devices > available:
+        raise ChainruleError(
+            f"train.devices={devices} GPUs asked for, but this machine has {available}; lower train.devices"
+        )

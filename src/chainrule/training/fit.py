@@ -31,9 +31,11 @@ from chainrule.models.base import Model
 from chainrule.persistence import atomic_write_json, load, save
 from chainrule.trainer import make_trainer, quiet_fit, seed_run
 from chainrule.training.callbacks import run_callbacks
-from chainrule.training.config import TrainConfig
+from chainrule.training.config import TrainConfig, check_accelerator
 from chainrule.training.module import MaximumLikelihood
 from chainrule.training.objectives import ArrayObjective, SequenceObjective
+from chainrule.training.run_folder import claim_run_folder, launch_rank
+from chainrule.training.run_record import check_resume, run_record, write_run_record
 from chainrule.training.sequence_data import sequence_loaders
 
 
@@ -63,16 +65,42 @@ def fit(
     callbacks: list[Callback] | None = None,
     test: bool = False,
     test_runs: dict[str, dict[str, Any]] | None = None,
+    force: bool = False,
 ) -> FitResult:
     """Train `model` on `dataset` by maximum likelihood; write checkpoints, logs, curves, the best
     model (`out_dir/model`) and its metrics.json. With `resume=True`, continue from
     `out_dir/checkpoints/last.ckpt`. `callbacks` are extra Lightning callbacks. With `test=True`,
     also evaluate the best model on the test split (where it trained: the GPU when training used
     one) and record it in metrics.json under "test", plus one entry per item of `test_runs`
-    (name -> log_prob options, a recipe's `evaluate` section), as `chainrule train` does."""
+    (name -> log_prob options, a recipe's `evaluate` section), as `chainrule train` does.
+
+    The run folder is claimed first (chainrule.training.run_folder): an existing run there is
+    refused unless `resume` (which must continue the same model, data and checkpoint-shaping
+    training keys: run_record) or `force` (which replaces it), and a second concurrent writer
+    is refused by a lock file."""
     config = (config or TrainConfig()).check()
+    check_accelerator(config.accelerator, config.devices)
     out = Path(out_dir)
-    last = _check_run_folder(out, resume)
+    with claim_run_folder(out, resume=resume, force=force, devices=config.devices):
+        return _fit(model, dataset, config, out, resume, extra_metadata, callbacks, test, test_runs)
+
+
+def _fit(
+    model: Model,
+    dataset: Dataset | SequenceDataset,
+    config: TrainConfig,
+    out: Path,
+    resume: bool,
+    extra_metadata: dict[str, Any] | None,
+    callbacks: list[Callback] | None,
+    test: bool,
+    test_runs: dict[str, dict[str, Any]] | None,
+) -> FitResult:
+    """`fit` inside its claimed run folder."""
+    last = _check_run_folder(out, resume, config.max_epochs)
+    if launch_rank(config.devices) == 0:
+        record = run_record(model, dataset, config)
+        check_resume(out, record) if resume else write_run_record(out, record)
     _prepare(model, dataset, config, resume)
     module, loaders = _module_and_loaders(model, dataset, config, last)
     streams = None if "datamodule" in loaders else (loaders["train_dataloaders"], loaders["val_dataloaders"])
@@ -90,6 +118,7 @@ def fit(
         num_nodes=config.num_nodes,
         strategy=config.strategy,
         log_version=f"part{len(list((out / 'logs').glob('part*')))}",
+        logger=config.logger,
         precision=config.precision,
         gradient_clip_val=config.grad_clip,
         limit_train_batches=config.limit_train_batches,
@@ -110,9 +139,9 @@ def fit(
     return result
 
 
-def _check_run_folder(out: Path, resume: bool) -> Path:
-    """Create `out`; refuse to resume without a checkpoint or to start over an existing run.
-    Returns the path of last.ckpt."""
+def _check_run_folder(out: Path, resume: bool, max_epochs: int) -> Path:
+    """Refuse to resume without a checkpoint or to start over an existing run (`out` exists: the
+    claim made it, or rank 0 did). Returns the path of last.ckpt."""
     out.mkdir(parents=True, exist_ok=True)
     last = out / "checkpoints" / "last.ckpt"
     if resume and not last.is_file():
@@ -122,8 +151,13 @@ def _check_run_folder(out: Path, resume: bool) -> Path:
             f"{out} already holds a run (checkpoints/last.ckpt); pass --resume to continue it or"
             " choose another output folder"
         )
-    if resume:
-        read_checkpoint(last)  # a damaged checkpoint is refused before anything starts
+    if resume:  # a damaged checkpoint is refused before anything starts
+        done = read_checkpoint(last).get("epoch")
+        if isinstance(done, int) and done + 1 > max_epochs:
+            raise ChainruleError(
+                f"--resume: {last} ends epoch {done} of its run, past train.max_epochs={max_epochs};"
+                f" set train.max_epochs to {done + 2} or more to train further"
+            )
     return last
 
 
@@ -213,7 +247,7 @@ def _write_metrics(
     metrics: dict[str, Any] = {
         "model": model.registry_name,
         "dataset": dataset.name,
-        "best_val_nll": result.best_val_nll,
+        "best_val_nll": result.best_val_nll if math.isfinite(result.best_val_nll) else None,
         "epochs": result.epochs,
         "train_seconds": round(result.train_seconds, 1),
         "num_parameters": model.num_parameters(),
@@ -224,8 +258,23 @@ def _write_metrics(
             metrics.update(held_out_metrics(model, dataset, test_runs))
         finally:
             model.cpu()
-    atomic_write_json(result.model_dir / "metrics.json", metrics)
+    atomic_write_json(result.model_dir / "metrics.json", metrics)  # non-finite values: null
+    bad = non_finite_keys(metrics)
+    if bad:
+        raise ChainruleError(
+            f"the run ended but {', '.join(bad[:4])} is not a finite number (metrics.json records null);"
+            f" the model is saved in {result.model_dir}: check the data and the model before using it"
+        )
     return metrics
+
+
+def non_finite_keys(d: Any, prefix: str = "") -> list[str]:
+    """The dotted keys of `d` whose values are NaN or infinite floats."""
+    if isinstance(d, dict):
+        return [k for key, v in d.items() for k in non_finite_keys(v, f"{prefix}{key}.")]
+    if isinstance(d, float) and not math.isfinite(d):
+        return [prefix.rstrip(".")]
+    return []
 
 
 def evaluation_device(accelerator: str) -> str:
