@@ -5,7 +5,9 @@ kl, classifier, defend). `main` is the console entry point (`chainrule = "chainr
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 
 from chainrule.cli import (
     bench,
@@ -23,7 +25,7 @@ from chainrule.cli import (
     train,
 )
 from chainrule.cli.common import CommandParser, ExamplesFormatter, parse_int_list
-from chainrule.errors import ChainruleError
+from chainrule.errors import ChainruleError, debugging
 
 __all__ = ["main", "build_parser", "ExamplesFormatter", "parse_int_list"]
 
@@ -51,7 +53,17 @@ EPILOG = """examples:
   chainrule classifier train --data fashion-mnist --out runs/cnn-fashion
   chainrule classifier eval runs/gated-pixelcnn-mnist-classes/model --data binarized-mnist  # Bayes rule
   chainrule defend runs/gated-pixelcnn-fashion/model --classifier runs/cnn-fashion --data fashion-mnist
+
+exit codes:
+  0    success (the result is one JSON line on stdout)
+  2    a usage error or a chainrule error: bad input, recipe, data or model folder (one line on stderr)
+  3    an internal error, i.e. a bug: one line naming the command and the exception; run again with
+       --debug (or CHAINRULE_DEBUG=1) for the traceback, and please report it
+  130  interrupted (Ctrl-C)
 """
+
+#: Exit codes (documented in the epilog and docs/reference/cli.md).
+EXIT_OK, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 #: The command modules, in the order `chainrule --help` lists them; each has `add_parser(sub)`.
 COMMANDS = (
@@ -80,6 +92,12 @@ def build_parser() -> CommandParser:
         epilog=EPILOG,
         formatter_class=ExamplesFormatter,
     )
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an internal error, and Lightning's info messages"
+        " (also: environment variable CHAINRULE_DEBUG=1); goes before the command",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)
@@ -87,21 +105,42 @@ def build_parser() -> CommandParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; print its result as one JSON line. Exit 2 on a ChainruleError (the message
-    on stderr, no traceback), 130 on Ctrl-C."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
-        return 0
+    """Run one command; print its result as one JSON line. This is the one error boundary: a
+    ChainruleError prints its message on one line (exit 2, as argparse's usage errors), any other
+    exception one line naming the command and the exception (exit 3; the traceback with `--debug`
+    or CHAINRULE_DEBUG=1), Ctrl-C one line (exit 130)."""
+    command = "chainrule"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.debug:
+            os.environ["CHAINRULE_DEBUG"] = "1"  # also read by the trainer, and by DDP's child processes
+        if not args.command:
+            parser.print_help()
+            return EXIT_OK
+        command = f"chainrule {args.command}"
         result = args.handler(args)
+        if result is not None:
+            print(json.dumps(result))
+        return EXIT_OK
     except ChainruleError as e:
         print(f"chainrule: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
-        print("chainrule: interrupted", file=sys.stderr)
-        return 130
-    if result is not None:
-        print(json.dumps(result))
-    return 0
+        print(f"{command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # the boundary: anything else is a bug, reported in one line
+        return internal_error(command, e)
+
+
+def internal_error(command: str, error: BaseException) -> int:
+    """Report an unexpected exception: the traceback only when debugging, then one line."""
+    if debugging():
+        traceback.print_exc(file=sys.stderr)
+    lines = str(error).strip().splitlines()
+    first = lines[0] if lines else ""
+    first = first if len(first) <= 300 else first[:300] + "..."
+    what = type(error).__name__ + (f": {first}" if first else "")
+    hint = "" if debugging() else "; run again with --debug (or CHAINRULE_DEBUG=1) for the traceback"
+    print(f"{command}: internal error: {what}{hint}; please report it", file=sys.stderr)
+    return EXIT_INTERNAL

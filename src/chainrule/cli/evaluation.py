@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
+
 from chainrule.cli.common import SPLITS, CommandParser, load_model_or_bif
 from chainrule.errors import ChainruleError
 
@@ -24,7 +27,10 @@ def add_parser(sub) -> CommandParser:
         "-n", "--limit", type=int, default=None, help="score only the first N examples (tokens of a stream)"
     )
     e.add_argument(
-        "--progress", action="store_true", help="a progress bar over the batches (on a terminal, to stderr)"
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar over the batches, on stderr (default: only when stderr is a terminal)",
     )
     e.add_argument("--masks", type=int, default=None, help="MADE: number of masks in the ensemble")
     e.add_argument(
@@ -56,7 +62,7 @@ def cmd_eval(args) -> dict:
         batch_size=args.batch_size,
         k=args.k,
         generator=generator,
-        progress=args.progress,
+        progress=sys.stderr.isatty() if args.progress is None else args.progress,
         **options,
     )
     return {"model_dir": args.model_dir, **report}

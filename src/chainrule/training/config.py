@@ -8,7 +8,7 @@ from typing import Any
 
 from chainrule.data.perturb import check_perturb_rate
 from chainrule.errors import ChainruleError
-from chainrule.trainer import STRATEGIES
+from chainrule.trainer import STRATEGIES, check_logger
 
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
 
@@ -41,6 +41,7 @@ class TrainConfig:
     limit_val_batches: float | int = 1.0  # fraction or number of validation batches per epoch
     perturb_rate: float = 0.0  # background models: each training value replaced by a random one w.p. this
     ema_decay: float = 0.0  # > 0: validate and save an exponential moving average of the parameters
+    logger: str = "csv"  # "csv", or "tensorboard" / "mlflow" as well (their packages installed)
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -101,4 +102,5 @@ class TrainConfig:
             "ema_decay",
             "a number in [0, 1) (0: off; 0.999 averages over about the last 1,000 steps)",
         )
+        check_logger(self.logger)
         return self
