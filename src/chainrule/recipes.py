@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,48 +25,102 @@ from chainrule.training import TrainConfig
 SECTIONS = {"model", "data", "train", "out", "description", "evaluate"}
 
 
+class RecipeLoader(yaml.SafeLoader):
+    """YAML as recipes read it: safe, and with YAML 1.2's scalars where 1.1 surprises: `true`/`false`
+    are the only booleans (`yes`, `on`, `maybe` stay strings, refused where a boolean is due) and
+    `3e-4` is a float (YAML 1.1 wants `3.0e-4`)."""
+
+
+RecipeLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+RecipeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """`text` parsed by `RecipeLoader`; any failure (bad syntax, nesting too deep) is one line."""
+    try:
+        return yaml.load(text, Loader=RecipeLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ChainruleError(f"{where} is not valid YAML ({first})") from None
+    except RecursionError:
+        raise ChainruleError(f"{where} is nested too deeply") from None
+
+
 def load_recipe(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """Read a recipe and apply `section.key=value` overrides (values parsed as YAML)."""
+    """Read a recipe and apply `section.key=value` overrides (values parsed as YAML, see
+    `RecipeLoader`); the result has passed `check_recipe`."""
     path = Path(path)
     if not path.is_file():
         raise ChainruleError(f"recipe {str(path)!r} not found")
     try:
-        recipe = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ChainruleError(f"recipe {path} is not valid YAML: {e}") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ChainruleError(f"recipe {path} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except OSError as e:
+        raise ChainruleError(f"cannot read recipe {path}: {e.strerror or e}") from None
+    recipe = parse_yaml(text, f"recipe {path}") or {}
     if not isinstance(recipe, dict):
         raise ChainruleError(f"recipe {path} must be a mapping with sections {sorted(SECTIONS)}")
     for item in overrides:
-        if "=" not in item:
-            raise ChainruleError(f"override {item!r} must look like section.key=value")
-        key, value = item.split("=", 1)
-        *parents, leaf = key.split(".")
-        node = recipe
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ChainruleError(f"override {item!r}: {p} is not a section")
-        try:
-            node[leaf] = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            first = str(e).strip().splitlines()[0]
-            raise ChainruleError(f"override {item!r}: the value is not valid YAML ({first})") from None
+        apply_override(recipe, item)
     check_recipe(recipe, str(path))
     return recipe
 
 
+def apply_override(recipe: dict[str, Any], item: str) -> None:
+    """Set `section.key=value` in `recipe` (only inside mappings: a scalar is never replaced by a
+    section, and a section never by a scalar)."""
+    if "=" not in item:
+        raise ChainruleError(f"override {item!r} must look like section.key=value")
+    key, value = item.split("=", 1)
+    *parents, leaf = key.split(".")
+    if not parents and leaf in ("out", "description"):  # the scalar sections
+        recipe[leaf] = parse_yaml(value, f"override {item!r}: the value")
+        return
+    if not parents or not all(parents) or not leaf:
+        raise ChainruleError(f"override {item!r} must look like section.key=value (e.g. train.lr=3e-4)")
+    node = recipe
+    for p in parents:
+        if not isinstance(node.get(p, {}), dict):
+            raise ChainruleError(f"override {item!r}: {p} is not a section")
+        node = node.setdefault(p, {})
+    parsed = parse_yaml(value, f"override {item!r}: the value")
+    if isinstance(node.get(leaf), dict) and not isinstance(parsed, dict):
+        raise ChainruleError(f"override {item!r}: {leaf} is a section; set one of its keys")
+    node[leaf] = parsed
+
+
 def check_recipe(recipe: dict[str, Any], where: str = "recipe") -> None:
     """Refuse unknown sections and keys, naming the valid ones."""
-    unknown = sorted(set(recipe) - SECTIONS)
+    unknown = sorted(set(map(str, recipe)) - SECTIONS)
     if unknown:
         raise ChainruleError(f"{where}: unknown section(s) {unknown}; valid: {sorted(SECTIONS)}")
     model = recipe.get("model")
     if not isinstance(model, dict) or "name" not in model:
         raise ChainruleError(f"{where}: needs `model: {{name: ...}}`; models: {sorted(MODEL_REGISTRY)}")
-    if model["name"] not in MODEL_REGISTRY:
+    if not isinstance(model["name"], str) or model["name"] not in MODEL_REGISTRY:
         raise ChainruleError(f"{where}: unknown model {model['name']!r}; models: {sorted(MODEL_REGISTRY)}")
     params = set(inspect.signature(MODEL_REGISTRY[model["name"]].__init__).parameters) - {"self"}
-    bad = sorted(set(model) - params - {"name"})
+    bad = sorted(set(map(str, model)) - params - {"name"})
     if bad:
         raise ChainruleError(
             f"{where}: unknown key(s) model.{bad}; model {model['name']!r} takes {sorted(params)}"
@@ -73,13 +128,22 @@ def check_recipe(recipe: dict[str, Any], where: str = "recipe") -> None:
     data = recipe.get("data")
     if not isinstance(data, dict) or "name" not in data:
         raise ChainruleError(f"{where}: needs `data: {{name: ...}}`; datasets: {list(DATASETS)}")
-    bad = sorted(set(data) - {"name"})
+    if not isinstance(data["name"], str):
+        raise ChainruleError(
+            f"{where}: data.name must be a string (a dataset name, csv:PATH, ...), got {data['name']!r}"
+        )
+    bad = sorted(set(map(str, data)) - {"name"})
     if bad:
         raise ChainruleError(f"{where}: unknown key(s) data.{bad}; valid: ['name']")
     train = recipe.get("train", {}) or {}
-    bad = sorted(set(train) - set(TrainConfig.keys()))
+    if not isinstance(train, dict):
+        raise ChainruleError(f"{where}: `train` must be a mapping of keys {TrainConfig.keys()}")
+    bad = sorted(set(map(str, train)) - set(TrainConfig.keys()))
     if bad:
         raise ChainruleError(f"{where}: unknown key(s) train.{bad}; valid: {TrainConfig.keys()}")
+    out = recipe.get("out")
+    if out is not None and (not isinstance(out, str) or not out.strip()):
+        raise ChainruleError(f"{where}: `out` must be a folder path, got {out!r}")
     check_evaluate_section(recipe.get("evaluate"), MODEL_REGISTRY[model["name"]], where)
 
 

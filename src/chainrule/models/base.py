@@ -7,6 +7,7 @@ everything else (trainer, evaluation, CLI, tasks) is written against these only.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from typing import Any, ClassVar
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from chainrule.errors import ChainruleError
+from chainrule.models.arguments import check_image_matches, check_value
 
 MODEL_REGISTRY: dict[str, type[Model]] = {}
 
@@ -42,10 +44,33 @@ def build_model(name: str, **kwargs: Any) -> Model:
         raise ChainruleError(f"model {name!r} has no option(s) {unknown}; options: {allowed}")
     try:
         return cls(**kwargs)
-    except ChainruleError:
-        raise
-    except (TypeError, ValueError, OverflowError, RuntimeError) as e:  # bad values reaching torch
+    except ChainruleError as e:  # name the model: the message names the argument
+        raise ChainruleError(f"model {name!r}: {e}" if name not in str(e) else str(e)) from None
+    except (TypeError, ValueError, OverflowError, RuntimeError, MemoryError) as e:  # values reaching torch
         raise ChainruleError(f"cannot build model {name!r}: {str(e).splitlines()[0]}") from None
+
+
+def _checked_init(cls: type, init: Any) -> Any:
+    """Wrap a model class's `__init__`: check each argument against its annotation (and range, see
+    chainrule.models.arguments) before the body runs; once the outermost constructor has run, check
+    that the declared image_shape matches the event."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError:  # a missing or unknown argument: Python's own message
+            return init(self, *args, **kwargs)
+        for pname, value in list(bound.arguments.items())[1:]:
+            param = signature.parameters[pname]
+            if param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                check_value(pname, value, param.annotation, "")
+        init(self, *args, **kwargs)
+        if type(self).__init__ is __init__:  # the outermost constructor has finished
+            check_image_matches(self)
+
+    return __init__
 
 
 #: What a model can be conditioned on (`Model.conditioned_on`): nothing (a plain density), a class
@@ -68,6 +93,13 @@ class Model(nn.Module):
     """
 
     registry_name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every constructor's arguments are checked before its body runs (`_checked_init`)."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _checked_init(cls, cls.__dict__["__init__"])  # type: ignore[method-assign]
+
     # -- declared capabilities ---------------------------------------------------------------------
     #: "binary", "categorical" (K-ary: text, 8-bit pixels, tabular codes) or "continuous"
     value_type: str = "binary"

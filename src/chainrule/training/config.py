@@ -6,8 +6,11 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+import torch
+
 from chainrule.data.perturb import check_perturb_rate
 from chainrule.errors import ChainruleError
+from chainrule.models.arguments import annotation_check
 from chainrule.trainer import STRATEGIES, check_logger
 
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
@@ -49,11 +52,18 @@ class TrainConfig:
         return [f.name for f in fields(cls)]
 
     def check(self) -> TrainConfig:
-        """Refuse values that would fail later or silently (one message naming the key)."""
+        """Refuse values that would fail later or silently (one message naming the key): first each
+        key's type from its annotation (a boolean is only true or false, an int never a float,
+        a float finite), then ranges, then what this machine can do (a GPU only where CUDA is)."""
 
         def need(ok: bool, key: str, what: str) -> None:
             if not ok:
                 raise ChainruleError(f"train.{key} must be {what}, got {getattr(self, key)!r}")
+
+        for f in fields(self):
+            typed = annotation_check(f.type)
+            if typed is not None:
+                need(any(t(getattr(self, f.name)) for t in typed[0]), f.name, typed[1])
 
         def is_int(v: Any) -> bool:
             return isinstance(v, int) and not isinstance(v, bool)
@@ -63,7 +73,7 @@ class TrainConfig:
 
         need(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "a positive integer")
         need(is_int(self.max_epochs) and self.max_epochs >= 1, "max_epochs", "a positive integer")
-        need(is_num(self.lr) and self.lr >= 0, "lr", "a finite number >= 0")
+        need(is_num(self.lr) and self.lr > 0, "lr", "a finite number > 0")
         need(is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
         need(
             self.lr_schedule in ("constant", "cosine", "cosine-time"),
@@ -75,9 +85,10 @@ class TrainConfig:
             "lr_schedule",
             "'cosine-time' only with train.max_minutes, its budget",
         )
+        need(is_int(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", "an integer >= 0")
         need(self.grad_clip is None or is_num(self.grad_clip) and self.grad_clip > 0, "grad_clip", "> 0")
         need(is_int(self.patience) and self.patience >= 0, "patience", "an integer >= 0")
-        need(is_int(self.seed) and 0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32)")
+        need(is_int(self.seed) and 0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32) (NumPy's range)")
         need(self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}")
         need(
             self.max_minutes is None or is_num(self.max_minutes) and self.max_minutes > 0,
@@ -103,4 +114,22 @@ class TrainConfig:
             "a number in [0, 1) (0: off; 0.999 averages over about the last 1,000 steps)",
         )
         check_logger(self.logger)
+        check_accelerator(self.accelerator, self.devices)
         return self
+
+
+def check_accelerator(accelerator: str, devices: int) -> None:
+    """Refuse a GPU run where torch sees no (or too few) CUDA devices, before Lightning does so
+    with a bare exception."""
+    if accelerator not in ("gpu", "cuda"):
+        return
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if available == 0:
+        raise ChainruleError(
+            f"train.accelerator={accelerator}: no CUDA GPU is available on this machine (torch"
+            f" {torch.__version__}); use train.accelerator=cpu or auto"
+        )
+    if devices > available:
+        raise ChainruleError(
+            f"train.devices={devices} GPUs asked for, but this machine has {available}; lower train.devices"
+        )
