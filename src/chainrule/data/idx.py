@@ -6,13 +6,12 @@ big-endian uint32 per dimension, then the values in C order. Only the unsigned-b
 
 from __future__ import annotations
 
-import gzip
 import os
 import struct
-import zlib
 
 import numpy as np
 
+from chainrule.decompress import read_gzip_file
 from chainrule.errors import ChainruleError
 
 UBYTE = 0x08
@@ -20,13 +19,7 @@ UBYTE = 0x08
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """The uint8 array in a gzip'd IDX file, with the shape its header gives."""
-    try:
-        with gzip.open(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError, zlib.error) as e:
-        raise ChainruleError(
-            f"{path}: not a readable gzip file ({e}); replace it with the original"
-        ) from None
+    data = read_gzip_file(path)
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise ChainruleError(f"{path}: not an IDX file (bad magic number)")
     if data[2] != UBYTE:

@@ -26,6 +26,7 @@ from chainrule.graphical.bn_tables import (
     ROW_TOLERANCE,
     VariableSpec,
     check_cpd,
+    check_table_size,
     default_table,
     parse_variables,
     seeded,
@@ -117,6 +118,9 @@ class BayesianNetwork(QueryMixin, SamplingMixin, TabularModel):
         self._order = topological_order(parents, self.names)
         self._parents: list[tuple[int, ...]] = [tuple(ps) for ps in parents]
         self._scopes: list[tuple[int, ...]] = [(*ps, i) for i, ps in enumerate(self._parents)]
+        for i, ps in enumerate(self._parents):
+            cards = [self.cardinalities[j] for j in (*ps, i)]
+            check_table_size(self.names[i], [self.names[p] for p in ps], cards)
         self._ancestors = ancestor_masks(self._parents, self._order)
         self._structure = Structure(self._scopes, self.cardinalities)
         self._plans: dict[tuple, Plan] = {}

@@ -23,8 +23,10 @@ from pathlib import Path
 
 import torch
 
+from chainrule.decompress import gunzip_bounded
 from chainrule.errors import ChainruleError
 from chainrule.graphical.bayesian_network import ROW_TOLERANCE, BayesianNetwork
+from chainrule.graphical.bn_tables import check_table_size
 from chainrule.persistence import atomic_write_bytes
 
 _TOKEN = re.compile(
@@ -244,6 +246,10 @@ def _parse_probability(tk: _Tokens, line: int, variables, blocks, block_order) -
         raise tk.error(f"probability block for {child!r} repeats a parent", line)
     if child in blocks:
         raise tk.error(f"second probability block for {child!r} (first on line {blocks[child][1]})", line)
+    try:
+        check_table_size(child, parents, [*(len(variables[p]) for p in parents), len(variables[child])])
+    except ChainruleError as e:
+        raise tk.error(str(e), line) from None
     tk.expect("{")
     k = len(variables[child])
     rows: dict[tuple[int, ...], list[float]] = {}
@@ -332,7 +338,7 @@ def read_bif(path: str | os.PathLike) -> BayesianNetwork:
     try:
         raw = path.read_bytes()
         if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
+            raw = gunzip_bounded(raw, str(path))
         text = raw.decode("utf-8")
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise ChainruleError(f"cannot read {path}: {e}") from None

@@ -6,6 +6,8 @@ names the variable (and, for a CPD row that does not sum to one, the parent stat
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -13,6 +15,7 @@ import torch
 from chainrule.errors import ChainruleError
 
 ROW_TOLERANCE = 1e-6
+MAX_TABLE_CELLS = 10**7  # cells of one CPD (80 MB of float64)
 
 VariableSpec = Mapping[str, Sequence[str] | int] | Sequence[tuple[str, Sequence[str] | int]]
 
@@ -62,6 +65,32 @@ def _states(name: str, spec: Sequence[str] | int | None) -> list[str]:
             raise ChainruleError(f"variable {name!r} repeats state name(s) {dup}")
         return states
     raise ChainruleError(f"variable {name!r}: expected a list of state names or a cardinality")
+
+
+def max_table_cells() -> int:
+    """The largest CPD (cells) a network may hold: MAX_TABLE_CELLS, or the environment variable
+    CHAINRULE_MAX_TABLE_CELLS (tables grow exponentially with the number of parents)."""
+    env = os.environ.get("CHAINRULE_MAX_TABLE_CELLS")
+    if not env:
+        return MAX_TABLE_CELLS
+    try:
+        return int(env)
+    except ValueError:
+        raise ChainruleError(f"CHAINRULE_MAX_TABLE_CELLS must be an integer, got {env!r}") from None
+
+
+def check_table_size(name: str, parent_names: Sequence[str], cards: Sequence[int]) -> None:
+    """Refuse a CPD of more cells than `max_table_cells()`, naming the node and the table size.
+
+    `cards` are the cardinalities of the parents then of the node."""
+    size = math.prod(cards)
+    limit = max_table_cells()
+    if size > limit:
+        raise ChainruleError(
+            f"the CPD of {name!r} ({len(parent_names)} parents) would hold {size:,} cells"
+            f" ({' x '.join(str(c) for c in cards)}), over the limit of {limit:,}"
+            " (set CHAINRULE_MAX_TABLE_CELLS to raise it)"
+        )
 
 
 def check_cpd(
