@@ -1,3 +1,4 @@
+# ruff: noqa: E501 (tables of cases, one a line)
 """The hostile-input suite's helpers: run the CLI in-process in a scratch folder, tiny saved models,
 and a snapshot that proves nothing outside the output folder changed.
 
@@ -167,7 +168,10 @@ def _build_models(root: Path) -> None:
     torch.manual_seed(0)
     save(NADE(64, hidden=8, image_shape=[8, 8]), root / "nade")
     save(VAE(64, latent=2, hidden=[8], image_shape=[8, 8]), root / "vae")
-    save(CausalTransformer(vocab="ab \n", d_model=8, layers=1, heads=2, block_size=16, mlp_ratio=2), root / "tf")
+    save(
+        CausalTransformer(vocab="ab \n", d_model=8, layers=1, heads=2, block_size=16, mlp_ratio=2),
+        root / "tf",
+    )
     save(CharRNN(vocab="ab \n", embed=4, hidden=6), root / "rnn")
     save(WaveNet(num_values=256, channels=4, skip_channels=4, dilations=[1, 2]), root / "wavenet")
     save(
@@ -261,3 +265,61 @@ def bif_text(variables: dict[str, list[str]], cpds: dict[str, tuple[list[str], l
         head = f"{child} | {', '.join(parents)}" if parents else child
         lines.append(f"probability ( {head} ) {{\n  table {', '.join(map(str, table))};\n}}")
     return "\n".join(lines) + "\n"
+
+
+#: Cases that still fail after merging the fixing branches: node id prefix -> the owner and file that
+#: must fix it. They are marked xfail(strict=True), so a fix shows up as an XPASS to remove here.
+KNOWN_FAILURES: dict[str, str] = {
+    "test_bounds_and_safety.py::test_bn_sample_does_not_overwrite_its_input": "i20-bounds: cli/bn.py output checks",
+    "test_bounds_and_safety.py::test_demo_refuses_existing_run": "i20-safety: cli/demo.py run-folder refusal",
+    "test_bounds_and_safety.py::test_huge_requests_are_bounded[generate-1e9": "i20-bounds: cli/generate.py chunking/limit",
+    "test_bounds_and_safety.py::test_huge_requests_are_bounded[generate-many-samples": "i20-bounds: cli/generate.py --samples limit",
+    "test_bounds_and_safety.py::test_huge_requests_are_bounded[sample-5M-png": "i20-bounds: cli/sample.py (PNG of 5M samples)",
+    "test_bounds_and_safety.py::test_train_refuses_locked_folder": "i20-safety: lock file name differs or not checked (training/fit.py)",
+    "test_cli_options.py::test_cli_refuses[complete-out-inside-model]": "cli/complete.py output checks (shared helper from i20-bounds)",
+    "test_cli_options.py::test_cli_refuses[eval-no-data]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
+    "test_cli_options.py::test_cli_refuses[eval-split-unknown]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
+    "test_cli_options.py::test_cli_refuses[generate-out-inside-model]": "i20-bounds: output-file checks (no output inside a model folder) in cli/sample.py, cli/generate.py",
+    "test_cli_options.py::test_cli_refuses[generate-out-over-config]": "i20-bounds: output-file checks (no output inside a model folder) in cli/sample.py, cli/generate.py",
+    "test_cli_options.py::test_cli_refuses[generate-temperature-minus-inf]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
+    "test_cli_options.py::test_cli_refuses[generate-top-k-float]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
+    "test_cli_options.py::test_cli_refuses[sample-method-unknown]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
+    "test_cli_options.py::test_cli_refuses[sample-n-float]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
+    "test_cli_options.py::test_cli_refuses[sample-n-word]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
+    "test_cli_options.py::test_cli_refuses[sample-out-inside-model]": "i20-bounds: output-file checks (no output inside a model folder) in cli/sample.py, cli/generate.py",
+    "test_cli_options.py::test_cli_refuses[sample-out-over-config-csv]": "i20-bounds: output-file checks (no output inside a model folder) in cli/sample.py, cli/generate.py",
+    "test_cli_options.py::test_cli_refuses[sample-out-over-weights]": "i20-bounds: output-file checks (no output inside a model folder) in cli/sample.py, cli/generate.py",
+    "test_cli_options.py::test_cli_refuses[sample-per-class-zero]": "cli/sample.py: `args.per_class or 8` takes 0 as the default",
+    "test_cli_options.py::test_cli_refuses[train-out-inside-model]": "i20-safety: training/fit.py run-folder checks",
+    "test_cli_options.py::test_cli_refuses[unknown-command]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
+    "test_data_files.py::test_bad_csv_dataset[big-int-64bit]": "data/csv_file.py: codes beyond int64",
+    "test_data_files.py::test_bad_csv_dataset[huge-int]": "data/csv_file.py: codes beyond int64",
+    "test_data_files.py::test_bad_wav[data-size-lies]": "data/wav.py: a data chunk size past the file end is accepted",
+    "test_data_files.py::test_gzip_bomb_bif": "i20-bounds: graphical/bif.py read_bif has no decompression limit",
+    "test_fuzz.py::test_fuzz_cli": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error) (and the out-inside-model checks)",
+    "test_model_folders.py::test_bad_config_cli[weights-sha-missing]": "i20-safety: persistence.py weights_sha256 required",
+    "test_model_folders.py::test_bad_config_python[weights-sha-missing]": "i20-safety: persistence.py weights_sha256 required",
+    "test_model_folders.py::test_flipped_bits_without_sha_refused[drop]": "i20-safety: persistence.py weights_sha256 required",
+    "test_model_folders.py::test_bad_config_python[args-is-list]": "i20-safety: persistence.py/read_config type checks",
+    "test_model_folders.py::test_bad_config_python[args-null]": "i20-safety: persistence.py/read_config type checks",
+    "test_model_folders.py::test_bad_config_python[deep-nesting-args]": "i20-safety: persistence.py RecursionError from json",
+    "test_model_folders.py::test_bad_config_python[format-version-future]": "i20-safety: persistence.py format_version check",
+    "test_model_folders.py::test_bad_config_python[model-list]": "i20-safety: persistence.py/read_config type checks",
+    "test_python_api.py::test_sample_bad_n[huge": "validation.py check_num_samples has no upper bound (torch overflow)",
+    "test_python_api.py::test_sample_non_generator": "models/*: sample() must refuse a non-torch.Generator `generator` (validation.py check called by each sample)",
+    "test_python_api.py::test_generate_bad_options[generator": "models/*: sample() must refuse a non-torch.Generator `generator` (validation.py check called by each sample)",
+    "test_python_api.py::test_class_conditional_bad_cond[string]": "models/base.py check_cond: non-tensor cond",
+    "test_python_api.py::test_bayesian_network_misuse[sample-zero]": "graphical/bn_sampling.py: sample(0) accepted",
+    "test_python_api.py::test_nan_weights_give_error_not_nan": "evaluation: NaN NLL returned as a number",
+    "test_recipes.py::test_bad_override_python[batch-size-huge]": "i20-safety: training/config.py upper bounds",
+    "test_recipes.py::test_bad_override_python[init-from-absent]": "i20-safety: training/config.py init_from checked late",
+    "test_recipes.py::test_bad_override_python[seq-len-zero]": "i20-safety: training/config.py seq_len check",
+}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        rel = item.nodeid.split("tests/hostile/", 1)[-1]
+        for prefix, reason in KNOWN_FAILURES.items():
+            if rel.startswith(prefix):
+                item.add_marker(pytest.mark.xfail(strict=True, reason=reason))

@@ -22,7 +22,10 @@ def _rss() -> int:
         ("sample-5M-png", ["sample", "{nade}", "-n", "5000000", "--out", "{out}/s.png"]),
         ("sample-huge-n", ["sample", "{nade}", "-n", str(10**12), "--out", "{out}/s.csv"]),
         ("generate-1e9", ["generate", "{tf}", "-n", "1000000000", "--out", "{out}/g.txt"]),
-        ("generate-many-samples", ["generate", "{tf}", "-n", "10", "--samples", "1000000000", "--out", "{out}/g.txt"]),
+        (
+            "generate-many-samples",
+            ["generate", "{tf}", "-n", "10", "--samples", "1000000000", "--out", "{out}/g.txt"],
+        ),
         ("bn-sample-huge-n", ["bn", "sample", "{bif}", "-n", str(10**12), "--out", "{out}/s.csv"]),
         ("eval-huge-batch", ["eval", "{nade}", "--data", "digits", "--batch-size", str(10**12)]),
     ],
@@ -55,7 +58,9 @@ def test_demo_refuses_existing_run(ws) -> None:
 def test_train_refuses_existing_run(ws) -> None:
     run = ws.inp / "run"
     _fake_run(run)
-    recipe = ws.file("r.yaml", "model: {name: nade, hidden: 8}\ndata: {name: digits}\ntrain: {max_epochs: 1}\n")
+    recipe = ws.file(
+        "r.yaml", "model: {name: nade, hidden: 8}\ndata: {name: digits}\ntrain: {max_epochs: 1}\n"
+    )
     assert_one_line_error(ws.cli("train", recipe, "--out", run))
 
 
@@ -67,7 +72,9 @@ def test_train_refuses_locked_folder(ws) -> None:
     run.mkdir()
     for name in (".lock", "chainrule.lock", ".chainrule.lock"):
         (run / name).write_text(str(os.getpid()))
-    recipe = ws.file("r.yaml", "model: {name: nade, hidden: 8}\ndata: {name: digits}\ntrain: {max_epochs: 1}\n")
+    recipe = ws.file(
+        "r.yaml", "model: {name: nade, hidden: 8}\ndata: {name: digits}\ntrain: {max_epochs: 1}\n"
+    )
     r = ws.cli("train", recipe, "--out", run)
     assert_one_line_error(r)
 

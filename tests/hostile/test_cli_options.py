@@ -49,7 +49,10 @@ ERRORS: list[tuple[str, list[str]]] = [
     ("generate-prompt-out-of-vocab", ["generate", "{tf}", "-n", "3", "--prompt", "xyz"]),
     ("generate-image-model", ["generate", "{nade}", "-n", "3"]),
     ("generate-audio-without-out", ["generate", "{wavenet}", "-n", "3"]),
-    ("generate-audio-with-prompt", ["generate", "{wavenet}", "-n", "3", "--prompt", "ab", "--out", "{out}/a.wav"]),
+    (
+        "generate-audio-with-prompt",
+        ["generate", "{wavenet}", "-n", "3", "--prompt", "ab", "--out", "{out}/a.wav"],
+    ),
     ("generate-out-inside-model", ["generate", "{tf}", "-n", "3", "--out", "{tf}/gen.txt"]),
     ("generate-out-is-folder", ["generate", "{tf}", "-n", "3", "--out", "{out}"]),
     ("generate-out-over-config", ["generate", "{tf}", "-n", "3", "--out", "{tf}/config.json"]),
@@ -70,22 +73,68 @@ ERRORS: list[tuple[str, list[str]]] = [
     ("eval-split-unknown", ["eval", "{nade}", "--data", "digits", "--split", "holdout"]),
     ("eval-no-data", ["eval", "{nade}"]),
     # complete
-    ("complete-unknown-mask", ["complete", "{nade}", "--data", "digits", "--mask", "nosuch", "--out", "{out}/c.png"]),
+    (
+        "complete-unknown-mask",
+        ["complete", "{nade}", "--data", "digits", "--mask", "nosuch", "--out", "{out}/c.png"],
+    ),
     ("complete-n-zero", ["complete", "{nade}", "--data", "digits", "-n", "0", "--out", "{out}/c.png"]),
-    ("complete-samples-zero", ["complete", "{nade}", "--data", "digits", "--samples", "0", "--out", "{out}/c.png"]),
-    ("complete-superres-on-nade", ["complete", "{nade}", "--data", "digits", "--superres", "--out", "{out}/c.png"]),
+    (
+        "complete-samples-zero",
+        ["complete", "{nade}", "--data", "digits", "--samples", "0", "--out", "{out}/c.png"],
+    ),
+    (
+        "complete-superres-on-nade",
+        ["complete", "{nade}", "--data", "digits", "--superres", "--out", "{out}/c.png"],
+    ),
     ("complete-sequence-model", ["complete", "{tf}", "--data", "digits", "--out", "{out}/c.png"]),
     ("complete-wrong-data", ["complete", "{nade}", "--data", "bars-3", "--out", "{out}/c.png"]),
-    ("complete-out-inside-model", ["complete", "{nade}", "--data", "digits", "-n", "2", "--out", "{nade}/c.png"]),
+    (
+        "complete-out-inside-model",
+        ["complete", "{nade}", "--data", "digits", "-n", "2", "--out", "{nade}/c.png"],
+    ),
     # score
-    ("score-ood-wrong-shape", ["score", "{nade}", "--data", "digits", "--ood-data", "bars-3", "--out", "{out}/o.png"]),
-    ("score-n-zero", ["score", "{nade}", "--data", "digits", "--ood-data", "digits", "-n", "0", "--out", "{out}/o.png"]),
-    ("score-batch-size-zero", ["score", "{nade}", "--data", "digits", "--ood-data", "digits", "--batch-size", "0",
-                               "--out", "{out}/o.png"]),
-    ("score-k-for-exact-model", ["score", "{nade}", "--data", "digits", "--ood-data", "digits", "--k", "3",
-                                 "--out", "{out}/o.png"]),
-    ("score-background-absent", ["score", "{nade}", "--data", "digits", "--ood-data", "digits", "--background",
-                                 "{out}/none", "--out", "{out}/o.png"]),
+    (
+        "score-ood-wrong-shape",
+        ["score", "{nade}", "--data", "digits", "--ood-data", "bars-3", "--out", "{out}/o.png"],
+    ),
+    (
+        "score-n-zero",
+        ["score", "{nade}", "--data", "digits", "--ood-data", "digits", "-n", "0", "--out", "{out}/o.png"],
+    ),
+    (
+        "score-batch-size-zero",
+        [
+            "score",
+            "{nade}",
+            "--data",
+            "digits",
+            "--ood-data",
+            "digits",
+            "--batch-size",
+            "0",
+            "--out",
+            "{out}/o.png",
+        ],
+    ),
+    (
+        "score-k-for-exact-model",
+        ["score", "{nade}", "--data", "digits", "--ood-data", "digits", "--k", "3", "--out", "{out}/o.png"],
+    ),
+    (
+        "score-background-absent",
+        [
+            "score",
+            "{nade}",
+            "--data",
+            "digits",
+            "--ood-data",
+            "digits",
+            "--background",
+            "{out}/none",
+            "--out",
+            "{out}/o.png",
+        ],
+    ),
     # kl
     ("kl-absent-q", ["kl", ASIA, "{out}/none.bif"]),
     ("kl-incompatible-models", ["kl", "{nade}", "{tf}"]),
@@ -114,32 +163,70 @@ ERRORS: list[tuple[str, list[str]]] = [
     ("bn-sample-n-zero", ["bn", "sample", ASIA, "-n", "0", "--out", "{out}/s.csv"]),
     ("bn-sample-n-negative", ["bn", "sample", ASIA, "-n", "-1", "--out", "{out}/s.csv"]),
     ("bn-sample-out-is-folder", ["bn", "sample", ASIA, "-n", "3", "--out", "{out}"]),
-    ("bn-fit-alpha-negative", ["bn", "fit", "{csv}", "--structure", ASIA, "--alpha", "-1", "--out", "{out}/f.bif"]),
-    ("bn-fit-alpha-nan", ["bn", "fit", "{csv}", "--structure", ASIA, "--alpha", "nan", "--out", "{out}/f.bif"]),
+    (
+        "bn-fit-alpha-negative",
+        ["bn", "fit", "{csv}", "--structure", ASIA, "--alpha", "-1", "--out", "{out}/f.bif"],
+    ),
+    (
+        "bn-fit-alpha-nan",
+        ["bn", "fit", "{csv}", "--structure", ASIA, "--alpha", "nan", "--out", "{out}/f.bif"],
+    ),
     ("bn-fit-wrong-columns", ["bn", "fit", "{csv}", "--structure", ASIA, "--out", "{out}/f.bif"]),
     ("bn-info-not-bif", ["bn", "info", "{file}"]),
     ("bn-info-folder", ["bn", "info", "{out}"]),
     # classifier, data, defend
     ("classifier-eval-density-model", ["classifier", "eval", "{nade}", "--data", "digits"]),
-    ("classifier-train-lr-nan", ["classifier", "train", "--data", "digits", "--lr", "nan", "--out", "{out}/c"]),
-    ("classifier-train-dropout-above-one", ["classifier", "train", "--data", "digits", "--dropout", "1.5",
-                                            "--out", "{out}/c"]),
-    ("classifier-train-channels-words", ["classifier", "train", "--data", "digits", "--channels", "a,b",
-                                         "--out", "{out}/c"]),
-    ("classifier-train-epochs-zero", ["classifier", "train", "--data", "digits", "--epochs", "0", "--out", "{out}/c"]),
+    (
+        "classifier-train-lr-nan",
+        ["classifier", "train", "--data", "digits", "--lr", "nan", "--out", "{out}/c"],
+    ),
+    (
+        "classifier-train-dropout-above-one",
+        ["classifier", "train", "--data", "digits", "--dropout", "1.5", "--out", "{out}/c"],
+    ),
+    (
+        "classifier-train-channels-words",
+        ["classifier", "train", "--data", "digits", "--channels", "a,b", "--out", "{out}/c"],
+    ),
+    (
+        "classifier-train-epochs-zero",
+        ["classifier", "train", "--data", "digits", "--epochs", "0", "--out", "{out}/c"],
+    ),
     ("data-info-absent", ["data", "info", "{out}/none"]),
     ("data-synth-n-negative", ["data", "synth", "{out}/syn", "--n", "-1"]),
     ("data-export-unknown", ["data", "export", "no-such-data", "{out}/exp"]),
-    ("defend-absent-classifier", ["defend", "{nade}", "--classifier", "{out}/none", "--data", "digits",
-                                  "--out", "{out}/d.png"]),
-    ("defend-eps-words", ["defend", "{nade}", "--classifier", "{nade}", "--data", "digits", "--eps", "abc",
-                          "--out", "{out}/d.png"]),
+    (
+        "defend-absent-classifier",
+        ["defend", "{nade}", "--classifier", "{out}/none", "--data", "digits", "--out", "{out}/d.png"],
+    ),
+    (
+        "defend-eps-words",
+        [
+            "defend",
+            "{nade}",
+            "--classifier",
+            "{nade}",
+            "--data",
+            "digits",
+            "--eps",
+            "abc",
+            "--out",
+            "{out}/d.png",
+        ],
+    ),
     ("unknown-command", ["frobnicate"]),
 ]
 
 
 def fill(ws, argv: list[str]) -> list[str]:
-    names = {"nade": "nade", "vae": "vae", "tf": "tf", "rnn": "rnn", "wavenet": "wavenet", "gpcnn": "gpcnn-classes"}
+    names = {
+        "nade": "nade",
+        "vae": "vae",
+        "tf": "tf",
+        "rnn": "rnn",
+        "wavenet": "wavenet",
+        "gpcnn": "gpcnn-classes",
+    }
     sub = {k: str(ws.model(v)) for k, v in names.items() if any("{" + k + "}" in a for a in argv)}
     if any("{asia}" in a for a in argv):
         sub["asia"] = str(ws.model("asia-model"))
@@ -169,9 +256,15 @@ EITHER: list[tuple[str, list[str]]] = [
     ("generate-huge-seed", ["generate", "{tf}", "-n", "3", "--seed", HUGE]),
     ("eval-huge-seed-vae", ["eval", "{vae}", "--data", "digits", "-n", "4", "--k", "2", "--seed", HUGE]),
     ("generate-temperature-inf", ["generate", "{tf}", "-n", "3", "--temperature", "inf"]),
-    ("bn-query-evidence-twice", ["bn", "query", ASIA, "--target", "lung", "--evidence", "smoke=yes,smoke=no"]),
+    (
+        "bn-query-evidence-twice",
+        ["bn", "query", ASIA, "--target", "lung", "--evidence", "smoke=yes,smoke=no"],
+    ),
     ("bn-query-target-observed", ["bn", "query", ASIA, "--target", "smoke", "--evidence", "smoke=yes"]),
-    ("sample-method-generic-vae", ["sample", "{vae}", "-n", "2", "--method", "generic", "--out", "{out}/s.png"]),
+    (
+        "sample-method-generic-vae",
+        ["sample", "{vae}", "-n", "2", "--method", "generic", "--out", "{out}/s.png"],
+    ),
     ("sample-out-new-parents", ["sample", "{nade}", "-n", "2", "--out", "{out}/a/b/c/s.png"]),
 ]
 

@@ -19,8 +19,15 @@ from tests.hostile.conftest import REPO, CaseTimeout, run_cli
 
 #: Commands that train, benchmark or write big data sets: covered by their own cases, not fuzzed
 #: (a random valid argv would train for minutes or write gigabytes).
-SKIP = {("train",), ("demo",), ("bench",), ("data", "synth"), ("data", "export"), ("classifier", "train"),
-        ("defend",)}
+SKIP = {
+    ("train",),
+    ("demo",),
+    ("bench",),
+    ("data", "synth"),
+    ("data", "export"),
+    ("classifier", "train"),
+    ("defend",),
+}
 
 
 def _commands(parser, prefix=()):
@@ -35,10 +42,38 @@ def _commands(parser, prefix=()):
 
 
 COMMANDS = list(_commands(build_parser()))
-HOSTILE = ["", "-1", "0", "1", "3", "1.5", "nan", "-inf", "1e999", str(2**70), "x", "--", "é", "a,b", "=",
-           "{nade}", "{tf}", "{asia}", "{out}/f.csv", "{out}/f.png", "{nade}/model.safetensors", "{out}",
-           "/proc/none", "digits", "bars-3", "text:{nade}/config.json", "csv:{nade}/config.json", "smoke=yes",
-           "lung", "bottom-half"]
+HOSTILE = [
+    "",
+    "-1",
+    "0",
+    "1",
+    "3",
+    "1.5",
+    "nan",
+    "-inf",
+    "1e999",
+    str(2**70),
+    "x",
+    "--",
+    "é",
+    "a,b",
+    "=",
+    "{nade}",
+    "{tf}",
+    "{asia}",
+    "{out}/f.csv",
+    "{out}/f.png",
+    "{nade}/model.safetensors",
+    "{out}",
+    "/proc/none",
+    "digits",
+    "bars-3",
+    "text:{nade}/config.json",
+    "csv:{nade}/config.json",
+    "smoke=yes",
+    "lung",
+    "bottom-half",
+]
 
 
 @st.composite
@@ -76,8 +111,12 @@ def test_fuzz_cli(fuzz_root, argv) -> None:
     out = fuzz_root / "out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
-    sub = {"nade": fuzz_root / "in" / "nade", "tf": fuzz_root / "in" / "tf", "asia": fuzz_root / "in" / "asia-model",
-           "out": out}
+    sub = {
+        "nade": fuzz_root / "in" / "nade",
+        "tf": fuzz_root / "in" / "tf",
+        "asia": fuzz_root / "in" / "asia-model",
+        "out": out,
+    }
     argv = [a.format(**sub) for a in argv]
     before = {p: p.stat().st_mtime_ns for p in (fuzz_root / "in").rglob("*")}
     try:
@@ -94,9 +133,13 @@ def test_fuzz_cli(fuzz_root, argv) -> None:
 
 BASE_RECIPES = [yaml.safe_load(p.read_text()) for p in sorted((REPO / "recipes").glob("*.yaml"))]
 HOSTILE_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=8), st.lists(st.integers(-3, 3), max_size=3), st.dictionaries(st.text(max_size=3),
-                                                                                    st.integers(), max_size=2),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.lists(st.integers(-3, 3), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 
 

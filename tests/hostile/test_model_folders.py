@@ -125,7 +125,15 @@ def _damage_weights(folder, how: str) -> None:
         w.mkdir()
 
 
-WEIGHT_DAMAGE = ["missing", "empty", "truncated", "flipped-bits", "header-garbage", "huge-header-length", "folder"]
+WEIGHT_DAMAGE = [
+    "missing",
+    "empty",
+    "truncated",
+    "flipped-bits",
+    "header-garbage",
+    "huge-header-length",
+    "folder",
+]
 
 
 @pytest.mark.parametrize("how", WEIGHT_DAMAGE)

@@ -17,7 +17,9 @@ NADE8 = NADE(8, hidden=4).eval()
 MADE8 = MADE(8, hidden=[8]).eval()
 VAE8 = VAE(8, latent=2, hidden=[6]).eval()
 TF = CausalTransformer(vocab="ab \n", d_model=8, layers=1, heads=2, block_size=16, mlp_ratio=2).eval()
-PCNN = GatedPixelCNN(image_shape=[3, 3], channels=4, layers=1, first_kernel=3, output_channels=4, num_classes=3)
+PCNN = GatedPixelCNN(
+    image_shape=[3, 3], channels=4, layers=1, first_kernel=3, output_channels=4, num_classes=3
+)
 ASIA = read_bif(BIF_DIR / "asia.bif.gz")
 BINARY = [("nade", NADE8), ("made", MADE8), ("vae", VAE8)]
 ZERO8 = torch.zeros(2, 8)
@@ -55,8 +57,9 @@ def test_log_prob_bad_input(model_id, model, case, x) -> None:
 
 @pytest.mark.parametrize(("model_id", "model"), BINARY, ids=[m for m, _ in BINARY])
 @pytest.mark.parametrize(
-    "n", [0, -1, 2.0, True, "3", None, 2**70, torch.tensor(3)], ids=["0", "-1", "float", "bool", "str", "None",
-                                                                       "huge", "tensor"]
+    "n",
+    [0, -1, 2.0, True, "3", None, 2**70, torch.tensor(3)],
+    ids=["0", "-1", "float", "bool", "str", "None", "huge", "tensor"],
 )
 def test_sample_bad_n(model_id, model, n) -> None:
     with raises_chainrule():
@@ -65,7 +68,8 @@ def test_sample_bad_n(model_id, model, n) -> None:
 
 @pytest.mark.parametrize(("model_id", "model"), BINARY, ids=[m for m, _ in BINARY])
 @pytest.mark.parametrize(
-    "generator", [0, "seed", np.random.default_rng(0), torch.Generator().manual_seed(0).get_state()],
+    "generator",
+    [0, "seed", np.random.default_rng(0), torch.Generator().manual_seed(0).get_state()],
     ids=["int", "str", "numpy-rng", "state-tensor"],
 )
 def test_sample_non_generator(model_id, model, generator) -> None:
@@ -176,7 +180,8 @@ def test_encode_out_of_vocab() -> None:
 
 
 @pytest.mark.parametrize(
-    "cond", [torch.tensor([3]), torch.tensor([0.5]), torch.tensor([-1]), torch.tensor([[0], [1]]), "cat"],
+    "cond",
+    [torch.tensor([3]), torch.tensor([0.5]), torch.tensor([-1]), torch.tensor([[0], [1]]), "cat"],
     ids=["class-out-of-range", "fractional", "negative", "wrong-count", "string"],
 )
 def test_class_conditional_bad_cond(cond) -> None:

@@ -8,7 +8,9 @@ import pytest
 from chainrule.recipes import build_from_recipe, load_recipe
 from tests.hostile.conftest import assert_ok, assert_one_line_error, raises_chainrule
 
-GOOD = "model: {name: nade, hidden: 8}\ndata: {name: digits}\ntrain: {batch_size: 64, max_epochs: 1, seed: 0}\n"
+GOOD = (
+    "model: {name: nade, hidden: 8}\ndata: {name: digits}\ntrain: {batch_size: 64, max_epochs: 1, seed: 0}\n"
+)
 
 # recipe files that must be refused (by load_recipe or, at the latest, build_from_recipe)
 BAD_FILES: list[tuple[str, bytes | str]] = [
@@ -33,14 +35,20 @@ BAD_FILES: list[tuple[str, bytes | str]] = [
     ("hidden-negative", "model: {name: nade, hidden: -3}\ndata: {name: digits}\n"),
     ("hidden-float", "model: {name: nade, hidden: 7.5}\ndata: {name: digits}\n"),
     ("hidden-nan", "model: {name: nade, hidden: .nan}\ndata: {name: digits}\n"),
-    ("deep-nesting", "model: {name: nade, hidden: " + "[" * 100_000 + "]" * 100_000 + "}\ndata: {name: digits}\n"),
+    (
+        "deep-nesting",
+        "model: {name: nade, hidden: " + "[" * 100_000 + "]" * 100_000 + "}\ndata: {name: digits}\n",
+    ),
     ("missing-model", "data: {name: digits}\n"),
     ("missing-data", "model: {name: nade}\n"),
     ("yaml-syntax", "model: {name: nade\ndata: {name: digits}\n"),
     ("yaml-python-tag", "model: !!python/object/apply:os.system ['echo pwned']\ndata: {name: digits}\n"),
-    ("yaml-alias-bomb", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
-     "model: {name: nade, hidden: [*d, *d, *d, *d]}\ndata: {name: digits}\n"),
+    (
+        "yaml-alias-bomb",
+        "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+        "model: {name: nade, hidden: [*d, *d, *d, *d]}\ndata: {name: digits}\n",
+    ),
     ("out-is-list", "model: {name: nade}\ndata: {name: digits}\nout: [a, b]\n"),
     ("evaluate-is-string", "model: {name: nade}\ndata: {name: digits}\nevaluate: everything\n"),
 ]
@@ -60,7 +68,11 @@ def test_bad_recipe_file_python(ws, case, text) -> None:
 
 @pytest.mark.parametrize(
     ("case", "text"),
-    [c for c in BAD_FILES if c[0] in ("non-utf8", "top-level-list", "deep-nesting", "yaml-python-tag", "model-null")],
+    [
+        c
+        for c in BAD_FILES
+        if c[0] in ("non-utf8", "top-level-list", "deep-nesting", "yaml-python-tag", "model-null")
+    ],
     ids=lambda c: c if isinstance(c, str) else "",
 )
 def test_bad_recipe_file_cli(ws, case, text) -> None:
@@ -84,7 +96,10 @@ BAD_OVERRIDES: list[tuple[str, list[str]]] = [
     ("seed-negative", ["train.seed=-1"]),
     ("progress-maybe", ["train.progress=maybe"]),
     ("compile-yes-please", ["train.compile=yes please"]),
-    ("warmup-negative-cosine-time", ["train.lr_schedule=cosine-time", "train.max_minutes=1", "train.warmup_steps=-1"]),
+    (
+        "warmup-negative-cosine-time",
+        ["train.lr_schedule=cosine-time", "train.max_minutes=1", "train.warmup_steps=-1"],
+    ),
     ("warmup-float", ["train.lr_schedule=cosine-time", "train.max_minutes=1", "train.warmup_steps=2.5"]),
     ("max-minutes-zero", ["train.max_minutes=0"]),
     ("max-minutes-nan", ["train.max_minutes=.nan"]),
@@ -132,8 +147,12 @@ def test_bad_override_python(ws, case, overrides) -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [["train.lr=fast"], ["train.progress=maybe"], ["train.warmup_steps=-1", "train.lr_schedule=cosine-time",
-                                                    "train.max_minutes=1"], ["train.seed=100000000000000000000000"]],
+    [
+        ["train.lr=fast"],
+        ["train.progress=maybe"],
+        ["train.warmup_steps=-1", "train.lr_schedule=cosine-time", "train.max_minutes=1"],
+        ["train.seed=100000000000000000000000"],
+    ],
     ids=["lr-word", "progress-maybe", "warmup-negative", "seed-huge"],
 )
 def test_bad_override_cli(ws, overrides) -> None:
