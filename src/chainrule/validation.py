@@ -15,6 +15,8 @@ def as_batch(x: torch.Tensor, event_shape: tuple[int, ...], what: str = "x") -> 
     trailing shape (e.g. (B, 28, 28) for a 784-dimensional model)."""
     if not isinstance(x, torch.Tensor):
         raise ChainruleError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
+    if x.is_complex():
+        raise ChainruleError(f"{what} is a complex tensor; real values are expected")
     size = math.prod(event_shape)
     if x.dim() < 1 or x.shape[0] == 0:
         raise ChainruleError(f"{what} is empty or has no batch dimension (shape {tuple(x.shape)})")
@@ -48,6 +50,31 @@ def check_discrete(x: torch.Tensor, num_values: int, what: str = "x") -> None:
             f"{what} must be {kind}; found {v!r} ({int(bad.sum())} bad value(s)). "
             "Binarize or quantize the data first."
         )
+
+
+def check_generation_options(temperature: object, top_k: object, top_p: object, batch: object) -> None:
+    """Sampling options of `generate`: a finite temperature >= 0, an integer top_k >= 1, top_p in
+    (0, 1], an integer batch >= 1 (bools, strings and NaN refused: they gave wrong tokens)."""
+
+    def is_int(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not math.isfinite(temperature)
+    ):
+        raise ChainruleError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    if temperature < 0:
+        raise ChainruleError(f"temperature must be >= 0, got {temperature}")
+    if top_k is not None and (not is_int(top_k) or top_k < 1):
+        raise ChainruleError(f"top_k must be an integer >= 1, got {top_k!r}")
+    if top_p is not None and (
+        isinstance(top_p, bool) or not isinstance(top_p, int | float) or not 0 < top_p <= 1
+    ):
+        raise ChainruleError(f"top_p must be a number in (0, 1], got {top_p!r}")
+    if not is_int(batch) or batch < 1:
+        raise ChainruleError(f"batch must be an integer >= 1, got {batch!r}")
 
 
 def check_num_samples(n: object) -> int:

@@ -35,7 +35,7 @@ from chainrule.distributions import Categorical
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
 from chainrule.tokenizer import CharTokenizer
-from chainrule.validation import check_completion, check_discrete, check_num_samples
+from chainrule.validation import check_completion, check_discrete, check_generation_options, check_num_samples
 
 State = Any
 
@@ -141,6 +141,8 @@ class SequenceModel(Model):
         """Check (B, T) ids in [0, V) (integer or integer-valued float tensors); return int64."""
         if not isinstance(x, torch.Tensor):
             raise ChainruleError(f"{what} must be a torch.Tensor of token ids, got {type(x).__name__}")
+        if x.is_complex():
+            raise ChainruleError(f"{what} is a complex tensor; token ids are integers")
         if x.dim() == 1:
             x = x[None]
         if x.dim() != 2 or x.shape[0] == 0 or x.shape[1] == 0:
@@ -233,12 +235,13 @@ class SequenceModel(Model):
             raise ChainruleError(f"the number of new tokens must be an integer >= 0, got {n_new!r}")
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise ChainruleError(f"chunk must be an integer >= 1, got {chunk!r}")
-        if temperature < 0:
-            raise ChainruleError(f"temperature must be >= 0, got {temperature}")
-        if top_k is not None and top_k < 1:
-            raise ChainruleError(f"top_k must be >= 1, got {top_k}")
-        if top_p is not None and not 0 < top_p <= 1:
-            raise ChainruleError(f"top_p must be in (0, 1], got {top_p}")
+        check_generation_options(temperature, top_k, top_p, batch)
+        if temperature > 0 and temperature < 1e-6:
+            temperature = 0.0  # logits / 1e-40 overflow to inf (NaN probabilities): the limit is greedy
+        if prompt is not None and not isinstance(prompt, torch.Tensor):
+            raise ChainruleError(
+                f"prompt must be a tensor of token ids (use encode), got {type(prompt).__name__}"
+            )
         if prompt is None or prompt.numel() == 0:
             prompt = torch.zeros(batch, 0, dtype=torch.long, device=self._device())
         else:
