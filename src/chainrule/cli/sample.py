@@ -9,7 +9,10 @@ through a temporary file renamed into place at the end.
 from __future__ import annotations
 
 import inspect
+import math
+import shutil
 import time
+from pathlib import Path
 
 from chainrule.cli.common import CommandParser, at_least
 from chainrule.errors import ChainruleError
@@ -136,6 +139,8 @@ def cmd_sample(args) -> dict:
             " write them to --out FILE.npy or FILE.csv instead"
         )
     path = check_output(args.out, args.force, args.model_dir)
+    if kind != "png":
+        check_disk_space(path, args.n * math.prod(model.event_shape), kind, model.value_type)
     t = time.time()
     chunks = _chunks(model, args, kwargs)
     if kind != "png":
@@ -153,3 +158,20 @@ def cmd_sample(args) -> dict:
         + (", one row per class" if ncols else ""),
     )
     return {"out": args.out, "n": args.n, "seconds": round(secs, 3)}
+
+
+#: bytes per value written: CSV holds a digit and a comma for codes, about 12 characters for
+#: reals; .npy holds uint8 codes or float32 reals
+BYTES_PER_VALUE = {("csv", False): 2, ("csv", True): 12, ("npy", False): 1, ("npy", True): 4}
+
+
+def check_disk_space(path: Path, values: int, kind: str, value_type: str) -> None:
+    """Refuse, before drawing anything, an output that cannot fit on the disk it goes to (memory
+    stays bounded by chunking; the disk is what a huge -n fills)."""
+    need = values * BYTES_PER_VALUE[(kind, value_type == "continuous")]
+    free = shutil.disk_usage(path.parent if str(path.parent) else ".").free
+    if need > free:
+        raise ChainruleError(
+            f"{path} would take about {need / 1e9:,.1f} GB but its disk has {free / 1e9:,.1f} GB free;"
+            " ask for fewer samples (-n)"
+        )
