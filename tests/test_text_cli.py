@@ -73,7 +73,7 @@ def test_generate_is_reproducible_and_the_cache_changes_nothing(trained, capsys)
         (["--prompt", "ROMÉO:"], "prompt has 1 character.* outside the vocabulary: 'É'"),
         (["-n", "-1"], "-n must be >= 0"),
         (["--temperature", "-1"], "temperature must be >= 0"),
-        (["--top-p", "1.5"], "top_p must be in"),
+        (["--top-p", "1.5"], r"top_p must be a number in \(0, 1\]"),
     ],
 )
 def test_generate_bad_input_is_one_line(trained, capsys, args, message) -> None:

@@ -77,11 +77,53 @@ def check_generation_options(temperature: object, top_k: object, top_p: object, 
         raise ChainruleError(f"batch must be an integer >= 1, got {batch!r}")
 
 
+#: The most samples one `sample` call draws (2**40, about 1.1e12): far beyond memory, well inside
+#: what torch can index, so a larger n is refused here instead of overflowing in torch.
+MAX_NUM_SAMPLES = 2**40
+
+
 def check_num_samples(n: object) -> int:
-    """A number of samples must be a positive int (not a bool, float or string)."""
+    """A number of samples must be a positive int (not a bool, float or string), at most
+    MAX_NUM_SAMPLES."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ChainruleError(f"number of samples must be a positive integer, got {n!r}")
+    if n > MAX_NUM_SAMPLES:
+        raise ChainruleError(
+            f"number of samples must be at most 2**40 ({MAX_NUM_SAMPLES:,}) in one call, got {n:,};"
+            " draw them in batches"
+        )
     return n
+
+
+def check_generator(generator: object) -> torch.Generator | None:
+    """A `generator` argument must be a torch.Generator or None (an int seed, a NumPy generator
+    or a generator's state tensor would fail deep inside torch)."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ChainruleError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+            " (for a seed use torch.Generator().manual_seed(seed))"
+        )
+    return generator
+
+
+def as_cond(cond: object, device: torch.device | str | None = None) -> torch.Tensor:
+    """A condition (class indices, vectors, images) as a real tensor on `device`: tensors, arrays
+    and lists of numbers are accepted; strings, complex values and other objects are refused."""
+    if not isinstance(cond, torch.Tensor):
+        if isinstance(cond, str | bytes):
+            raise ChainruleError(
+                f"cond must be a tensor (class indices, vectors or images), got {type(cond).__name__}"
+                f" {cond[:40]!r}"
+            )
+        try:
+            cond = torch.as_tensor(cond)
+        except (TypeError, ValueError, RuntimeError):
+            raise ChainruleError(
+                f"cond must be a tensor (class indices, vectors or images), got {type(cond).__name__}"
+            ) from None
+    if cond.is_complex():
+        raise ChainruleError("cond is a complex tensor; real values are expected")
+    return cond.to(device) if device is not None else cond
 
 
 def check_completion(

@@ -269,33 +269,8 @@ def bif_text(variables: dict[str, list[str]], cpds: dict[str, tuple[list[str], l
 
 #: Cases that still fail after merging the fixing branches: node id prefix -> the owner and file that
 #: must fix it. They are marked xfail(strict=True), so a fix shows up as an XPASS to remove here.
-KNOWN_FAILURES: dict[str, str] = {
-    "test_bounds_and_safety.py::test_bn_sample_does_not_overwrite_its_input": "i20-bounds: cli/bn.py output checks",
-    "test_cli_options.py::test_cli_refuses[complete-out-inside-model]": "cli/complete.py output checks (shared helper from i20-bounds)",
-    "test_cli_options.py::test_cli_refuses[eval-no-data]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
-    "test_cli_options.py::test_cli_refuses[eval-split-unknown]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
-    "test_cli_options.py::test_cli_refuses[generate-temperature-minus-inf]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
-    "test_cli_options.py::test_cli_refuses[generate-top-k-float]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
-    "test_cli_options.py::test_cli_refuses[sample-method-unknown]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
-    "test_cli_options.py::test_cli_refuses[sample-n-float]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
-    "test_cli_options.py::test_cli_refuses[sample-n-word]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
-    "test_cli_options.py::test_cli_refuses[sample-per-class-zero]": "cli/sample.py: `args.per_class or 8` takes 0 as the default",
-    "test_cli_options.py::test_cli_refuses[unknown-command]": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error)",
-    "test_data_files.py::test_bad_csv_dataset[big-int-64bit]": "data/csv_file.py: codes beyond int64",
-    "test_data_files.py::test_bad_csv_dataset[huge-int]": "data/csv_file.py: codes beyond int64",
-    "test_data_files.py::test_bad_wav[data-size-lies]": "data/wav.py: a data chunk size past the file end is accepted",
-    "test_data_files.py::test_gzip_bomb_bif": "i20-bounds: graphical/bif.py read_bif has no decompression limit",
-    "test_fuzz.py::test_fuzz_cli": "i20-cli: cli/common.py CommandParser.error must print one line (argparse prints usage + error) (and the out-inside-model checks)",
-    "test_python_api.py::test_sample_bad_n[huge": "validation.py check_num_samples has no upper bound (torch overflow)",
-    "test_python_api.py::test_sample_non_generator": "models/*: sample() must refuse a non-torch.Generator `generator` (validation.py check called by each sample)",
-    "test_python_api.py::test_generate_bad_options[generator": "models/*: sample() must refuse a non-torch.Generator `generator` (validation.py check called by each sample)",
-    "test_python_api.py::test_class_conditional_bad_cond[string]": "models/base.py check_cond: non-tensor cond",
-    "test_python_api.py::test_bayesian_network_misuse[sample-zero]": "graphical/bn_sampling.py: sample(0) accepted",
-    "test_python_api.py::test_nan_weights_give_error_not_nan": "evaluation: NaN NLL returned as a number",
-    "test_recipes.py::test_bad_override_python[batch-size-huge]": "i20-safety: training/config.py upper bounds",
-    "test_recipes.py::test_bad_override_python[init-from-absent]": "i20-safety: training/config.py init_from checked late",
-    "test_recipes.py::test_bad_override_python[seq-len-zero]": "i20-safety: training/config.py seq_len check",
-}
+#: Empty: every case passes (keep the mechanism for cases added before their fix).
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(config, items) -> None:

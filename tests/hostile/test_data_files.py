@@ -128,9 +128,10 @@ def _gzip_bomb(size: int) -> bytes:
 
 @pytest.mark.parametrize("where", ["bif", "bn-cli"])
 def test_gzip_bomb_bif(ws, where) -> None:
-    """3 GB of comment lines in ~3 MB on disk: refused by a decompression limit, in bounded time."""
+    """3 GB of comment lines in ~7 MB on disk (zlib 1.2.13 packs these 1 KB lines about 450:1):
+    refused by a decompression limit, in bounded time."""
     path = ws.file("bomb.bif.gz", _gzip_bomb(3 * 1024**3))
-    assert path.stat().st_size < 5 * 1024**2
+    assert path.stat().st_size < 10 * 1024**2
     if where == "bif":
         with time_limit(40), raises_chainrule():
             read_bif(path)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-from chainrule.cli.common import CommandParser
+from chainrule.cli.common import CommandParser, at_least
 from chainrule.errors import ChainruleError
+
+#: rows drawn and written at a time by `bn sample` (memory stays flat for any -n)
+SAMPLE_CHUNK = 100_000
 
 
 def add_parser(sub) -> CommandParser:
@@ -26,6 +30,7 @@ def add_parser(sub) -> CommandParser:
     bs.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
     bs.add_argument("--seed", type=int, default=0)
     bs.add_argument("--out", required=True, help="CSV path")
+    bs.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     bs.add_argument(
         "--codes",
         action="store_true",
@@ -55,6 +60,7 @@ def add_parser(sub) -> CommandParser:
     bf.add_argument("--max-indegree", type=int, help="most parents a node may get (default: no limit)")
     bf.add_argument("--alpha", type=float, default=1.0, help="pseudo-counts per cell (0 = plain MLE)")
     bf.add_argument("--out", required=True, help="BIF path to write (.bif or .bif.gz)")
+    bf.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     b.set_defaults(handler=cmd_bn)
     return b
 
@@ -79,6 +85,18 @@ def _parse_evidence(text: str) -> dict[str, str]:
             raise ChainruleError(f"--evidence names {name!r} twice")
         evidence[name] = state
     return evidence
+
+
+def _check_out(args, inputs: list[str | None]) -> Path:
+    """--out checked before any work (cli/outputs.py: not a folder, not inside a model folder, an
+    existing file only with --force), and never one of the command's own input files."""
+    from chainrule.cli.outputs import check_output
+
+    resolved = Path(args.out).expanduser().resolve()
+    for given in inputs:
+        if given and Path(given).expanduser().resolve() == resolved:
+            raise ChainruleError(f"--out {args.out} is an input of this command; write elsewhere")
+    return check_output(args.out, args.force)
 
 
 def cmd_bn(args) -> dict:
@@ -114,22 +132,34 @@ def cmd_bn(args) -> dict:
             idx = tuple(bn.state_names[v].index(s) for v, s in zip(targets, states))
             rows.append({**dict(zip(targets, states)), "p": float(table[idx])})
         return {"targets": targets, "evidence": evidence, "distribution": rows, "seconds": round(secs, 6)}
-    # sample
+    return _sample(args, bn)
+
+
+def _sample(args, bn) -> dict:  # noqa: ANN001 - the network is imported lazily
+    """`bn sample`: ancestral draws written in chunks of SAMPLE_CHUNK rows (one generator
+    throughout) through a temporary file renamed into place at the end."""
     import torch
 
-    from chainrule.persistence import atomic_write_bytes
+    from chainrule.cli.outputs import replacing
+    from chainrule.cli.sample import check_disk_space
+    from chainrule.validation import check_num_samples
 
-    if args.n < 1:
-        raise ChainruleError(f"-n must be at least 1, got {args.n}")
+    at_least(args.n, 1, "-n")
+    check_num_samples(args.n)
+    path = _check_out(args, [args.bif])
+    check_disk_space(path, args.n * len(bn.names), "csv", "discrete")
     t = time.perf_counter()
-    x = bn.sample(args.n, generator=torch.Generator().manual_seed(args.seed))
-    lines = [",".join(bn.names)]
-    if args.codes:
-        lines += [",".join(map(str, row)) for row in x.tolist()]
-    else:
-        states = [bn.state_names[v] for v in bn.names]
-        lines += [",".join(s[c] for s, c in zip(states, row)) for row in x.tolist()]
-    atomic_write_bytes(args.out, ("\n".join(lines) + "\n").encode())
+    g = torch.Generator().manual_seed(args.seed)
+    states = [bn.state_names[v] for v in bn.names]
+    with replacing(path) as f:
+        f.write((",".join(bn.names) + "\n").encode())
+        for a in range(0, args.n, SAMPLE_CHUNK):
+            x = bn.sample(min(SAMPLE_CHUNK, args.n - a), generator=g).tolist()
+            if args.codes:
+                lines = [",".join(map(str, row)) for row in x]
+            else:
+                lines = [",".join(s[c] for s, c in zip(states, row)) for row in x]
+            f.write(("\n".join(lines) + "\n").encode())
     return {"out": args.out, "n": args.n, "seed": args.seed, "seconds": round(time.perf_counter() - t, 3)}
 
 
@@ -147,6 +177,7 @@ def _fit(args) -> dict:
     if args.structure and args.states:
         raise ChainruleError("give the state names once: --structure or --states, not both")
     states_file = args.structure or args.states
+    _check_out(args, [args.data, args.structure, args.states])
     reference = read_bif(states_file) if states_file else None
     codes, columns = read_csv_codes(args.data)
     data = torch.as_tensor(codes)

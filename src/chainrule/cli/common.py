@@ -30,6 +30,12 @@ class CommandParser(argparse.ArgumentParser):
 
     _intermixing = False
 
+    def error(self, message: str):  # noqa: D102 (argparse's own contract)
+        """A usage error as one line (argparse prints its usage block first): the message and
+        where the full usage is, exit code 2."""
+        message = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
     def parse_known_args(self, args=None, namespace=None):  # noqa: D102 (argparse's own contract)
         if self._intermixing or self._subparsers is not None:
             return super().parse_known_args(args, namespace)

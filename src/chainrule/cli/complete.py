@@ -47,6 +47,7 @@ def add_parser(sub) -> CommandParser:
     c.add_argument("--samples", type=int, default=3, help="completions per image (default 3)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", default="completions.png", help="PNG path (default completions.png)")
+    c.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     c.set_defaults(handler=cmd_complete)
     return c
 
@@ -56,6 +57,7 @@ def cmd_complete(args) -> dict:
     With --superres: original | low-res | samples, and the NLL of p(x | low-res x)."""
     import torch
 
+    from chainrule.cli.outputs import check_output
     from chainrule.persistence import load
     from chainrule.report import completion_grid
     from chainrule.tasks.complete import completion_report, mask_for_model
@@ -74,6 +76,8 @@ def cmd_complete(args) -> dict:
     args.mask = args.mask or "bottom-half"
     g = torch.Generator().manual_seed(args.seed)
     observed = mask_for_model(args.mask, model, g)
+    # before the work: never inside a model folder, an existing file only with --force
+    check_output(args.out, args.force, args.model_dir)
     filled, stats = completion_report(model, x, observed, args.samples, g)
     completion_grid(x, observed, filled, data.image_shape, args.out, num_values=model.num_values)
     head = {"out": args.out, "n": len(x), "samples": args.samples, "mask": args.mask}
@@ -84,6 +88,7 @@ def _superres(model, args) -> dict:
     """`chainrule complete --superres`: original | low-res | samples; exact log p(x | low-res x)."""
     import torch
 
+    from chainrule.cli.outputs import check_output
     from chainrule.report import superres_grid
     from chainrule.tasks.superres import superres_report
 
@@ -96,6 +101,7 @@ def _superres(model, args) -> dict:
         )
     data, x = image_split(model, args.data, args.split, args.n)
     at_least(args.samples, 1, "--samples")
+    check_output(args.out, args.force, args.model_dir)
     g = torch.Generator().manual_seed(args.seed)
     draws, low, stats = superres_report(model, x, args.samples, g)
     factor = stats["superres_factor"]

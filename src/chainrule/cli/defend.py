@@ -45,6 +45,7 @@ def add_parser(sub) -> CommandParser:
     de.add_argument("--show", type=int, default=6, help="examples in the picture (default 6)")
     de.add_argument("--seed", type=int, default=0, help="PGD random start")
     de.add_argument("--out", default="defend.png", help="PNG path (default defend.png)")
+    de.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 
     de.set_defaults(handler=cmd_defend)
     return de
@@ -52,6 +53,7 @@ def add_parser(sub) -> CommandParser:
 
 def cmd_defend(args) -> dict:
     """PixelDefend experiment: table to stderr, JSON to stdout, picture of examples."""
+    from chainrule.cli.outputs import check_output
     from chainrule.report import defend_grid
     from chainrule.tasks.attacks import parse_epsilon
     from chainrule.tasks.defend import class_names, defend_report, format_defend_table, load_defence
@@ -65,6 +67,8 @@ def cmd_defend(args) -> dict:
     if args.show < 0:
         raise ChainruleError(f"--show must be >= 0, got {args.show}")
     model, classifier, data = load_defence(args.model_dir, args.classifier, args.data)
+    # before the work: never inside a model folder, an existing file only with --force
+    check_output(args.out, args.force, args.model_dir)
     x = data.split(args.split)[: args.n]
     y = data.labels[args.split][: args.n]
     result = defend_report(

@@ -52,33 +52,32 @@ def add_parser(sub) -> CommandParser:
 
 def _sample_kwargs(model, args) -> tuple[dict, int | None]:
     """`sample` options: the sampler (models whose `sample` takes `method`) and, for a
-    class-conditional model, the labels of --per-class rows; also the grid's columns."""
-    import torch
+    class-conditional model, --per-class rows (their labels are made per chunk); also the grid's
+    columns."""
+    from chainrule.validation import check_num_samples
 
     kwargs: dict = {}
     if "method" in inspect.signature(model.sample).parameters:
         kwargs["method"] = args.method
     if model.class_conditional:
-        per_class = args.per_class or 8
+        per_class = 8 if args.per_class is None else args.per_class
         at_least(per_class, 1, "--per-class")
-        kwargs["cond"] = torch.arange(model.num_classes).repeat_interleave(per_class)
-        args.n = len(kwargs["cond"])
+        args.n = check_num_samples(model.num_classes * per_class)
         return kwargs, per_class
     if args.per_class is not None:
         raise ChainruleError(f"--per-class needs a class-conditional model; {args.model_dir} is not one")
     return kwargs, None
 
 
-def _chunks(model, args, kwargs: dict):
+def _chunks(model, args, kwargs: dict, per_class: int | None):
     """The samples in batches of SAMPLE_CHUNK (one generator throughout: -n at most one batch
-    draws exactly what one call would)."""
+    draws exactly what one call would); with `per_class`, sample i has class i // per_class."""
     import torch
 
     g = torch.Generator().manual_seed(args.seed)
-    cond = kwargs.pop("cond", None)
     for a in range(0, args.n, SAMPLE_CHUNK):
         b = min(args.n, a + SAMPLE_CHUNK)
-        extra = {} if cond is None else {"cond": cond[a:b]}
+        extra = {} if per_class is None else {"cond": torch.arange(a, b) // per_class}
         yield model.sample(b - a, generator=g, **kwargs, **extra)
 
 
@@ -142,7 +141,7 @@ def cmd_sample(args) -> dict:
     if kind != "png":
         check_disk_space(path, args.n * math.prod(model.event_shape), kind, model.value_type)
     t = time.time()
-    chunks = _chunks(model, args, kwargs)
+    chunks = _chunks(model, args, kwargs, ncols)
     if kind != "png":
         _write_stream(path, chunks, model, args, kind)
         return {"out": args.out, "n": args.n, "seconds": round(time.time() - t, 3)}

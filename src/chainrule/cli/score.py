@@ -29,6 +29,7 @@ def add_parser(sub) -> CommandParser:
     sc.add_argument("--split", default="test", choices=SPLITS, help="(default test)")
     sc.add_argument("-n", type=int, default=None, help="use the first N images of each split (default all)")
     sc.add_argument("--out", default="ood-scores.png", help="histogram PNG path (default ood-scores.png)")
+    sc.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     sc.add_argument(
         "--compressor",
         default="best",
@@ -44,6 +45,7 @@ def add_parser(sub) -> CommandParser:
 
 def cmd_score(args) -> dict:
     """In-distribution vs OOD scores: table on stderr, histograms PNG, metrics as JSON."""
+    from chainrule.cli.outputs import check_output
     from chainrule.data import load_dataset
     from chainrule.persistence import load
     from chainrule.report import score_histograms
@@ -61,6 +63,8 @@ def cmd_score(args) -> dict:
     background = load(args.background) if args.background else None
     data, ood = load_dataset(args.data), load_dataset(args.ood_data)
     kwargs = latent_kwargs(model, args.k, args.seed)
+    # before the work: never inside a model folder, an existing file only with --force
+    check_output(args.out, args.force, args.model_dir)
     t = time.time()
     exp = score_datasets(
         model,

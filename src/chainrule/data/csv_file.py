@@ -35,8 +35,20 @@ MAX_VALUES = 256
 
 
 def _is_int(cell: str) -> bool:
+    """Whether a cell is an integer, of any length and sign (ASCII digits only)."""
     s = cell.strip()
-    return s.isdigit() or (s[:1] in "+-" and s[1:].isdigit())
+    digits = s[1:] if s[:1] in "+-" else s
+    return digits.isascii() and digits.isdigit()
+
+
+def _code(cell: str, max_values: int) -> int | None:
+    """The code of a cell that is an integer in [0, max_values), or None. (Looked at as text first:
+    a code beyond int64 would overflow the array, and int() refuses over 4,300 digits.)"""
+    s = cell.strip()
+    if not _is_int(s) or s[0] == "-" and s[1:].strip("0"):
+        return None
+    digits = s.lstrip("+-").lstrip("0") or "0"
+    return int(digits) if len(digits) <= 18 and int(digits) < max_values else max_values
 
 
 def read_csv_codes(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
@@ -66,20 +78,21 @@ def read_csv_codes(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
         if len(row) != len(columns):
             raise ChainruleError(f"{path}, line {line}: {len(row)} fields, expected {len(columns)}")
         for j, cell in enumerate(row):
-            if not _is_int(cell) or int(cell) < 0:
-                what = "an empty cell" if not cell.strip() else repr(cell)
+            code = _code(cell, MAX_VALUES)
+            if code is None:
+                what = "an empty cell" if not cell.strip() else repr(cell[:40])
                 raise ChainruleError(
                     f"{path}, line {line}, column {columns[j]!r}: {what} is not a non-negative integer;"
                     " every cell must be a code 0..K-1 (encode categories as integers, drop or fill"
                     " missing values first)"
                 )
-            codes[i, j] = int(cell)
-    num_values = max(int(codes.max()) + 1, 2)
-    if num_values > MAX_VALUES:
-        raise ChainruleError(
-            f"{path}: the largest code is {num_values - 1}; at most {MAX_VALUES} values per column are"
-            " supported (bin or quantize wide numeric columns first)"
-        )
+            if code >= MAX_VALUES:
+                raise ChainruleError(
+                    f"{path}, line {line}, column {columns[j]!r}: code {cell.strip()[:40]} is too"
+                    f" large; at most {MAX_VALUES} values per column (codes 0..{MAX_VALUES - 1}) are"
+                    " supported (bin or quantize wide numeric columns first)"
+                )
+            codes[i, j] = code
     return codes, columns
 
 

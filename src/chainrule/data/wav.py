@@ -42,9 +42,22 @@ def read_wav(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
     try:
         with wave.open(str(path), "rb") as w:
             width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
+            declared = w.getnframes() * width * channels
+            # the data chunk's size is checked against the file before reading: a size that points
+            # past the end would otherwise be read short without a word (a truncated or lying file)
+            if declared > path.stat().st_size:
+                raise ChainruleError(
+                    f"{path}: its data chunk declares {declared:,} bytes but the whole file has"
+                    f" {path.stat().st_size:,}; the file is truncated or its header is wrong"
+                )
             raw = w.readframes(w.getnframes())
     except (wave.Error, EOFError) as e:
         raise ChainruleError(f"{path} is not a PCM WAV file ({e})") from None
+    if len(raw) < declared:
+        raise ChainruleError(
+            f"{path}: its data chunk declares {declared:,} bytes but holds {len(raw):,}; the file is"
+            " truncated or its header is wrong"
+        )
     if width == 1:
         x = (np.frombuffer(raw, np.uint8).astype(np.float64) - 128) / 128
     elif width == 3:

@@ -16,10 +16,11 @@ from chainrule.models.base import Model
 
 @dataclass
 class NLLReport:
-    """`nll_nats` = mean over examples of -log p(x); `stderr_nats` = sample std / sqrt(n)."""
+    """`nll_nats` = mean over examples of -log p(x); `stderr_nats` = sample std / sqrt(n) (None
+    for a single example: a standard error needs two)."""
 
     nll_nats: float
-    stderr_nats: float
+    stderr_nats: float | None
     bits_per_dim: float
     n: int
     dim: int
@@ -68,11 +69,32 @@ def evaluate_nll(
                 log_prob_kwargs["cond"] = cond[i : i + batch_size].to(device)
             parts.append(model.log_prob(x[i : i + batch_size].to(device), **log_prob_kwargs).double().cpu())
     lp = torch.cat(parts)
+    check_finite_log_probs(lp)
     n = lp.numel()
     dim = math.prod(x.shape[1:])  # values per example scored (a sequence model declares (None,))
     nll = float(-lp.mean())
-    se = float(lp.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
+    se = float(lp.std(unbiased=True) / math.sqrt(n)) if n > 1 else None
     return NLLReport(nll, se, nll / math.log(2) / dim, n, dim)
+
+
+def check_finite_log_probs(lp: torch.Tensor) -> None:
+    """Refuse to report an NLL from non-finite log-likelihoods (a NaN mean printed as a number is a
+    silent wrong answer): NaN or +inf means broken weights or data, -inf an example the model
+    gives probability zero (an infinite NLL)."""
+    bad = ~torch.isfinite(lp)
+    if not bad.any():
+        return
+    n, k = lp.numel(), int(bad.sum())
+    zero = int((lp == float("-inf")).sum())
+    if zero == k:
+        raise ChainruleError(
+            f"{k} of {n} examples have probability zero under the model (log-likelihood -inf), so"
+            " the NLL is infinite; is this the data the model was trained on?"
+        )
+    raise ChainruleError(
+        f"{k - zero} of {n} examples got a NaN or +inf log-likelihood: the model's weights or the"
+        " data are likely broken (a diverged training run leaves NaN weights); no NLL reported"
+    )
 
 
 def split_condition(model: Model, dataset, split: str) -> torch.Tensor | None:

@@ -72,14 +72,21 @@ def evaluate_sequence(
     if tokens.dim() != 1 or tokens.numel() == 0:
         raise ChainruleError(f"expected a non-empty 1-D token stream, got shape {tuple(tokens.shape)}")
     tokens = model.tokens(tokens[None], "evaluation text")[0].cpu()
-    total, state, rows = torch.zeros((), dtype=torch.float64), None, 0
+    total, state, rows, bad = torch.zeros((), dtype=torch.float64), None, 0, 0
     with eval_mode(model):
         for x, valid, fresh in eval_chunks(tokens, streams, model.eval_chunk):
             if fresh:
                 rows = x.shape[0]
                 state = model.begin(model.bos_column(rows))
             lp, state = model.chunk_log_prob(x.to(model._device()), state)
-            total += lp.double().cpu()[valid].sum()
+            lp = lp.double().cpu()[valid]
+            bad += int((~torch.isfinite(lp)).sum())
+            total += lp.sum()
     n = tokens.numel()
+    if bad:  # a NaN total printed as a number would be a silent wrong answer
+        raise ChainruleError(
+            f"{bad} of {n} tokens got a NaN or infinite log-likelihood: the model's weights or the"
+            " data are likely broken (a diverged training run leaves NaN weights); no NLL reported"
+        )
     nats = float(-total) / n
     return SequenceReport(nats, nats / math.log(2), float(-total), n, rows, unit)

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from chainrule.errors import ChainruleError
-from chainrule.graphical.tabular import check_n, completion_codes, refuse_cond, sample_rows
+from chainrule.graphical.tabular import completion_codes, refuse_cond, sample_rows
+from chainrule.validation import check_generator, check_num_samples
 
 
 class SamplingMixin:
@@ -35,7 +36,8 @@ class SamplingMixin:
         `given`/`mask` (True = observed): the unobserved entries drawn from their exact conditional
         given the observed ones (`exact_completion`)."""
         refuse_cond(cond, "a Bayesian network")
-        n = check_n(n)
+        n = check_num_samples(n)
+        check_generator(generator)
         if given is None and mask is None:
             x = torch.zeros(n, len(self.names), dtype=torch.long)
             for i in self._order:

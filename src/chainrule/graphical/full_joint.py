@@ -14,7 +14,6 @@ from chainrule.graphical.parameters import full_joint_parameters
 from chainrule.graphical.tabular import (
     TabularModel,
     check_cardinalities,
-    check_n,
     completion_codes,
     counts,
     default_names,
@@ -22,6 +21,7 @@ from chainrule.graphical.tabular import (
     sample_rows,
 )
 from chainrule.models.base import register_model
+from chainrule.validation import check_generator, check_num_samples
 
 MAX_CELLS = 50_000_000
 
@@ -131,7 +131,8 @@ class FullJointModel(TabularModel):
         """`n` draws (n, num_variables); with `given`/`mask` (True = observed) the unobserved entries
         are drawn from the exact conditional: the table sliced at the observed values."""
         refuse_cond(cond, "a full joint model")
-        n = check_n(n)
+        n = check_num_samples(n)
+        check_generator(generator)
         if given is not None or mask is not None:
             return self._complete(
                 *completion_codes(given, mask, n, self.cardinalities, self.names), generator

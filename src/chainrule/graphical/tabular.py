@@ -203,12 +203,6 @@ def normalised_cdf(probs: torch.Tensor) -> torch.Tensor:
     return c / c[..., -1:]
 
 
-def check_n(n: int) -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ChainruleError(f"the number of samples must be a non-negative integer, got {n!r}")
-    return n
-
-
 def enumerate_states(cards: Sequence[int]) -> torch.Tensor:
     """Every joint state of variables with cardinalities `cards`, as codes (prod(cards), n)."""
     return torch.tensor(list(itertools.product(*(range(k) for k in cards))), dtype=torch.long)

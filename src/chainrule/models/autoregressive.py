@@ -18,7 +18,7 @@ from chainrule.devices import model_device
 from chainrule.distributions import Bernoulli, Categorical, Head
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
-from chainrule.validation import as_batch, check_completion, check_num_samples
+from chainrule.validation import as_batch, check_completion, check_generator, check_num_samples
 
 #: The per-dimension choice rule of a sampler: (params of dimension d's conditional, d) -> value
 Draw = Callable[[torch.Tensor, int], torch.Tensor]
@@ -154,6 +154,7 @@ class AutoregressiveModel(Model):
     def _walk(self, n, cond, given, mask, method: str, draw: Draw, generator) -> torch.Tensor:
         """Check the request, then fill the canvas dimension by dimension with `draw`."""
         check_num_samples(n)
+        check_generator(generator)
         if method not in ("fast", "generic"):
             raise ChainruleError(f"method must be 'fast' or 'generic', got {method!r}")
         self.check_cond(cond)

@@ -28,6 +28,7 @@ from chainrule.masked_conv import MaskedConv2d
 from chainrule.models.base import register_model
 from chainrule.models.image import ImageAutoregressiveModel, SamplerCache
 from chainrule.models.pixelcnn import pointwise
+from chainrule.validation import as_cond
 
 
 def row_of(bias: torch.Tensor, i: int) -> torch.Tensor:
@@ -156,7 +157,7 @@ class GatedPixelCNN(ImageAutoregressiveModel):
             return [None] * len(self.layers)
         if cond is None:
             raise ChainruleError("this model is conditional: pass cond (class indices or vectors)")
-        cond = torch.as_tensor(cond, device=self.out2.weight.device)
+        cond = as_cond(cond, self.out2.weight.device)
         if self.num_classes:
             if cond.shape != (batch,) or cond.is_floating_point() and (cond != cond.round()).any():
                 raise ChainruleError(f"cond must be {batch} class indices, got shape {tuple(cond.shape)}")
@@ -174,7 +175,7 @@ class GatedPixelCNN(ImageAutoregressiveModel):
         if cond is None:
             raise ChainruleError("a super-resolution model needs cond: the low-resolution images")
         h, w, c = self.lowres_shape
-        cond = torch.as_tensor(cond, device=self.out2.weight.device)
+        cond = as_cond(cond, self.out2.weight.device)
         if cond.shape[0] != batch or cond[0].numel() != h * w * c:
             raise ChainruleError(
                 f"cond must hold {batch} low-resolution images of {h}x{w}"

@@ -15,7 +15,7 @@ from torch import nn
 from chainrule.devices import draw
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
-from chainrule.validation import as_batch, check_completion, check_finite, check_num_samples
+from chainrule.validation import as_batch, check_completion, check_finite, check_generator, check_num_samples
 
 COVARIANCES = ("full", "diag")
 LOG_2PI = math.log(2 * math.pi)
@@ -163,6 +163,7 @@ class Gaussian(Model):
         """Draws mean + L eps; with `given`/`mask` (True = observed) the unobserved part is drawn
         from its exact conditional Gaussian given the observed part."""
         check_num_samples(n)
+        check_generator(generator)
         refuse_cond(self, cond)
         dtype, dev = self.mean.dtype, self.mean.device
         eps = draw(torch.randn, n, self.dim, generator=generator, device=dev, dtype=dtype)

@@ -23,7 +23,7 @@ from chainrule.models.gaussian import (
     prepare_continuous,
     refuse_cond,
 )
-from chainrule.validation import check_num_samples
+from chainrule.validation import check_generator, check_num_samples
 
 
 @register_model("gaussian-mixture")
@@ -110,6 +110,7 @@ class GaussianMixtureModel(Model):
         """Ancestral: z ~ w, then x ~ N(mu_z, Sigma_z). With `given`/`mask` (True = observed),
         exact completion: z ~ p(z | x_obs), then x_unobs from that component's conditional."""
         check_num_samples(n)
+        check_generator(generator)
         refuse_cond(self, cond)
         dtype, dev = self.means.dtype, self.means.device
         u = draw(torch.rand, n, generator=generator, device=dev, dtype=dtype)

@@ -35,7 +35,13 @@ from chainrule.distributions import Categorical
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
 from chainrule.tokenizer import CharTokenizer
-from chainrule.validation import check_completion, check_discrete, check_generation_options, check_num_samples
+from chainrule.validation import (
+    check_completion,
+    check_discrete,
+    check_generation_options,
+    check_generator,
+    check_num_samples,
+)
 
 State = Any
 
@@ -236,6 +242,7 @@ class SequenceModel(Model):
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise ChainruleError(f"chunk must be an integer >= 1, got {chunk!r}")
         check_generation_options(temperature, top_k, top_p, batch)
+        check_generator(generator)
         if temperature > 0 and temperature < 1e-6:
             temperature = 0.0  # logits / 1e-40 overflow to inf (NaN probabilities): the limit is greedy
         if prompt is not None and not isinstance(prompt, torch.Tensor):
@@ -288,6 +295,7 @@ class SequenceModel(Model):
         masks only (True on the first k positions, the same for every row): the rest is
         generated after them; unobserved entries are ignored, whatever they hold."""
         check_num_samples(n)
+        check_generator(generator)
         if method not in ("fast", "generic"):
             raise ChainruleError(f"method must be 'fast' or 'generic', got {method!r}")
         if given is not None or mask is not None:

@@ -28,7 +28,7 @@ from chainrule.distributions import Uniform, log1mexp
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
 from chainrule.models.gaussian import completion_inputs, prepare_continuous, refuse_cond
-from chainrule.validation import check_num_samples
+from chainrule.validation import check_generator, check_num_samples
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -132,6 +132,7 @@ class UniformLatent(Model):
         observed), z is drawn from its posterior given the observed coordinates (uniform on [a, b]
         when none is observed), then the unobserved coordinates given z."""
         check_num_samples(n)
+        check_generator(generator)
         refuse_cond(self, cond)
         dev, dtype = self.low.device, self.low.dtype
         if given is None and mask is None:

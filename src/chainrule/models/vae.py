@@ -25,7 +25,7 @@ from chainrule.distributions import Bernoulli, Categorical, Head
 from chainrule.distributions import Gaussian as GaussianHead
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
-from chainrule.validation import as_batch, check_completion, check_num_samples
+from chainrule.validation import as_batch, check_completion, check_generator, check_num_samples
 
 LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
 LOG_2PI = math.log(2 * math.pi)
@@ -260,6 +260,7 @@ class VAE(Model):
         encode, decode, redraw only the unobserved values. Not exact, unlike the autoregressive
         models' completion."""
         check_num_samples(n)
+        check_generator(generator)
         self.check_cond(cond)
         p = next(self.parameters())
         dtype, dev = p.dtype, p.device

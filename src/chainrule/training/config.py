@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,6 +15,10 @@ from chainrule.models.arguments import annotation_check
 from chainrule.trainer import STRATEGIES, check_logger
 
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
+#: Largest batch_size (16M examples a step; a larger one only fails later, in torch or in memory).
+MAX_BATCH_SIZE = 2**24
+#: Largest seq_len of a sequence model's training chunks (1M tokens).
+MAX_SEQ_LEN = 2**20
 
 
 @dataclass
@@ -67,7 +72,11 @@ class TrainConfig:
         def is_num(v: Any) -> bool:
             return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-        need(is_int(self.batch_size) and self.batch_size >= 1, "batch_size", "a positive integer")
+        need(
+            is_int(self.batch_size) and 1 <= self.batch_size <= MAX_BATCH_SIZE,
+            "batch_size",
+            f"a positive integer at most 2**24 ({MAX_BATCH_SIZE:,})",
+        )
         need(is_int(self.max_epochs) and self.max_epochs >= 1, "max_epochs", "a positive integer")
         # lr=0 is allowed: it freezes the weights (a run that only validates); negative never
         need(is_num(self.lr) and self.lr >= 0, "lr", "a finite number >= 0")
@@ -115,11 +124,33 @@ class TrainConfig:
             "a number in [0, 1) (0: off; 0.999 averages over about the last 1,000 steps)",
         )
         check_logger(self.logger)
+        need(
+            self.seq_len is None or is_int(self.seq_len) and 1 <= self.seq_len <= MAX_SEQ_LEN,
+            "seq_len",
+            f"a positive integer at most 2**20 ({MAX_SEQ_LEN:,}) tokens",
+        )
+        self._check_init_from()
         for f in fields(self):
             typed = annotation_check(f.type)
             if typed is not None:
                 need(any(t(getattr(self, f.name)) for t in typed[0]), f.name, typed[1])
         return self
+
+    def _check_init_from(self) -> None:
+        """A warm start's model folder must exist and hold a saved model (checked here, before a
+        run claims its folder or loads data, not when training starts)."""
+        if self.init_from is None:
+            return
+        if not isinstance(self.init_from, str) or not self.init_from.strip():
+            raise ChainruleError(f"train.init_from must be a saved model folder, got {self.init_from!r}")
+        folder = Path(self.init_from).expanduser()
+        if not folder.is_dir():
+            raise ChainruleError(f"train.init_from={self.init_from}: no such model folder")
+        if not (folder / "config.json").is_file():
+            raise ChainruleError(
+                f"train.init_from={self.init_from}: the folder holds no config.json, so it is not a"
+                " saved model folder"
+            )
 
 
 def check_accelerator(accelerator: str, devices: int) -> None:
