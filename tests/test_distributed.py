@@ -50,7 +50,7 @@ def test_two_processes_equal_one_process(tmp_path) -> None:
         env=env,
     )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    assert "Starting with 2 processes" in ddp.stderr and "distributed_backend=gloo" in ddp.stderr
+    assert "distributed: 2 processes on 1 node(s), backend gloo" in ddp.stderr
     assert ddp.stdout.count("best_val_nll") == 1  # only rank 0 reports
     model, data, config = build_from_recipe(load_recipe(recipe))
     fit(model, data, config, tmp_path / "one")

@@ -200,7 +200,7 @@ def test_save_load_round_trip(name, tmp_path) -> None:
     ("kwargs", "message"),
     [
         (dict(channels=2, image_shape=[4, 4, 3]), "channels must be an integer >= 3"),
-        (dict(layers=0), "layers must be an integer >= 1"),
+        (dict(layers=0), "layers must be positive"),
         (dict(layers=1.5), "layers must be an integer"),
         (dict(first_kernel=4), "first_kernel must be odd"),
         (dict(output_channels=True), "output_channels"),

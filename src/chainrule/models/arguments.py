@@ -43,7 +43,9 @@ POSITIVE = frozenset(
 #: Integer arguments that may be 0 (off) but not negative.
 NON_NEGATIVE = frozenset(["num_classes", "cond_dim", "lowres_factor", "kl_warmup_steps"])
 #: Float arguments that must be > 0.
-POSITIVE_FLOATS = frozenset(["min_scale", "min_variance"])
+POSITIVE_FLOATS = frozenset(["min_scale"])
+#: Float arguments that may be 0 (off: min_variance 0 is the plain MLE, as scikit-learn's reg_covar=0).
+NON_NEGATIVE_FLOATS = frozenset(["min_variance"])
 #: Seeds: what `torch.Generator.manual_seed` accepts for a non-negative seed.
 SEED_RANGE = (0, 2**63)
 
@@ -104,6 +106,8 @@ def check_value(name: str, value: Any, annotation: Any, where: str) -> None:
         raise ChainruleError(f"{where}{name} must be >= 0, got {value!r}")
     if name in POSITIVE_FLOATS and _is_number(value) and value <= 0:
         raise ChainruleError(f"{where}{name} must be > 0, got {value!r}")
+    if name in NON_NEGATIVE_FLOATS and _is_number(value) and value < 0:
+        raise ChainruleError(f"{where}{name} must be >= 0, got {value!r}")
     if name == "dropout" and _is_number(value) and not 0 <= value < 1:
         raise ChainruleError(f"{where}dropout must be in [0, 1), got {value!r}")
     if name == "seed" and value is not None and _is_int(value):

@@ -4,6 +4,7 @@ the parameters, and the checkpoint/early-stopping set every run uses."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,6 +97,21 @@ def load_raw_weights(checkpoint: dict[str, Any]) -> None:
         checkpoint.pop("averaging_state", None)
 
 
+class DistributedBanner(Callback):
+    """One line on stderr (rank 0) when a run is distributed: how many processes and which
+    backend. Lightning's own setup lines are silenced with its other chatter (trainer.py)."""
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.world_size > 1 and trainer.is_global_zero:
+            backend = getattr(trainer.strategy, "process_group_backend", None) or "?"
+            print(
+                f"distributed: {trainer.world_size} processes on {trainer.num_nodes} node(s),"
+                f" backend {backend}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
 def run_callbacks(config: TrainConfig, out: Path) -> tuple[ModelCheckpoint, WallClock, list[Callback]]:
     """The callbacks of every run: best.ckpt (lowest val_nll) and last.ckpt in `out/checkpoints`,
     the wall clock, early stopping on val_nll, and the parameter average of `train.ema_decay`.
@@ -105,7 +121,8 @@ def run_callbacks(config: TrainConfig, out: Path) -> tuple[ModelCheckpoint, Wall
     # a separate callback for last.ckpt: a monitored one rewrites "last" only on improving epochs
     latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
     clock = WallClock(out / "train_time.json")
-    callbacks: list[Callback] = [best, latest, clock, EarlyStopping("val_nll", patience=config.patience)]
+    stop = EarlyStopping("val_nll", patience=config.patience)
+    callbacks: list[Callback] = [best, latest, clock, stop, DistributedBanner()]
     if config.ema_decay:
         callbacks.append(ParameterEMA(config.ema_decay))
     return best, clock, callbacks

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from chainrule.data.arrays import ArraySplit
 from chainrule.errors import ChainruleError
 from chainrule.persistence import atomic_write_json
 from chainrule.training.config import TrainConfig
@@ -34,8 +35,15 @@ RESUME_KEYS = ("batch_size", "seed", "lr_schedule", "warmup_steps", "perturb_rat
 SAMPLED_ROWS = 256
 
 
-def _sampled_sha256(x: torch.Tensor) -> str:
-    """sha256 of the shape, dtype and `SAMPLED_ROWS` evenly spaced rows of `x` (cheap for any size)."""
+def _sampled_sha256(x: torch.Tensor | ArraySplit) -> str:
+    """sha256 of the shape, dtype and `SAMPLED_ROWS` evenly spaced rows of `x` (cheap for any size,
+    a memory-mapped split included: only the sampled rows are read)."""
+    if isinstance(x, ArraySplit):  # memory-mapped uint8 rows
+        n = x.shape[0]
+        rows = torch.linspace(0, n - 1, min(n, SAMPLED_ROWS)).round().long() if n else torch.zeros(0).long()
+        h = hashlib.sha256(f"{tuple(x.shape)} uint8".encode())
+        h.update(x.rows(rows).contiguous().numpy().tobytes())
+        return h.hexdigest()
     h = hashlib.sha256(f"{tuple(x.shape)} {x.dtype}".encode())
     if x.dim() == 1:  # a token stream: evenly spaced chunks
         chunk = max(1, min(4096, x.numel() // SAMPLED_ROWS))
