@@ -43,7 +43,7 @@ format: install
 	$(PY) -m ruff check --fix src tests benchmarks examples scripts
 
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # a clean install: build the wheel, install it (torch pinned first) in an empty venv, run
 # `chainrule --help`, the demo and a moved model folder from outside the repository (a few minutes)
