@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,3 +145,24 @@ def test_gzip_bomb_is_refused(tmp_path) -> None:
         m.setenv("CHAINRULE_MAX_DECOMPRESSED_BYTES", "1000")
         with pytest.raises(ChainruleError, match="bomb.bif.gz: decompresses to more than"):
             read_bif(path)
+
+
+def test_the_global_order_is_never_costlier_than_min_fill() -> None:
+    """`best_elimination_order` keeps the cheaper of min-fill and weighted min-fill, so on every
+    shipped network its total clique cells are at most min-fill's (and both are valid orders)."""
+    from chainrule.graphical.elimination_order import best_elimination_order, elimination_order, order_cost
+
+    for path in sorted((Path(__file__).parent / "data" / "bif").glob("*.bif.gz")):
+        bn = read_bif(path)
+        n = len(bn.cardinalities)
+        adjacency = {v: 0 for v in range(n)}
+        for scope in bn._scopes:
+            mask = sum(1 << v for v in scope)
+            for v in scope:
+                adjacency[v] |= mask
+        everything = (1 << n) - 1
+        best = best_elimination_order(adjacency, everything, bn.cardinalities)
+        plain = elimination_order(adjacency, everything, bn.cardinalities, "min-fill")
+        weighted = elimination_order(adjacency, everything, bn.cardinalities, "weighted-min-fill")
+        assert sorted(best) == sorted(weighted) == list(range(n)), path.name
+        assert order_cost(adjacency, best, bn.cardinalities) <= order_cost(adjacency, plain, bn.cardinalities)

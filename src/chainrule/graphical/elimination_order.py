@@ -84,18 +84,10 @@ def elimination_order(
         card = list(cards)
 
         def score(v: int) -> tuple[int, int, int]:
+            # each missing edge u-w among v's neighbours weighs card(u) * card(w): sum over u of
+            # card(u) times the cardinality sum of the neighbours u is not yet joined to
             nb = adj[v]
-            fill = 0
-            m = nb
-            while m:
-                low = m & -m
-                m ^= low
-                u = low.bit_length() - 1
-                new = nb & ~adj[u] & ~low
-                while new:
-                    w = new & -new
-                    new ^= w
-                    fill += card[u] * card[w.bit_length() - 1]
+            fill = sum(card[u] * sum(card[w] for w in bits(nb & ~adj[u] & ~(1 << u))) for u in bits(nb))
             return (fill, cells(nb | 1 << v, classes), v)
     else:
 
