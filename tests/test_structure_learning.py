@@ -107,6 +107,19 @@ def test_hill_climb_from_the_true_graph_does_not_lose_score() -> None:
         hill_climb(fs, start=[[1], [0]] + [[] for _ in range(len(true.names) - 2)])
 
 
+#: structural Hamming distance of `learn_structure(..., restarts=20)` to the true graph on these
+#: samples when written (2026-12-05); pgmpy's HillClimbSearch varies between runs on the same
+#: samples (hash order), e.g. 3 to 9 for sachs with BDeu
+SHD_NOW = {
+    ("asia", "bic"): 1,
+    ("asia", "bdeu"): 9,
+    ("sachs", "bic"): 3,
+    ("sachs", "bdeu"): 9,
+    ("child", "bic"): 6,
+    ("child", "bdeu"): 3,
+}
+
+
 @pytest.mark.parametrize("net, n", [("asia", 2000), ("sachs", 2000), ("child", 1000)])
 @pytest.mark.parametrize("score", ["bic", "bdeu"])
 def test_same_or_better_score_than_pgmpy_hill_climb(pgmpy, net: str, n: int, score: str) -> None:
@@ -123,9 +136,9 @@ def test_same_or_better_score_than_pgmpy_hill_climb(pgmpy, net: str, n: int, sco
     # pgmpy's search visits candidate edges in hash order, so its result varies from process to
     # process; ours is deterministic and must match or beat it to within 1e-4 of the score
     assert network_score(ours, x, score) >= theirs.score(dag) - 1e-4 * abs(theirs.score(dag))
-    # orientations inside a Markov equivalence class score alike, so either search may orient a few
-    # edges differently from the true graph: allow a margin over pgmpy's (varying) distance
-    assert structural_hamming_distance(true, ours) <= structural_hamming_distance(true, list(dag.edges())) + 5
+    # pgmpy's distance to the true graph varies from run to run (3 to 9 seen for sachs BDeu), so our
+    # (deterministic) distance is held to what it is now: a regression bound, within the pgmpy range
+    assert structural_hamming_distance(true, ours) <= SHD_NOW[(net, score)]
 
 
 def test_recovers_asia_from_ten_thousand_samples() -> None:
