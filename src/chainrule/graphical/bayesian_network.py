@@ -35,7 +35,7 @@ from chainrule.graphical.bn_tables import (
 )
 from chainrule.graphical.dag import ancestor_masks, topological_order
 from chainrule.graphical.parameters import bayesian_network_parameters, parameter_counts, parameter_table
-from chainrule.graphical.tabular import TabularModel, counts, normalised_cdf, refuse_cond, smoothed
+from chainrule.graphical.tabular import TabularModel, counts, normalised_cdf, smoothed
 from chainrule.graphical.variable_elimination import Plan, Structure, log_evidence
 from chainrule.models.base import register_model
 
@@ -252,7 +252,7 @@ class BayesianNetwork(QueryMixin, SamplingMixin, TabularModel):
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """log P(x) per row in nats (float64, on the tables' device); x holds integer (or
         integral float) codes on any device; entries -1 are missing and summed out exactly."""
-        refuse_cond(cond, "a Bayesian network")
+        self.check_cond(cond)
         x = self.check_data(x.cpu() if isinstance(x, torch.Tensor) else x, allow_missing=True, what="x")
         missing = x < 0
         incomplete = missing.any(1)

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from chainrule.errors import ChainruleError
-from chainrule.graphical.tabular import completion_codes, refuse_cond, sample_rows
-from chainrule.validation import check_generator, check_num_samples
+from chainrule.graphical.tabular import completion_codes, sample_rows
 
 
 class SamplingMixin:
@@ -35,9 +34,7 @@ class SamplingMixin:
         ancestral sampling, each variable from its CPD row given its sampled parents. With
         `given`/`mask` (True = observed): the unobserved entries drawn from their exact conditional
         given the observed ones (`exact_completion`)."""
-        refuse_cond(cond, "a Bayesian network")
-        n = check_num_samples(n)
-        check_generator(generator)
+        n = self.check_sample_request(n, cond, generator)
         if given is None and mask is None:
             x = torch.zeros(n, len(self.names), dtype=torch.long)
             for i in self._order:

@@ -17,11 +17,9 @@ from chainrule.graphical.tabular import (
     completion_codes,
     counts,
     default_names,
-    refuse_cond,
     sample_rows,
 )
 from chainrule.models.base import register_model
-from chainrule.validation import check_generator, check_num_samples
 
 MAX_CELLS = 50_000_000
 
@@ -101,7 +99,7 @@ class FullJointModel(TabularModel):
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """log theta[x] per row (float64, on the table's device); missing entries (-1) are summed
         out of the table."""
-        refuse_cond(cond, "a full joint model")
+        self.check_cond(cond)
         x = self.check_data(x.cpu() if isinstance(x, torch.Tensor) else x, allow_missing=True, what="x")
         missing = x < 0
         if not missing.any():
@@ -130,9 +128,7 @@ class FullJointModel(TabularModel):
     ) -> torch.Tensor:
         """`n` draws (n, num_variables); with `given`/`mask` (True = observed) the unobserved entries
         are drawn from the exact conditional: the table sliced at the observed values."""
-        refuse_cond(cond, "a full joint model")
-        n = check_num_samples(n)
-        check_generator(generator)
+        n = self.check_sample_request(n, cond, generator)
         if given is not None or mask is not None:
             return self._complete(
                 *completion_codes(given, mask, n, self.cardinalities, self.names), generator

@@ -78,14 +78,6 @@ class TabularModel(Model):
         return check_codes(x, self.cardinalities, allow_missing=allow_missing, what=what, names=self.names)
 
 
-def refuse_cond(cond: object, what: str = "a tabular model") -> None:
-    """Tabular models are conditioned on nothing: a `cond` is a caller's mistake, said clearly."""
-    if cond is not None:
-        raise ChainruleError(
-            f"{what} is unconditional (conditioned on nothing); got a cond argument ({type(cond).__name__})"
-        )
-
-
 def completion_codes(
     given: torch.Tensor | None, mask: torch.Tensor | None, n: int, cards: Sequence[int], names: Sequence[str]
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,7 +18,7 @@ from chainrule.devices import model_device
 from chainrule.distributions import Bernoulli, Categorical, Head
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
-from chainrule.validation import as_batch, check_completion, check_generator, check_num_samples
+from chainrule.validation import as_batch, check_completion
 
 #: The per-dimension choice rule of a sampler: (params of dimension d's conditional, d) -> value
 Draw = Callable[[torch.Tensor, int], torch.Tensor]
@@ -85,11 +85,6 @@ class AutoregressiveModel(Model):
         self.head.validate(x, what)
         return x.to(device=model_device(self), dtype=self._dtype())
 
-    def check_cond(self, cond: torch.Tensor | None) -> None:
-        """Refuse a condition given to an unconditional model (conditional models override)."""
-        if cond is not None and self.conditioned_on == "nothing":
-            raise ChainruleError(f"model {self.registry_name!r} is unconditional: it takes no cond")
-
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Exact log-likelihood in nats, shape (B,): the sum over dimensions of the head's
         log p(x_i | x_<i), all computed in one conditioner pass."""
@@ -153,11 +148,9 @@ class AutoregressiveModel(Model):
 
     def _walk(self, n, cond, given, mask, method: str, draw: Draw, generator) -> torch.Tensor:
         """Check the request, then fill the canvas dimension by dimension with `draw`."""
-        check_num_samples(n)
-        check_generator(generator)
+        self.check_sample_request(n, cond, generator)
         if method not in ("fast", "generic"):
             raise ChainruleError(f"method must be 'fast' or 'generic', got {method!r}")
-        self.check_cond(cond)
         x, obs = self._start(n, given, mask)
         return self._run(x, obs, cond, method, draw, generator)
 

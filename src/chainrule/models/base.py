@@ -17,6 +17,7 @@ from torch import nn
 
 from chainrule.errors import ChainruleError
 from chainrule.models.arguments import check_image_matches, check_value
+from chainrule.validation import check_generator, check_num_samples
 
 MODEL_REGISTRY: dict[str, type[Model]] = {}
 
@@ -149,6 +150,23 @@ class Model(nn.Module):
         if self.value_type == "continuous" or not self.event_shape or None in self.event_shape:
             return None
         return [self.num_values] * math.prod(self.event_shape)
+
+    def check_cond(self, cond: object) -> None:
+        """Refuse a condition given to an unconditional model instead of ignoring it (conditional
+        models override this with their own checks of `cond`)."""
+        if cond is not None and self.conditioned_on == "nothing":
+            raise ChainruleError(
+                f"model {self.registry_name!r} is unconditional (conditioned on nothing): it takes no"
+                f" cond, got {type(cond).__name__}"
+            )
+
+    def check_sample_request(self, n: object, cond: object, generator: object) -> int:
+        """The checks every `sample` starts with: n a positive int, `generator` a torch.Generator
+        (or None), `cond` acceptable to this model. Returns n."""
+        check_num_samples(n)
+        check_generator(generator)
+        self.check_cond(cond)
+        return n
 
     def on_train_step(self, step: int) -> None:
         """Called by the trainer before training step `step` (e.g. an order-agnostic ensemble

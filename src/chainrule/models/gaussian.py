@@ -15,7 +15,7 @@ from torch import nn
 from chainrule.devices import draw
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
-from chainrule.validation import as_batch, check_completion, check_finite, check_generator, check_num_samples
+from chainrule.validation import as_batch, check_completion, check_finite
 
 COVARIANCES = ("full", "diag")
 LOG_2PI = math.log(2 * math.pi)
@@ -146,7 +146,7 @@ class Gaussian(Model):
         return self
 
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        refuse_cond(self, cond)
+        self.check_cond(cond)
         x = prepare_continuous(x, self.dim, self.mean.dtype, device=self.mean.device)
         return self.scale.log_density(x, self.mean.unsqueeze(0))[:, 0]
 
@@ -162,9 +162,7 @@ class Gaussian(Model):
     ) -> torch.Tensor:
         """Draws mean + L eps; with `given`/`mask` (True = observed) the unobserved part is drawn
         from its exact conditional Gaussian given the observed part."""
-        check_num_samples(n)
-        check_generator(generator)
-        refuse_cond(self, cond)
+        self.check_sample_request(n, cond, generator)
         dtype, dev = self.mean.dtype, self.mean.device
         eps = draw(torch.randn, n, self.dim, generator=generator, device=dev, dtype=dtype)
         if given is None and mask is None:
@@ -189,9 +187,3 @@ def completion_inputs(
     """Validated (given, observed-mask), both (n, dim) and on the model's `device`, for completion
     by a continuous model (`check_completion`: unobserved entries, NaN included, are ignored)."""
     return check_completion(given, mask, n, (dim,), check_finite, dtype=dtype, device=device)
-
-
-def refuse_cond(model: Model, cond: torch.Tensor | None) -> None:
-    """Unconditional densities refuse a condition instead of ignoring it."""
-    if cond is not None:
-        raise ChainruleError(f"model {model.registry_name!r} is unconditional: it takes no cond")

@@ -21,9 +21,7 @@ from chainrule.models.gaussian import (
     conditional_gaussian,
     marginal_log_density,
     prepare_continuous,
-    refuse_cond,
 )
-from chainrule.validation import check_generator, check_num_samples
 
 
 @register_model("gaussian-mixture")
@@ -79,7 +77,7 @@ class GaussianMixtureModel(Model):
         return self.log_weights() + self.scale.log_density(x, self.means)
 
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        refuse_cond(self, cond)
+        self.check_cond(cond)
         x = prepare_continuous(x, self.dim, self.means.dtype, device=self.means.device)
         return torch.logsumexp(self.joint_log_prob(x), dim=1)
 
@@ -109,9 +107,7 @@ class GaussianMixtureModel(Model):
     ) -> torch.Tensor:
         """Ancestral: z ~ w, then x ~ N(mu_z, Sigma_z). With `given`/`mask` (True = observed),
         exact completion: z ~ p(z | x_obs), then x_unobs from that component's conditional."""
-        check_num_samples(n)
-        check_generator(generator)
-        refuse_cond(self, cond)
+        self.check_sample_request(n, cond, generator)
         dtype, dev = self.means.dtype, self.means.device
         u = draw(torch.rand, n, generator=generator, device=dev, dtype=dtype)
         eps = draw(torch.randn, n, self.dim, generator=generator, device=dev, dtype=dtype)

@@ -27,8 +27,7 @@ from chainrule.devices import draw
 from chainrule.distributions import Uniform, log1mexp
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
-from chainrule.models.gaussian import completion_inputs, prepare_continuous, refuse_cond
-from chainrule.validation import check_generator, check_num_samples
+from chainrule.models.gaussian import completion_inputs, prepare_continuous
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -114,7 +113,7 @@ class UniformLatent(Model):
 
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Exact log p(x) in nats, shape (B,) (see the module docstring for the formula)."""
-        refuse_cond(self, cond)
+        self.check_cond(cond)
         x = prepare_continuous(x, self.dim, self.low.dtype, device=self.low.device)
         return uniform_latent_log_density(x, self.low, self.log_width, self.log_sigma)
 
@@ -131,9 +130,7 @@ class UniformLatent(Model):
         """Ancestral draws: z ~ Uniform(a, b), then x = z + sigma eps. With `given`/`mask` (True =
         observed), z is drawn from its posterior given the observed coordinates (uniform on [a, b]
         when none is observed), then the unobserved coordinates given z."""
-        check_num_samples(n)
-        check_generator(generator)
-        refuse_cond(self, cond)
+        self.check_sample_request(n, cond, generator)
         dev, dtype = self.low.device, self.low.dtype
         if given is None and mask is None:
             z = self.latent.sample(torch.stack([self.low, self.high]).expand(n, 2), generator)

@@ -25,7 +25,7 @@ from chainrule.distributions import Bernoulli, Categorical, Head
 from chainrule.distributions import Gaussian as GaussianHead
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model, register_model
-from chainrule.validation import as_batch, check_completion, check_generator, check_num_samples
+from chainrule.validation import as_batch, check_completion
 
 LIKELIHOODS = ("bernoulli", "gaussian", "categorical")
 LOG_2PI = math.log(2 * math.pi)
@@ -152,10 +152,6 @@ class VAE(Model):
         kl = 0.5 * (mu**2 + torch.exp(2 * log_sigma) - 1).sum(-1) - log_sigma.sum(-1)
         return rec - kl if kl_weight == 1.0 else rec - kl_weight * kl
 
-    def check_cond(self, cond: torch.Tensor | None) -> None:
-        if cond is not None:
-            raise ChainruleError("model 'vae' is unconditional: it takes no cond")
-
     def training_log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """What the trainer maximises: the ELBO, with the KL weight of the warm-up schedule."""
         self.check_cond(cond)
@@ -259,9 +255,7 @@ class VAE(Model):
         approximate completion by `steps` rounds of pseudo-Gibbs sampling (Rezende et al. 2014):
         encode, decode, redraw only the unobserved values. Not exact, unlike the autoregressive
         models' completion."""
-        check_num_samples(n)
-        check_generator(generator)
-        self.check_cond(cond)
+        self.check_sample_request(n, cond, generator)
         p = next(self.parameters())
         dtype, dev = p.dtype, p.device
         if given is not None or mask is not None:
