@@ -20,6 +20,7 @@ import yaml
 from chainrule.data import DATASETS, Dataset, SequenceDataset, load_dataset
 from chainrule.errors import ChainruleError
 from chainrule.models import MODEL_REGISTRY, Model, build_model
+from chainrule.models.base import models_sequences
 from chainrule.training import TrainConfig
 
 SECTIONS = {"model", "data", "train", "out", "description", "evaluate"}
@@ -192,7 +193,7 @@ def model_for_data(spec: dict[str, Any], dataset: Dataset | SequenceDataset) -> 
     cls = MODEL_REGISTRY[spec["name"]]
     params = inspect.signature(cls.__init__).parameters
     if isinstance(dataset, SequenceDataset):
-        if cls.conditioned_on != "prefix":
+        if not models_sequences(cls):
             raise ChainruleError(
                 f"dataset {dataset.name!r} holds sequences; model {spec['name']!r} is not a sequence model"
             )
@@ -201,7 +202,7 @@ def model_for_data(spec: dict[str, Any], dataset: Dataset | SequenceDataset) -> 
         else:
             kwargs.setdefault("num_values", dataset.num_values)
         return build_model(spec["name"], **kwargs)
-    if cls.conditioned_on == "prefix":
+    if models_sequences(cls):
         raise ChainruleError(f"model {spec['name']!r} models sequences; dataset {dataset.name!r} does not")
     if "dim" in params:
         kwargs.setdefault("dim", dataset.dim)

@@ -16,13 +16,12 @@ from chainrule.checks.support import (
     device_of,
     draw,
     fail,
-    is_sequence,
     other_condition,
     seeded,
     takes,
 )
 from chainrule.errors import ChainruleError
-from chainrule.models.base import CONDITIONS, VALUE_TYPES, Model
+from chainrule.models.base import CONDITIONS, VALUE_TYPES, Model, models_sequences
 
 
 def _log_prob(model: Model, x: torch.Tensor, cond=None) -> torch.Tensor:
@@ -72,7 +71,7 @@ def check_completion_keeps_observed(model: Model) -> None:
     n, cond = 6, condition(model, 6)
     x = draw(model, n, cond, seed=1, length=4)
     flat = x.reshape(n, -1)
-    if is_sequence(model):
+    if models_sequences(model):
         mask = torch.zeros(flat.shape[1], dtype=torch.bool)
         mask[:2] = True
         full = mask.expand(n, -1)
@@ -129,8 +128,8 @@ def check_bad_input(model: Model) -> None:
     ChainruleError, not a torch/numpy error."""
     cond = condition(model, 3)
     x = draw(model, 3, cond).double()
-    wrong = torch.cat([x, x[..., :1]], -1) if not is_sequence(model) else x[:, :, None].repeat(1, 1, 2)
-    _expect_error(model, wrong.reshape(3, -1, 2) if is_sequence(model) else wrong, cond, "wrong shape")
+    wrong = torch.cat([x, x[..., :1]], -1) if not models_sequences(model) else x[:, :, None].repeat(1, 1, 2)
+    _expect_error(model, wrong.reshape(3, -1, 2) if models_sequences(model) else wrong, cond, "wrong shape")
     nan = x.clone().reshape(3, -1)
     nan[0, 0] = float("nan")
     _expect_error(model, nan, cond, "NaN")
@@ -202,7 +201,7 @@ def check_capabilities(model: Model) -> None:
     if (model.num_classes > 0) != (model.conditioned_on == "class"):
         problems.append(f"num_classes {model.num_classes} with conditioned_on {model.conditioned_on!r}")
     if model.image_shape is not None and (
-        is_sequence(model) or _prod(model.image_shape) != _prod(model.event_shape)
+        models_sequences(model) or _prod(model.image_shape) != _prod(model.event_shape)
     ):
         problems.append(f"image_shape {model.image_shape} does not hold event_shape {model.event_shape}")
     sizes = model.values_per_dimension()

@@ -15,12 +15,11 @@ from chainrule.checks.support import (
     draw,
     event_size,
     fail,
-    is_sequence,
     log_prob_in_chunks,
     seeded,
     sequence_length,
 )
-from chainrule.models.base import Model
+from chainrule.models.base import Model, models_sequences
 
 #: |sum of probabilities - 1| allowed for exact models (float32 log_prob summed in float64)
 EXACT_TOLERANCE = 1e-4
@@ -37,7 +36,7 @@ def check_normalisation(model: Model) -> None:
         total = _integral(model, cond)
         tol = 2e-3 if event_size(model) == 1 else 2e-2
     else:
-        lengths = [1, sequence_length(model.num_values)] if is_sequence(model) else [None]
+        lengths = [1, sequence_length(model.num_values)] if models_sequences(model) else [None]
         totals = []
         for length in lengths:
             seeded()
@@ -116,8 +115,8 @@ def check_sample_frequencies(model: Model, n: int = 4000) -> None:
         raise NotApplicable("continuous values: no enumeration")
     if not model.exact_log_prob:
         raise NotApplicable("log_prob is a declared estimate")
-    length = 2 if is_sequence(model) and model.num_values <= 64 else 1
-    configs = configurations(model, length if is_sequence(model) else None)
+    length = 2 if models_sequences(model) and model.num_values <= 64 else 1
+    configs = configurations(model, length if models_sequences(model) else None)
     cond = condition(model, 1)
     probs = log_prob_in_chunks(model, configs, cond).exp()
     probs = probs / probs.sum()

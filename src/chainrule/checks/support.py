@@ -14,7 +14,7 @@ import math
 import torch
 
 from chainrule.errors import ChainruleError
-from chainrule.models.base import MODEL_REGISTRY, Model
+from chainrule.models.base import MODEL_REGISTRY, Model, models_sequences
 
 #: the most configurations an enumeration check sums over
 MAX_CONFIGURATIONS = 5000
@@ -89,11 +89,6 @@ def device_of(model: Model) -> torch.device:
     return torch.device("cpu")
 
 
-def is_sequence(model: Model) -> bool:
-    """Variable-length sequence model: declared `event_shape == (None,)`."""
-    return tuple(model.event_shape) == (None,)
-
-
 def event_size(model: Model) -> int:
     """Values per example of a fixed-size model."""
     return math.prod(model.event_shape)
@@ -130,7 +125,7 @@ def other_condition(model: Model, cond: torch.Tensor) -> torch.Tensor:
 def draw(model: Model, n: int, cond=None, seed: int = 0, length: int = 3, **kwargs) -> torch.Tensor:
     """`n` samples from the model with a seeded generator (sequences of `length` tokens)."""
     g = torch.Generator(device=device_of(model)).manual_seed(seed)
-    if is_sequence(model):
+    if models_sequences(model):
         kwargs["length"] = length
     with torch.no_grad():
         return model.sample(n, cond, generator=g, **kwargs)
@@ -147,7 +142,7 @@ def sequence_length(num_values: int) -> int:
 def configurations(model: Model, length: int | None = None) -> torch.Tensor:
     """Every configuration (N, D) of an enumerable discrete model, as floats on its device (all
     sequences of `length` tokens for variable-length models)."""
-    if is_sequence(model):
+    if models_sequences(model):
         sizes = [model.num_values] * (length or sequence_length(model.num_values))
     else:
         sizes = model.values_per_dimension()

@@ -118,12 +118,13 @@ def _write_stream(path, chunks, model, args, kind: str) -> None:
 
 def cmd_sample(args) -> dict:
     from chainrule.cli.outputs import check_output
+    from chainrule.models.base import models_sequences
     from chainrule.persistence import load
     from chainrule.report import image_grid
 
     model = load(args.model_dir)
     at_least(args.n, 1, "-n")
-    if model.conditioned_on == "prefix":
+    if models_sequences(model):
         raise ChainruleError(f"{args.model_dir} is a sequence model: use `chainrule generate`")
     suffix = args.out.lower().rsplit(".", 1)[-1] if "." in args.out else ""
     kind = suffix if suffix in ("csv", "npy") else "png"

@@ -47,13 +47,14 @@ def cmd_score(args) -> dict:
     """In-distribution vs OOD scores: table on stderr, histograms PNG, metrics as JSON."""
     from chainrule.cli.outputs import check_output
     from chainrule.data import load_dataset
+    from chainrule.models.base import models_sequences
     from chainrule.persistence import load
     from chainrule.report import score_histograms
     from chainrule.tasks.anomaly import format_table
     from chainrule.tasks.score import check_scorable, score_datasets
 
     model = load(args.model_dir)
-    if model.conditioned_on == "prefix":
+    if models_sequences(model):
         raise ChainruleError(
             f"{args.model_dir} is a sequence model; `chainrule score` scores images and arrays"
         )

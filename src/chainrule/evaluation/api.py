@@ -19,14 +19,9 @@ from chainrule.data.text import text_file
 from chainrule.errors import ChainruleError
 from chainrule.evaluation.nll import evaluate_nll, split_condition
 from chainrule.evaluation.sequence import evaluate_sequence
-from chainrule.models.base import Model
+from chainrule.models.base import Model, models_sequences
 
 SPLITS = ("train", "val", "test")
-
-
-def models_sequences(model: Model) -> bool:
-    """Whether the model scores variable-length token streams (declared `event_shape == (None,)`)."""
-    return tuple(model.event_shape) == (None,)
 
 
 def evaluate(

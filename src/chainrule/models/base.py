@@ -82,6 +82,12 @@ CONDITIONS = ("nothing", "class", "vector", "image", "prefix")
 VALUE_TYPES = ("binary", "categorical", "continuous")
 
 
+def models_sequences(model: Model | type[Model]) -> bool:
+    """Whether a model (or model class) scores variable-length token streams: it declares
+    `event_shape == (None,)` (sequence models; their `cond` is a prefix)."""
+    return tuple(model.event_shape) == (None,)
+
+
 class Model(nn.Module):
     """Base class: a density over events of `event_shape` with values of `value_type`.
 

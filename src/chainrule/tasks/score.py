@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from chainrule.errors import ChainruleError
-from chainrule.models.base import Model
+from chainrule.models.base import Model, models_sequences
 from chainrule.tasks.anomaly import OODComparison, check_data_fits, check_same_kind, compare_ood
 
 
@@ -29,7 +29,7 @@ class OODExperiment:
 def check_scorable(model: Model, background: Model | None = None) -> None:
     """Refuse models whose inputs the OOD scores do not cover: sequence models, class-conditional
     models, and a background model of other events or with a log_prob of another kind."""
-    if model.conditioned_on == "prefix":
+    if models_sequences(model):
         raise ChainruleError("the model is a sequence model; OOD scores score images and arrays")
     if model.class_conditional:
         raise ChainruleError("OOD scores of class-conditional models are not supported yet")

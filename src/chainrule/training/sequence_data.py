@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from chainrule.data.text import SequenceDataset
 from chainrule.errors import ChainruleError
 from chainrule.evaluation.sequence import EVAL_STREAMS, eval_chunks
-from chainrule.models.base import Model
+from chainrule.models.base import Model, models_sequences
 from chainrule.training.config import TrainConfig
 
 #: Fraction of training windows that start from the beginning-of-sequence token.
@@ -108,7 +108,7 @@ def sequence_loaders(
     model: Model, dataset: SequenceDataset, config: TrainConfig
 ) -> tuple[DataLoader, DataLoader]:
     """The train/validation loaders of a sequence model (one that declares `event_shape == (None,)`)."""
-    if tuple(model.event_shape) != (None,):
+    if not models_sequences(model):
         raise ChainruleError(f"dataset {dataset.name!r} holds sequences; {model.registry_name!r} does not")
     if model.num_values != dataset.num_values:
         raise ChainruleError(
