@@ -35,22 +35,24 @@ RESUME_KEYS = ("batch_size", "seed", "lr_schedule", "warmup_steps", "perturb_rat
 SAMPLED_ROWS = 256
 
 
+def _spaced_rows(n: int) -> torch.Tensor:
+    """`SAMPLED_ROWS` evenly spaced row indices of n rows (all of them when there are fewer)."""
+    return torch.linspace(0, n - 1, min(n, SAMPLED_ROWS)).round().long() if n else torch.zeros(0).long()
+
+
 def _sampled_sha256(x: torch.Tensor | ArraySplit) -> str:
     """sha256 of the shape, dtype and `SAMPLED_ROWS` evenly spaced rows of `x` (cheap for any size,
     a memory-mapped split included: only the sampled rows are read)."""
     if isinstance(x, ArraySplit):  # memory-mapped uint8 rows
-        n = x.shape[0]
-        rows = torch.linspace(0, n - 1, min(n, SAMPLED_ROWS)).round().long() if n else torch.zeros(0).long()
-        h = hashlib.sha256(f"{tuple(x.shape)} uint8".encode())
-        h.update(x.rows(rows).contiguous().numpy().tobytes())
-        return h.hexdigest()
-    h = hashlib.sha256(f"{tuple(x.shape)} {x.dtype}".encode())
-    if x.dim() == 1:  # a token stream: evenly spaced chunks
-        chunk = max(1, min(4096, x.numel() // SAMPLED_ROWS))
-        x = x[: (x.numel() // chunk) * chunk].reshape(-1, chunk)
-    n = x.shape[0]
-    rows = torch.linspace(0, n - 1, min(n, SAMPLED_ROWS)).round().long() if n else torch.zeros(0).long()
-    h.update(x[rows].contiguous().cpu().numpy().tobytes())
+        header, sample = f"{tuple(x.shape)} uint8", x.rows(_spaced_rows(x.shape[0]))
+    else:
+        header = f"{tuple(x.shape)} {x.dtype}"
+        if x.dim() == 1:  # a token stream: evenly spaced chunks
+            chunk = max(1, min(4096, x.numel() // SAMPLED_ROWS))
+            x = x[: (x.numel() // chunk) * chunk].reshape(-1, chunk)
+        sample = x[_spaced_rows(x.shape[0])]
+    h = hashlib.sha256(header.encode())
+    h.update(sample.contiguous().cpu().numpy().tobytes())
     return h.hexdigest()
 
 
