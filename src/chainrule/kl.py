@@ -111,9 +111,10 @@ def cross_entropy_exact(p: DiscreteModel, q: DiscreteModel) -> float:
     return float(-(torch.where(pr > 0, pr * lq, 0.0)).sum())
 
 
-def kl_divergence_exact(p: DiscreteModel, q: DiscreteModel) -> float:
-    """KL(p || q) = sum_x p(x) (log p(x) - log q(x)) over every configuration, in nats."""
-    lp, lq = _enumerated_log_probs(p, q)
+def kl_divergence_exact(p: DiscreteModel, q: DiscreteModel, cards: list[int] | None = None) -> float:
+    """KL(p || q) = sum_x p(x) (log p(x) - log q(x)) over every configuration, in nats (`cards`:
+    each dimension's number of values, when they differ)."""
+    lp, lq = _enumerated_log_probs(p, q, cards)
     pr = lp.exp()
     return float(torch.where(pr > 0, pr * (lp - lq), 0.0).sum())
 
@@ -138,8 +139,10 @@ def kl_divergence(
     n: int = 20_000,
     generator: torch.Generator | None = None,
     batch_size: int = 10_000,
+    monte_carlo: bool = False,
 ) -> dict[str, float | str | int]:
-    """KL(p || q) in nats as {"kl", "stderr", "method", "n"}, the best way the pair allows.
+    """KL(p || q) in nats as {"kl", "stderr", "method", "n"}, the best way the pair allows
+    (`monte_carlo=True`: by sampling even where an exact value exists).
 
     With `data` (draws from p): the Monte Carlo average over them ("monte-carlo"), always. Else
     two Bayesian networks over the same variables: exact by variable elimination (method
@@ -149,14 +152,12 @@ def kl_divergence(
     """
     _check_pair(p, q)
     both_networks = isinstance(p, BayesianNetwork) and isinstance(q, BayesianNetwork)  # needs structures
-    if data is None and both_networks:
+    if data is None and both_networks and not monte_carlo:
         return {"kl": bn_kl_divergence(p, q), "stderr": 0.0, "method": "variable-elimination", "n": 0}
-    cards = _support(p) if data is None else None
+    cards = _support(p) if data is None and not monte_carlo else None
     if cards is not None and math.prod(cards) <= MAX_ENUMERATED:
-        lp, lq = _enumerated_log_probs(p, q, cards)
-        pr = lp.exp()
-        kl = float(torch.where(pr > 0, pr * (lp - lq), 0.0).sum())
-        return {"kl": kl, "stderr": 0.0, "method": "enumeration", "n": len(lp)}
+        kl = kl_divergence_exact(p, q, cards)
+        return {"kl": kl, "stderr": 0.0, "method": "enumeration", "n": math.prod(cards)}
     if data is not None:
         if len(data) < 2:
             raise ChainruleError("data must hold at least two draws from p (the standard error needs two)")

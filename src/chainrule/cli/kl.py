@@ -34,7 +34,7 @@ def cmd_kl(args) -> dict:
     import torch
 
     from chainrule.data.csv_file import read_csv_codes
-    from chainrule.kl import kl_divergence, kl_divergence_mc
+    from chainrule.kl import kl_divergence
 
     if args.n < 2:
         raise ChainruleError(f"-n must be at least 2 (the standard error needs two samples), got {args.n}")
@@ -44,9 +44,6 @@ def cmd_kl(args) -> dict:
     if args.data:
         codes, _ = read_csv_codes(args.data)
         result = kl_divergence(p, q, data=torch.as_tensor(codes))
-    elif args.monte_carlo:
-        kl, stderr = kl_divergence_mc(p, q, args.n, generator)
-        result = {"kl": kl, "stderr": stderr, "method": "monte-carlo", "n": args.n}
     else:
-        result = kl_divergence(p, q, n=args.n, generator=generator)
+        result = kl_divergence(p, q, n=args.n, generator=generator, monte_carlo=args.monte_carlo)
     return {"p": args.p, "q": args.q, **result, "seconds": round(time.perf_counter() - start, 4)}
