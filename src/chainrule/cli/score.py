@@ -47,18 +47,13 @@ def cmd_score(args) -> dict:
     """In-distribution vs OOD scores: table on stderr, histograms PNG, metrics as JSON."""
     from chainrule.cli.outputs import check_output
     from chainrule.data import load_dataset
-    from chainrule.models.base import models_sequences
     from chainrule.persistence import load
     from chainrule.report import score_histograms
     from chainrule.tasks.anomaly import format_table
     from chainrule.tasks.score import check_scorable, score_datasets
 
     model = load(args.model_dir)
-    if models_sequences(model):
-        raise ChainruleError(
-            f"{args.model_dir} is a sequence model; `chainrule score` scores images and arrays"
-        )
-    check_scorable(model)
+    check_scorable(model)  # before loading any data: sequence and class-conditional models are refused
     if args.n is not None and args.n < 2:
         raise ChainruleError(f"-n must be at least 2, got {args.n}")
     background = load(args.background) if args.background else None
