@@ -17,7 +17,17 @@ import torch  # noqa: E402
 
 from chainrule.data.sms_spam import SMSSpam, Vocabulary, sms_spam  # noqa: E402
 
-OUT = Path(__file__).resolve().parent.parent / "docs" / "experiments"
+# The tests run every script with CHAINRULE_EXAMPLES_QUICK=1 (small settings, well under a minute)
+# and CHAINRULE_EXAMPLES_OUT=<a temporary folder>, so the committed pictures are never overwritten
+# by a quick run and a script that no longer runs fails the tests.
+QUICK = os.environ.get("CHAINRULE_EXAMPLES_QUICK") == "1"
+PUBLISHED = Path(__file__).resolve().parent.parent / "docs" / "experiments"
+OUT = Path(os.environ.get("CHAINRULE_EXAMPLES_OUT") or PUBLISHED)
+
+
+def quick_or(full: Any, quick: Any) -> Any:
+    """`full` for the published run, `quick` under CHAINRULE_EXAMPLES_QUICK=1 (the tests' smoke run)."""
+    return quick if QUICK else full
 
 
 def save_figure(fig: plt.Figure, name: str) -> Path:
@@ -40,6 +50,7 @@ def save_json(name: str, results: dict[str, Any], started: float) -> Path:
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "quick": QUICK,
     }
     path.write_text(json.dumps({"meta": meta, **results}, indent=2) + "\n")
     return path
