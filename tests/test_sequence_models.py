@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from chainrule.evaluation import evaluate_sequence
-from chainrule.models import CausalTransformer, CharRNN, WaveNet
+from chainrule.models import CausalTransformer, CharRNN, RNNAttention, WaveNet
 from chainrule.models.sequence import filter_logits, sample_next
 from chainrule.training import make_adam
 from tests.conftest import randomize
@@ -23,6 +23,9 @@ def tiny_models(vocab: int = 3) -> dict[str, torch.nn.Module]:
     models = {
         "lstm": CharRNN(vocab, embed=5, hidden=8, layers=2),
         "gru": CharRNN(vocab, cell="gru", embed=5, hidden=8),
+        "tanh": CharRNN(vocab, cell="tanh", embed=5, hidden=8, layers=2),
+        "rnn-attention-gru": RNNAttention(vocab, cell="gru", embed=5, hidden=8, attention=4, window=4),
+        "rnn-attention-unbounded": RNNAttention(vocab, embed=5, hidden=8, attention=4, window=None),
         "transformer-rotary": CausalTransformer(vocab, d_model=16, layers=2, heads=2, block_size=6),
         "transformer-learned": CausalTransformer(
             vocab, d_model=16, layers=2, heads=2, block_size=7, positions="learned", tie_weights=False
@@ -34,7 +37,7 @@ def tiny_models(vocab: int = 3) -> dict[str, torch.nn.Module]:
 
 MODELS = tiny_models()
 #: the variants whose exactness the contract suite does not already check
-BEYOND_CONTRACT = ["lstm", "gru", "transformer-learned"]
+BEYOND_CONTRACT = ["lstm", "gru", "tanh", "rnn-attention-gru", "rnn-attention-unbounded", "transformer-learned"]
 
 
 def all_sequences(vocab: int, length: int) -> torch.Tensor:

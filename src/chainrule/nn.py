@@ -117,17 +117,32 @@ class CausalSelfAttention(nn.Module):
         cos, sin = self._rotary
         return cos[start:end], sin[start:end]
 
-    def forward(self, x: torch.Tensor, cache_capacity: int = 0) -> tuple[torch.Tensor, KVCache | None]:
-        """x (B, L, d) at positions 0..L-1 -> (output (B, L, d), a `KVCache` for `cache_capacity`
-        positions holding x's keys and values, or None when `cache_capacity` is 0)."""
+    def queries_keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (B, L, d) at positions 0..L-1 -> q, k, v, each (B, heads, L, head size); q and k are
+        rotated when the positions are rotary."""
         B, L, d = x.shape
         qkv = self.qkv(x).view(B, L, 3, self.heads, d // self.heads)
         if self.rotary:  # q and k rotated in one call
             cos, sin = self.rotary_for(0, L, x.device)
             q, k = apply_rotary(qkv[:, :, :2], cos[:, None, None], sin[:, None, None]).permute(2, 0, 3, 1, 4)
-            v = qkv[:, :, 2].transpose(1, 2)
-        else:
-            q, k, v = qkv.permute(2, 0, 3, 1, 4)
+            return q, k, qkv[:, :, 2].transpose(1, 2)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        return q, k, v
+
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The weights (B, heads, L, L) that `forward(x)` gives the values: row i is
+        softmax(q_i . k_j / sqrt(head size)) over j <= i, zero above the diagonal (rows sum to 1)."""
+        q, k, _ = self.queries_keys_values(x)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+        L = x.shape[1]
+        future = torch.ones(L, L, dtype=torch.bool, device=x.device).triu(1)
+        return torch.softmax(scores.masked_fill(future, float("-inf")), -1)
+
+    def forward(self, x: torch.Tensor, cache_capacity: int = 0) -> tuple[torch.Tensor, KVCache | None]:
+        """x (B, L, d) at positions 0..L-1 -> (output (B, L, d), a `KVCache` for `cache_capacity`
+        positions holding x's keys and values, or None when `cache_capacity` is 0)."""
+        B, L, d = x.shape
+        q, k, v = self.queries_keys_values(x)
         cache = KVCache(k, v, cache_capacity) if cache_capacity else None
         y = F.scaled_dot_product_attention(
             q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0

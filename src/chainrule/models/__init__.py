@@ -15,6 +15,7 @@ from chainrule.models.nade import NADE
 from chainrule.models.pixelcnn import PixelCNN
 from chainrule.models.pixelrnn import PixelRNN
 from chainrule.models.rnade import RNADE
+from chainrule.models.rnn_attention import RNNAttention
 from chainrule.models.row_lstm import RowLSTM
 from chainrule.models.sequence import SequenceModel
 from chainrule.models.transformer import CausalTransformer
@@ -40,6 +41,7 @@ __all__ = [
     "PixelCNN",
     "PixelRNN",
     "RNADE",
+    "RNNAttention",
     "RowLSTM",
     "SequenceModel",
     "UniformLatent",

@@ -1,4 +1,12 @@
-"""char-RNN (Karpathy 2015): token embedding -> LSTM or GRU layers -> linear -> Categorical head.
+"""char-RNN (Karpathy 2015): token embedding -> tanh RNN, LSTM or GRU layers -> linear -> Categorical head.
+
+The plain (Elman) RNN of the notes, `cell="tanh"`, reads the embedded input x_t and computes
+
+    h_t = tanh(W_hh h_{t-1} + W_xh x_t + b),    o_t = softmax(W_hy h_t + c),    h_0 = 0,
+
+where o_t is the distribution of the next token (torch's `nn.RNN` holds b as two bias vectors,
+b = b_ih + b_hh; W_hy and c are `out`). LSTM and GRU replace the tanh update by gated ones whose
+additive memory lets gradients reach far back (see examples/rnn_attention.py for the picture).
 
 The state carried between chunks is (hidden state, last token), so training uses truncated
 backpropagation through time over consecutive chunks, evaluation streams a whole text, and
@@ -14,10 +22,14 @@ from chainrule.errors import ChainruleError
 from chainrule.models.base import register_model
 from chainrule.models.sequence import SequenceModel
 
+#: the recurrent layers a char-RNN can use (the tanh RNN: h_t = tanh(W_hh h_{t-1} + W_xh x_t + b))
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "tanh": nn.RNN}
+
 
 @register_model("char-rnn")
 class CharRNN(SequenceModel):
-    """`cell` is "lstm" or "gru"; `dropout` applies between layers and before the output layer."""
+    """`cell` is "lstm", "gru" or "tanh" (the plain RNN of the notes); `dropout` applies between
+    layers and before the output layer."""
 
     carries_state = True
     eval_chunk = 512
@@ -38,14 +50,13 @@ class CharRNN(SequenceModel):
     ) -> None:
         super().__init__(num_values, vocab)
         self.remember_config(locals())
-        if cell not in ("lstm", "gru"):
-            raise ChainruleError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        if cell not in CELLS:
+            raise ChainruleError(f"cell must be 'lstm', 'gru' or 'tanh', got {cell!r}")
         if min(embed, hidden, layers) < 1 or not 0 <= dropout < 1:
             raise ChainruleError("embed, hidden and layers must be positive and 0 <= dropout < 1")
         self.cell = cell
         self.embedding = nn.Embedding(self.num_values + 1, embed)  # + BOS
-        rnn = nn.LSTM if cell == "lstm" else nn.GRU
-        self.rnn = rnn(embed, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.rnn = CELLS[cell](embed, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, self.num_values)
 

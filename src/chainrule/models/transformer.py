@@ -128,6 +128,22 @@ class CausalTransformer(SequenceModel):
         """Input ids (B, L <= block_size) -> next-token logits (B, L, V)."""
         return self.trunk(self.embed(inputs))
 
+    @torch.no_grad()
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The causal attention weights (B, layers, heads, T, T) of the pass that predicts the
+        tokens of `x` (B, T <= block_size): entry [b, l, h, t, s] is how much head h of layer l,
+        at the position predicting x_t, attends to input s (the BOS for s = 0, x_{s-1} after it).
+        Rows sum to 1 and are zero above the diagonal. Reading them changes nothing in `log_prob`."""
+        x = self.tokens(x)
+        if x.shape[1] > self.block_size:
+            raise ChainruleError(f"{x.shape[1]} tokens exceed the block size {self.block_size}")
+        h = self.embed(torch.cat([self.bos_column(x.shape[0]), x[:, :-1]], 1))
+        weights = []
+        for block in self.blocks:
+            weights.append(block.attn.attention_weights(block.norm1(h)))
+            h, _ = block(h)
+        return torch.stack(weights, 1)
+
     # -- SequenceModel -----------------------------------------------------------------------
     def window_start(self, n: int) -> int:
         """First input seen when predicting from n inputs: the token to predict lies in chunk
