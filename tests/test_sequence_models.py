@@ -37,7 +37,14 @@ def tiny_models(vocab: int = 3) -> dict[str, torch.nn.Module]:
 
 MODELS = tiny_models()
 #: the variants whose exactness the contract suite does not already check
-BEYOND_CONTRACT = ["lstm", "gru", "tanh", "rnn-attention-gru", "rnn-attention-unbounded", "transformer-learned"]
+BEYOND_CONTRACT = [
+    "lstm",
+    "gru",
+    "tanh",
+    "rnn-attention-gru",
+    "rnn-attention-unbounded",
+    "transformer-learned",
+]
 
 
 def all_sequences(vocab: int, length: int) -> torch.Tensor:

@@ -56,7 +56,8 @@ class CharRNN(SequenceModel):
             raise ChainruleError("embed, hidden and layers must be positive and 0 <= dropout < 1")
         self.cell = cell
         self.embedding = nn.Embedding(self.num_values + 1, embed)  # + BOS
-        self.rnn = CELLS[cell](embed, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        between = dropout if layers > 1 else 0.0
+        self.rnn = CELLS[cell](embed, hidden, layers, batch_first=True, dropout=between)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, self.num_values)
 
