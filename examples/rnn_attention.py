@@ -186,6 +186,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             trained, table = train_all(data, Path(folder))
     else:  # the trained models stay in runs/rnn_attention/<label>/model (runs/ is not committed)
+        RUNS.mkdir(parents=True, exist_ok=True)
         trained, table = train_all(data, RUNS)
     test = data.encoded("test", data.tokenizer)
     g = torch.Generator().manual_seed(SEED)
