@@ -28,10 +28,9 @@ def test_tanh_rnn_is_the_notes_equations_by_hand() -> None:
     h, total = [0.0, 0.0], 0.0
     for prev, token in zip([3, *x[:-1]], x):  # 3 is the BOS id
         e = E[prev]
-        h = [
-            math.tanh(sum(W_hh[i][j] * h[j] for j in range(2)) + sum(W_xh[i][j] * e[j] for j in range(2)) + b[i])
-            for i in range(2)
-        ]
+        recurrent = [sum(W_hh[i][j] * h[j] for j in range(2)) for i in range(2)]
+        from_input = [sum(W_xh[i][j] * e[j] for j in range(2)) for i in range(2)]
+        h = [math.tanh(recurrent[i] + from_input[i] + b[i]) for i in range(2)]
         o = [sum(W_hy[k][j] * h[j] for j in range(2)) + c[k] for k in range(3)]
         total += o[token] - math.log(sum(math.exp(v) for v in o))
     assert model.log_prob(torch.tensor([x])).item() == pytest.approx(total, abs=1e-12)
