@@ -35,8 +35,8 @@ import chainrule
 from chainrule.data import shakespeare
 from chainrule.models import build_model
 
-MINUTES = quick_or(4.0, 0.03)
-TEST_CHARS = quick_or(None, 3000)  # None: the whole test split
+MINUTES = quick_or(4.0, 0.02)
+TEST_CHARS = quick_or(None, 1000)  # None: the whole test split
 LINE = "To be, or not to be, that is the question:"
 GRAD_LENGTH = quick_or(101, 41)  # input positions of the gradient windows (lags 0 .. GRAD_LENGTH - 1)
 GRAD_BATCH = quick_or(32, 4)
