@@ -43,6 +43,12 @@ def test_missing_directory(tmp_path) -> None:
         load(tmp_path / "nope")
 
 
+def test_a_run_folder_points_at_its_model(tmp_path) -> None:
+    save(NADE(5, hidden=3), tmp_path / "run" / "model")
+    with pytest.raises(ChainruleError, match=r"is a training run; its model is .*run/model"):
+        load(tmp_path / "run")
+
+
 def test_missing_weights(tmp_path) -> None:
     save(NADE(5, hidden=3), tmp_path / "m")
     (tmp_path / "m" / "model.safetensors").unlink()

@@ -157,6 +157,8 @@ def read_config(directory: str | os.PathLike, kind: str | None = "model") -> dic
         raise ChainruleError(f"{what} directory {str(directory)!r} does not exist")
     path = directory / CONFIG
     if not path.is_file():
+        if (directory / "model" / CONFIG).is_file():  # a training run's folder: its model is inside
+            raise ChainruleError(f"{directory} is a training run; its {what} is {directory / 'model'}")
         raise ChainruleError(f"{path} is missing: not a chainrule {what} directory")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
