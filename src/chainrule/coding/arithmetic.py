@@ -96,7 +96,11 @@ class ArithmeticEncoder:
         if symbols.min(initial=0) < 0 or symbols.max(initial=0) >= cum.shape[-1] - 1:
             raise ChainruleError(f"symbols must lie in 0..{cum.shape[-1] - 2}")
         rows = np.arange(len(symbols))
-        lows, highs, totals = cum[rows, symbols].tolist(), cum[rows, symbols + 1].tolist(), cum[:, -1].tolist()
+        lows, highs, totals = (
+            cum[rows, symbols].tolist(),
+            cum[rows, symbols + 1].tolist(),
+            cum[:, -1].tolist(),
+        )
         for lo, hi, total in zip(lows, highs, totals, strict=True):
             self.encode(lo, hi, total)
 

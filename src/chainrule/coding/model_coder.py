@@ -32,7 +32,9 @@ def check_codable(model) -> str:
     if model.value_type == "continuous" or model.num_values < 2:
         raise ChainruleError(f"model {name!r} models continuous values; lossless coding needs discrete ones")
     if not model.exact_log_prob:
-        raise ChainruleError(f"model {name!r} has no exact likelihood, so its conditionals cannot drive a code")
+        raise ChainruleError(
+            f"model {name!r} has no exact likelihood, so its conditionals cannot drive a code"
+        )
     if models_sequences(model):
         return "text"
     if model.sampling_order() is None:
@@ -41,7 +43,9 @@ def check_codable(model) -> str:
             f" {name!r} has no single sampling order"
         )
     if model.conditioned_on != "nothing":
-        raise ChainruleError(f"compression needs an unconditional model; {name!r} is conditioned on a {model.conditioned_on}")
+        raise ChainruleError(
+            f"compression needs an unconditional model; {name!r} is conditioned on a {model.conditioned_on}"
+        )
     if len(set(model.values_per_dimension() or [0])) != 1:
         raise ChainruleError(f"model {name!r} has dimensions of different cardinalities; it cannot be coded")
     return "images"
