@@ -1,6 +1,7 @@
 """`chainrule` command line: one module per command group, each a parser plus a call into the public
 Python API (train, eval, sample, complete, score, generate, demo, datasets, data, bench, bn,
-kl, classifier, defend). `main` is the console entry point (`chainrule = "chainrule.cli:main"`)."""
+kl, compress, decompress, classifier, defend). `main` is the console entry point
+(`chainrule = "chainrule.cli:main"`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from chainrule.cli import (
     bn,
     classifier,
     complete,
+    compress,
     data,
     defend,
     demo,
@@ -50,6 +52,7 @@ EPILOG = """examples:
   chainrule bn query tests/data/bif/asia.bif.gz --target lung --evidence smoke=yes,xray=yes
   chainrule bn fit alarm-10k.csv --structure tests/data/bif/alarm.bif.gz --out learned.bif
   chainrule kl tests/data/bif/alarm.bif.gz learned.bif    # exact, by variable elimination
+  chainrule compress zoo/nade-mnist digits.npy digits.crac  # arithmetic coding, ~ -log2 p(x) bits
   chainrule classifier train --data fashion-mnist --out runs/cnn-fashion
   chainrule classifier eval runs/gated-pixelcnn-mnist-classes/model --data binarized-mnist  # Bayes rule
   chainrule defend runs/gated-pixelcnn-fashion/model --classifier runs/cnn-fashion --data fashion-mnist
@@ -74,6 +77,7 @@ COMMANDS = (
     score,
     generate,
     kl,
+    compress,
     demo,
     data,
     bench,

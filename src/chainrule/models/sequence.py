@@ -25,7 +25,7 @@ so the cached and uncached generators consume the same random stream.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -44,6 +44,8 @@ from chainrule.validation import (
 )
 
 State = Any
+#: A generator's per-token choice rule: (next-token logits (B, V), index of the new token) -> ids (B,)
+Choose = Callable[[torch.Tensor, int], torch.Tensor]
 
 
 def filter_logits(
@@ -205,9 +207,12 @@ class SequenceModel(Model):
         top_p: float | None = None,
         generator: torch.Generator | None = None,
         cache: bool = True,
+        choose: Choose | None = None,
     ) -> torch.Tensor:
         """Prompt ids (P,) or (B, P) (None or empty: start from nothing) followed by `n_new`
-        sampled ids. `cache=False` is the reference: a full pass over the sequence per token."""
+        sampled ids. `cache=False` is the reference: a full pass over the sequence per token.
+        `choose(logits, i)` replaces the draw of new token i (0-based) when given: the caller's
+        choice rule (an arithmetic decoder reading the tokens from a code, for example)."""
         pieces = self.generate_stream(
             prompt,
             n_new,
@@ -217,6 +222,7 @@ class SequenceModel(Model):
             top_p=top_p,
             generator=generator,
             cache=cache,
+            choose=choose,
         )
         return torch.cat(list(pieces), 1)
 
@@ -232,11 +238,13 @@ class SequenceModel(Model):
         generator: torch.Generator | None = None,
         cache: bool = True,
         chunk: int = 1000,
+        choose: Choose | None = None,
     ) -> Iterator[torch.Tensor]:
         """`generate` in pieces: the prompt ids (B, P) first, then the new ids in (B, <= chunk)
         pieces as they are drawn (the same tokens as `generate` for the same generator), so a
         caller can write them out while generation goes on. The ids are kept in one buffer
-        allocated up front (8 bytes per token and row: `n_new` is limited by the caller)."""
+        allocated up front (8 bytes per token and row: `n_new` is limited by the caller). `choose`: see
+        `generate`."""
         if isinstance(n_new, bool) or not isinstance(n_new, int) or n_new < 0:
             raise ChainruleError(f"the number of new tokens must be an integer >= 0, got {n_new!r}")
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
@@ -267,7 +275,10 @@ class SequenceModel(Model):
             logits, state = self.prefill(buf[:, :start])
             done = start
             for t in range(start, start + n_new):
-                buf[:, t] = sample_next(logits, generator, temperature, top_k, top_p)
+                if choose is None:
+                    buf[:, t] = sample_next(logits, generator, temperature, top_k, top_p)
+                else:
+                    buf[:, t] = choose(logits, t - start)
                 if t + 1 - done >= chunk:
                     yield buf[:, done : t + 1].clone()
                     done = t + 1
