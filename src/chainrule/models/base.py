@@ -233,3 +233,9 @@ class Model(nn.Module):
     def num_parameters(self) -> int:
         """Number of trainable scalars (masked-out weights included, as stored)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def num_free_parameters(self) -> int:
+        """Number of scalars that can change `log_prob`: the stored ones less any weight a fixed mask
+        always zeroes (FVSBN stores D x D weights, of which D(D-1)/2 are free). Equal to
+        `num_parameters()` unless a model says otherwise."""
+        return self.num_parameters()
