@@ -85,3 +85,20 @@ def test_every_row_says_where_to_read_it() -> None:
     ]
     bare = [c[1].strip() for c in cells if "](" not in c[2]]
     assert not bare, f"rows without a page to read: {bare}"
+
+
+@pytest.mark.parametrize("page", sorted((DOCS / "guide").glob("*.md")), ids=lambda p: p.stem)
+def test_every_guide_page_ends_with_exercises_and_executed_solutions(page: Path) -> None:
+    """1-3 numbered exercises under '## Exercises', and at least one solution block that the build
+    runs (tests/test_docs.py runs it too)."""
+    from docs_blocks import code_blocks
+
+    text = page.read_text()
+    assert "\n## Exercises\n" in text, f"{page.name} has no '## Exercises' section"
+    start = text.index("\n## Exercises\n")
+    section = text[start:]
+    numbered = re.findall(r"^\d\. ", section, re.MULTILINE)
+    assert 1 <= len(numbered) <= 3, f"{page.name}: {len(numbered)} exercises"
+    first_line = text[:start].count("\n") + 2
+    solutions = [b for b in code_blocks(page) if b.executed and b.line > first_line]
+    assert solutions, f"{page.name}: no executed solution after '## Exercises'"

@@ -45,11 +45,6 @@ class FVSBN(AutoregressiveModel):
     def sampling_order(self) -> list[int]:
         return self.order
 
-    def num_free_parameters(self) -> int:
-        """The stored parameters less the masked-out upper triangle: D(D-1)/2 weights + D biases
-        (binary; K-ary: K x K blocks and K biases per dimension)."""
-        return self.num_parameters() - int((self.linear.mask == 0).sum())
-
     @classmethod
     def tiny_config(cls) -> dict:
         return {"dim": 5}
