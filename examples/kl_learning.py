@@ -20,7 +20,7 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from experiment_utils import save_figure, save_json
+from experiment_utils import quick_or, save_figure, save_json
 
 from chainrule.kl import (
     all_configurations,
@@ -32,11 +32,11 @@ from chainrule.kl import (
 from chainrule.models import NADE
 
 DIM = 10
-SAMPLE_SIZES = [10, 30, 100, 300, 1000, 3000, 10000, 30000]
-REPEATS = 200
+SAMPLE_SIZES = quick_or([10, 30, 100, 300, 1000, 3000, 10000, 30000], [10, 100, 1000])
+REPEATS = quick_or(200, 10)
 TRAIN_SIZE = 1000
-HELD_OUT = 20000
-EPOCHS = 300
+HELD_OUT = quick_or(20000, 2000)
+EPOCHS = quick_or(300, 5)
 SEED = 0
 
 

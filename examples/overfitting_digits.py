@@ -28,15 +28,15 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from experiment_utils import save_figure, save_json
+from experiment_utils import quick_or, save_figure, save_json
 
 import chainrule
 from chainrule.evaluation import evaluate_nll
 from chainrule.models import MADE
 
-HIDDEN = [8, 32, 128, 512]
+HIDDEN = quick_or([8, 32, 128, 512], [32])
 TRAIN_SIZE = 200
-EPOCHS = 80
+EPOCHS = quick_or(80, 8)
 WEIGHT_DECAY = 1e-2
 LR = 1e-2
 BATCH_SIZE = 32

@@ -17,13 +17,13 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from experiment_utils import save_figure, save_json, sms_features, summarise_repeats
+from experiment_utils import quick_or, save_figure, save_json, sms_features, summarise_repeats
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from chainrule.classifiers import BernoulliNaiveBayes, LogisticRegression, MultinomialNaiveBayes
 
-SIZES = [20, 40, 80, 160, 320, 640, 1280, 2560, 3647]
-REPEATS = 10
+SIZES = quick_or([20, 40, 80, 160, 320, 640, 1280, 2560, 3647], [20, 160])
+REPEATS = quick_or(10, 2)
 SEED = 0
 C = 1.0
 

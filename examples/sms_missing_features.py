@@ -17,12 +17,12 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from experiment_utils import save_figure, save_json, sms_features, summarise_repeats
+from experiment_utils import quick_or, save_figure, save_json, sms_features, summarise_repeats
 
 from chainrule.classifiers import BernoulliNaiveBayes, LogisticRegression, MultinomialNaiveBayes
 
-FRACTIONS = [0.0, 0.25, 0.5, 0.75, 0.9]
-REPEATS = 5
+FRACTIONS = quick_or([0.0, 0.25, 0.5, 0.75, 0.9], [0.0, 0.5])
+REPEATS = quick_or(5, 2)
 SEED = 0
 C = 1.0
 

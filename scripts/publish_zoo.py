@@ -81,6 +81,7 @@ def sequence_metrics(model: SequenceModel, data: SequenceDataset, dst: Path, rec
         "epochs": training.get("epochs"),
         "best_val_nll": training.get("best_val_nll"),
         "num_parameters": model.num_parameters(),
+        "num_free_parameters": model.num_free_parameters(),
         "file_mb": round((dst / WEIGHTS).stat().st_size / 1e6, 2),
         "date": datetime.date.today().isoformat(),
         "test": evaluate_sequence(model, test, unit=data.unit).as_dict(),
@@ -124,6 +125,7 @@ def main() -> None:
         "epochs": training.get("epochs"),
         "best_val_nll": training.get("best_val_nll"),
         "num_parameters": model.num_parameters(),
+        "num_free_parameters": model.num_free_parameters(),
         "file_mb": round((dst / WEIGHTS).stat().st_size / 1e6, 2),
         "date": datetime.date.today().isoformat(),
     }

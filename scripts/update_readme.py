@@ -24,6 +24,13 @@ def training_minutes(m: dict) -> str:
     return f"{m['train_seconds'] / 60:.0f} min" + (" (one GPU)" if on_gpu else "")
 
 
+def parameters_cell(m: dict) -> str:
+    """Stored parameters, and the free ones where a mask leaves some unused (FVSBN: D x D stored,
+    D(D-1)/2 free weights)."""
+    stored, free = m["num_parameters"], m.get("num_free_parameters", m["num_parameters"])
+    return f"{stored:,}" if free == stored else f"{stored:,} stored ({free:,} free)"
+
+
 def zoo_table() -> str:
     rows = [
         "| model | test NLL (nats) | ± s.e. | published | training time | epochs | parameters | file |"
@@ -39,7 +46,7 @@ def zoo_table() -> str:
         rows.append(
             f"| `{name}` | **{m['test']['nll_nats']:.2f}** | {m['test']['stderr_nats']:.2f} |"
             f" {pub.get('nll', '')} | {training_minutes(m)} | {m.get('epochs', '')} |"
-            f" {m['num_parameters']:,} |"
+            f" {parameters_cell(m)} |"
             f" {m['file_mb']} MB | `{m['command']}` |"
         )
         if "test_elbo" in m:
@@ -88,7 +95,7 @@ def other_image_zoo_table() -> str:
         rows.append(
             f"| `{path.parent.name}` | {m['dataset']} | {condition_of(m) or '—'} | **{t['nll_nats']:.2f}** |"
             f" {t['stderr_nats']:.2f} | {t['bits_per_dim']:.3f} | {training_minutes(m)} |"
-            f" {m['num_parameters']:,} |"
+            f" {parameters_cell(m)} |"
             f" {m['file_mb']} MB | `{m['command']}` |"
         )
     return "\n".join(rows)
@@ -108,7 +115,7 @@ def text_zoo_table() -> str:
         met = "" if target is None else f"{target} ({'met' if t['nats_per_char'] <= target else 'not met'})"
         rows.append(
             f"| `{path.parent.name}` | **{t['nats_per_char']:.3f}** | {t['bits_per_char']:.3f} | {met} |"
-            f" {m['train_minutes']:.0f} min | {m['num_parameters']:,} | {m['file_mb']} MB |"
+            f" {m['train_minutes']:.0f} min | {parameters_cell(m)} | {m['file_mb']} MB |"
             f" `{m['command']}` |"
         )
     return "\n".join(rows)

@@ -35,6 +35,7 @@ def test_fit_lowers_nll_and_writes_everything(model_cls, tmp_path) -> None:
     assert torch.equal(again.log_prob(data.test), model.log_prob(data.test))
     meta = json.loads((res.model_dir / "config.json").read_text())["training"]
     assert meta["epochs"] == 8 and meta["dataset"] == "bars-3"
+    assert meta["num_free_parameters"] == model.num_free_parameters() <= meta["num_parameters"]
 
 
 def test_fit_refuses_to_overwrite_a_run(tmp_path) -> None:

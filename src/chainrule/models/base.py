@@ -233,3 +233,17 @@ class Model(nn.Module):
     def num_parameters(self) -> int:
         """Number of trainable scalars (masked-out weights included, as stored)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def num_free_parameters(self) -> int:
+        """Number of scalars that can change `log_prob`: the stored ones less the weights that a
+        layer's fixed `mask` buffer (masked linear maps and convolutions) always zeroes. FVSBN stores
+        D x D weights, of which D(D-1)/2 are free; a model without masks has none to leave out."""
+        zeroed = 0
+        for module in self.modules():
+            mask = dict(module.named_buffers(recurse=False)).get("mask")
+            weight = dict(module.named_parameters(recurse=False)).get("weight")
+            if mask is None or weight is None or not weight.requires_grad:
+                continue
+            if mask.shape == weight.shape:
+                zeroed += int((mask == 0).sum())
+        return self.num_parameters() - zeroed

@@ -96,6 +96,17 @@ class MADE(MaskEnsembleModel):
     def order_of(self, m: int) -> list[int]:
         return torch.argsort(self.input_degrees[m]).tolist()
 
+    def num_free_parameters(self) -> int:
+        """The stored parameters less the weights that every mask of the ensemble zeroes (with one
+        mask, all its masked-out connections)."""
+        masked = [*self.layers, self.out]
+        used = [torch.zeros_like(layer.weight, dtype=torch.bool) for layer in masked]
+        with self.keeping_current_mask():
+            for m in range(self.num_masks):
+                self.use_mask(m)
+                used = [u | (layer.mask != 0) for u, layer in zip(used, masked)]
+        return self.num_parameters() - sum(int((~u).sum()) for u in used)
+
     @classmethod
     def tiny_config(cls) -> dict:
         return {

@@ -224,6 +224,7 @@ def _save_best(
         "epochs": trainer.current_epoch,
         "train_seconds": seconds,
         "num_parameters": model.num_parameters(),
+        "num_free_parameters": model.num_free_parameters(),
         **({"columns": dataset.columns} if getattr(dataset, "columns", None) else {}),
         **(extra_metadata or {}),
     }
@@ -251,6 +252,7 @@ def _write_metrics(
         "epochs": result.epochs,
         "train_seconds": round(result.train_seconds, 1),
         "num_parameters": model.num_parameters(),
+        "num_free_parameters": model.num_free_parameters(),
     }
     if test:
         model.to(evaluation_device(config.accelerator))
