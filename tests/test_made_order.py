@@ -3,13 +3,15 @@ order (dependency test), the density stays normalised (enumeration), and the ord
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from chainrule.errors import ChainruleError
 from chainrule.kl import all_configurations
-from chainrule.models import MADE
+from chainrule.models import FVSBN, MADE, NADE
 from chainrule.models.autoencoder import dependency_matrix
+from chainrule.models.autoregressive import check_order
 from chainrule.persistence import load, save
 
 
@@ -101,3 +103,37 @@ def test_fast_sampler_and_completion_follow_the_order() -> None:
 def test_bad_order_is_refused(order) -> None:
     with pytest.raises(ChainruleError):
         MADE(3, hidden=[8], order=order)
+
+
+@pytest.mark.parametrize(
+    ("order", "message"),
+    [
+        (["a", 0, 1], "its entries must be integers, got \\['a', 0, 1\\]"),
+        ([1.0, 0, 2], "its entries must be integers"),
+        ([True, False, 2], "its entries must be integers"),
+        (5, "got 5"),
+        ("012", "got '012'"),
+        ([0, 1], "got \\[0, 1\\] \\(2 entries\\)"),
+        ([0, 0, 1], "missing \\[2\\]"),
+        ([0, 1, 3], "missing \\[2\\]"),
+    ],
+)
+def test_check_order_raises_a_chainrule_error_naming_the_order(order, message) -> None:
+    """Called directly (as a constructor does), never a bare ValueError/TypeError from int()."""
+    with pytest.raises(ChainruleError, match="order must be a permutation of 0..2 .*" + message):
+        check_order(order, 3)
+    assert issubclass(ChainruleError, ValueError)  # callers catching ValueError still do
+
+
+@pytest.mark.parametrize("model", [NADE, FVSBN, MADE])
+def test_the_ordered_models_refuse_a_bad_order_with_a_chainrule_error(model) -> None:
+    kw = {"hidden": [8]} if model is MADE else {"hidden": 4} if model is NADE else {}
+    with pytest.raises(ChainruleError, match="order"):
+        model(3, order=[0, 0, 1], **kw)
+
+
+def test_check_order_accepts_integer_arrays_and_tensors() -> None:
+    assert check_order(np.array([2, 0, 1]), 3) == [2, 0, 1]
+    assert check_order(torch.tensor([2, 0, 1]), 3) == [2, 0, 1]
+    assert check_order((1, 2, 0), 3) == [1, 2, 0] and check_order(None, 3) == [0, 1, 2]
+    assert all(type(i) is int for i in check_order(np.array([1, 0]), 2))

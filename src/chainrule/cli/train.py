@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chainrule.cli.common import CommandParser
+from chainrule.cli.common import CommandParser, ExamplesFormatter
+
+EXAMPLES = (
+    "examples:\n"
+    "  chainrule train recipes/nade-mnist.yaml train.lr=3e-4 --out runs/nade\n"
+    "  chainrule train recipes/nade-mnist.yaml train.optimizer=sgd train.lr=0.05 train.momentum=0.9"
+    " train.nesterov=true\n"
+    "optimizer keys:\n"
+    "  train.optimizer  adam (default) or sgd (stochastic gradient descent with momentum)\n"
+    "  train.momentum   sgd only: momentum in [0, 1), default 0.9 (0: plain SGD)\n"
+    "  train.nesterov   sgd only: Nesterov's momentum (true/false, needs momentum > 0)\n"
+    "  train.weight_decay, train.lr, train.lr_schedule: both optimizers\n"
+    "every train key: docs/reference/training.md (the fields of chainrule.TrainConfig)"
+)
 
 
 def add_parser(sub) -> CommandParser:
@@ -14,6 +27,8 @@ def add_parser(sub) -> CommandParser:
         description="Train by maximum likelihood. Overrides look like train.lr=3e-4 or model.hidden=1000"
         " and may come anywhere after the recipe, before or after the options. At the end the model"
         " is evaluated on the test split and OUT/model/metrics.json written.",
+        epilog=EXAMPLES,
+        formatter_class=ExamplesFormatter,
     )
     t.add_argument("recipe", help="recipe YAML (see recipes/)")
     t.add_argument("overrides", nargs="*", default=[], help="section.key=value overrides")

@@ -10,7 +10,8 @@ the caller's rule for `decode` (greedy purification, for example).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -30,12 +31,24 @@ def make_head(num_values: int) -> Head:
 
 
 def check_order(order: list[int] | None, dim: int) -> list[int]:
-    """Validate a permutation of range(dim); None means the natural order."""
+    """Validate a permutation of range(dim) (a list, tuple, integer array or tensor); None means
+    the natural order. Anything else is a ChainruleError naming the order and what it lacks."""
     if order is None:
         return list(range(dim))
-    order = [int(i) for i in order]
+    want = f"a permutation of 0..{dim - 1} (each of the {dim} dimensions once)"
+    if isinstance(order, (str, bytes)) or not isinstance(order, Iterable):
+        raise ChainruleError(f"order must be {want}, got {order!r}")
+    items = list(order.tolist() if isinstance(order, torch.Tensor) else order)
+    try:  # integers only: a bool, a float (even 1.0) or a string is a mistake, not an index
+        order = [operator.index(i) for i in items if not isinstance(i, bool)]
+    except TypeError:
+        order = []
+    if len(order) != len(items):
+        raise ChainruleError(f"order must be {want}; its entries must be integers, got {items!r}")
     if sorted(order) != list(range(dim)):
-        raise ChainruleError(f"order must be a permutation of 0..{dim - 1}")
+        missing = sorted(set(range(dim)) - set(order))
+        detail = f"{len(order)} entries" if len(order) != dim else f"missing {missing[:8]}"
+        raise ChainruleError(f"order must be {want}, got {order!r} ({detail})")
     return order
 
 

@@ -3,7 +3,9 @@ K-valued latent Z and Gaussian X | Z.
 
 Trainable two ways: by EM (`chainrule.models.em.fit_em`, closed-form updates, k-means++ start)
 or by gradient ascent on `log_prob` through the common trainer. `uniform_weights=True` fixes
-w_k = 1/K: the "uniform latent" model (Z uniform over K values, X | Z Gaussian).
+w_k = 1/K: an equal-weight mixture (Z uniform over K discrete values, X | Z Gaussian). That is not
+the course's uniform latent model, whose Z ~ Uniform(a, b) takes a continuum of values: that one
+is `UniformLatent` (models/uniform_latent.py, registered as "uniform-latent").
 """
 
 from __future__ import annotations

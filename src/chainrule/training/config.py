@@ -19,6 +19,10 @@ PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
 MAX_BATCH_SIZE = 2**24
 #: Largest seq_len of a sequence model's training chunks (1M tokens).
 MAX_SEQ_LEN = 2**20
+#: The optimizers of `train.optimizer`.
+OPTIMIZERS = ("adam", "sgd")
+#: `train.momentum` of an SGD run that does not set it.
+SGD_MOMENTUM = 0.9
 
 
 @dataclass
@@ -28,7 +32,10 @@ class TrainConfig:
     batch_size: int = 128  # global: each of W processes takes batch_size / W
     max_epochs: int = 50
     lr: float = 1e-3
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # L2 penalty added to the gradient (Adam's and SGD's weight_decay)
+    optimizer: str = "adam"  # "adam", or "sgd": stochastic gradient descent with momentum
+    momentum: float | None = None  # sgd: heavy-ball momentum in [0, 1), default 0.9 (0: plain SGD)
+    nesterov: bool = False  # sgd: Nesterov's momentum (needs momentum > 0)
     lr_schedule: str = "constant"  # "constant", "cosine" (to 0 over max_epochs) or "cosine-time"
     warmup_steps: int = 0  # cosine-time: linear warm-up over this many steps
     grad_clip: float | None = None
@@ -81,6 +88,7 @@ class TrainConfig:
         # lr=0 is allowed: it freezes the weights (a run that only validates); negative never
         need(is_num(self.lr) and self.lr >= 0, "lr", "a finite number >= 0")
         need(is_num(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
+        self._check_optimizer()
         need(
             self.lr_schedule in ("constant", "cosine", "cosine-time"),
             "lr_schedule",
@@ -135,6 +143,40 @@ class TrainConfig:
             if typed is not None:
                 need(any(t(getattr(self, f.name)) for t in typed[0]), f.name, typed[1])
         return self
+
+    @property
+    def sgd_momentum(self) -> float:
+        """The momentum of an SGD run: `momentum`, or 0.9 where the recipe leaves it out."""
+        return SGD_MOMENTUM if self.momentum is None else float(self.momentum)
+
+    def _check_optimizer(self) -> None:
+        """`optimizer` is a known one; `momentum` and `nesterov` belong to SGD, momentum in [0, 1),
+        and Nesterov's variant needs a momentum to look ahead with."""
+        if not isinstance(self.optimizer, str) or self.optimizer not in OPTIMIZERS:
+            raise ChainruleError(
+                f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        m = self.momentum
+        if m is not None and not (
+            isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m) and 0 <= m < 1
+        ):
+            raise ChainruleError(
+                f"train.momentum must be a number in [0, 1) (0.9 averages over about the last 10 steps),"
+                f" got {m!r}"
+            )
+        if not isinstance(self.nesterov, bool):
+            raise ChainruleError(f"train.nesterov must be true or false, got {self.nesterov!r}")
+        if self.optimizer != "sgd" and (m is not None or self.nesterov):
+            key = "momentum" if m is not None else "nesterov"
+            raise ChainruleError(
+                f"train.{key} applies to train.optimizer=sgd only (Adam keeps its own moving"
+                f" averages); this run's optimizer is {self.optimizer!r}"
+            )
+        if self.nesterov and self.sgd_momentum == 0:
+            raise ChainruleError(
+                "train.nesterov=true needs train.momentum > 0 (Nesterov's variant looks ahead along the"
+                " momentum), got train.momentum=0"
+            )
 
     def _check_init_from(self) -> None:
         """A warm start's model folder must exist and hold a saved model (checked here, before a

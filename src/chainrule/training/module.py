@@ -22,7 +22,7 @@ from chainrule.models.base import Model
 from chainrule.training.callbacks import WallClock, load_raw_weights
 from chainrule.training.config import TrainConfig
 from chainrule.training.objectives import ArrayObjective, SequenceObjective
-from chainrule.training.schedules import configure_optimizers
+from chainrule.training.schedules import apply_hyperparameters, configure_optimizers
 
 
 class MaximumLikelihood(L.LightningModule):
@@ -44,6 +44,12 @@ class MaximumLikelihood(L.LightningModule):
         self.train_nll = ExactMean()
         self.val_nll = ExactMean()
         self.clock: WallClock | None = None  # set by `fit`: the run's training time (cosine-time)
+
+    def on_train_start(self) -> None:
+        """After a resume's optimizer state is loaded: this run's lr, weight decay and momentum."""
+        scheduled = bool(self.trainer.lr_scheduler_configs)
+        for optimizer in self.trainer.optimizers:
+            apply_hyperparameters(optimizer, self.config, scheduled)
 
     def on_train_epoch_start(self) -> None:
         """Seed the global generator from (seed, epoch, process): models that draw noise while

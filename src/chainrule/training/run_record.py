@@ -6,11 +6,12 @@ and the training keys a checkpoint depends on. A resume compares them with the r
 to continue and refuses any difference, naming the differing keys, before Lightning would fail
 on mismatched weights or silently continue with other data.
 
-Keys that may change on resume, by design: `lr`, `grad_clip` and `weight_decay` (the way out of
-a diverged run), `max_epochs`, `max_minutes` and `patience` (train longer), and where the run
-executes (`devices`, `num_nodes`, `accelerator`, `strategy`, `num_workers`, `progress`,
-`precision`, `compile`, the batch limits), and `ema_decay` (a resume without it continues the
-averaged run's trained parameters).
+Keys that may change on resume, by design: `lr`, `grad_clip`, `weight_decay`, `momentum` and
+`nesterov` (the way out of a diverged run; the module sets them on the restored optimizer),
+`max_epochs`, `max_minutes` and `patience` (train longer), and where the run executes (`devices`,
+`num_nodes`, `accelerator`, `strategy`, `num_workers`, `progress`, `precision`, `compile`, the
+batch limits), and `ema_decay` (a resume without it continues the averaged run's trained
+parameters). The optimizer may not change: its checkpointed state belongs to it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from chainrule.training.config import TrainConfig
 
 RECORD = "run.json"
 #: The training keys a checkpoint depends on (its data order, schedule and perturbation).
-RESUME_KEYS = ("batch_size", "seed", "lr_schedule", "warmup_steps", "perturb_rate", "seq_len")
+RESUME_KEYS = ("batch_size", "seed", "optimizer", "lr_schedule", "warmup_steps", "perturb_rate", "seq_len")
+#: Values of keys added since run.json existed, for records written before them.
+RECORD_DEFAULTS = {"train.optimizer": "adam"}
 #: Rows (or stream chunks) of the training split that the fingerprint hashes.
 SAMPLED_ROWS = 256
 
@@ -108,7 +111,7 @@ def check_resume(out: Path, record: dict[str, Any]) -> None:
         raise ChainruleError(
             f"--resume: {path} is unreadable; it records what the run was started with"
         ) from None
-    old, new = _flatten(saved), _flatten(record)
+    old, new = {**RECORD_DEFAULTS, **_flatten(saved)}, _flatten(record)
     keys = sorted(k for k in set(old) | set(new) if old.get(k, "<absent>") != new.get(k, "<absent>"))
     if keys:
         diffs = ", ".join(

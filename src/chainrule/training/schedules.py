@@ -1,5 +1,5 @@
-"""The optimizer and its learning-rate schedules: constant, cosine to 0 over the epochs, or
-cosine to 0 over a wall-clock budget with a linear warm-up."""
+"""The optimizer (Adam, or SGD with momentum) and its learning-rate schedules: constant, cosine to
+0 over the epochs, or cosine to 0 over a wall-clock budget with a linear warm-up."""
 
 from __future__ import annotations
 
@@ -20,6 +20,40 @@ def make_adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optim
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+def make_sgd(
+    params, lr: float, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
+    """SGD with heavy-ball (or Nesterov) momentum, as PyTorch defines it: with g the minibatch
+    gradient plus `weight_decay` * w, the velocity is v <- momentum * v + g (v = g at the first step)
+    and the step is w <- w - lr * v (Nesterov: w <- w - lr * (g + momentum * v))."""
+    params = list(params)
+    kw = {"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay}
+    try:
+        return torch.optim.SGD(params, **kw, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.SGD(params, **kw)
+
+
+def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer `config.optimizer` names, with its learning rate, weight decay and momentum."""
+    if config.optimizer == "sgd":
+        return make_sgd(params, config.lr, config.sgd_momentum, config.nesterov, config.weight_decay)
+    return make_adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def apply_hyperparameters(optimizer: torch.optim.Optimizer, config: TrainConfig, scheduled: bool) -> None:
+    """Set the optimizer's weight decay (and SGD's momentum and Nesterov switch) to `config`'s, and
+    its learning rate too unless a schedule (`scheduled`) sets it. Needed after a resume: loading a
+    checkpoint's optimizer state restores the hyper-parameters it was saved with, and these keys
+    may change on resume (a lower lr is the way out of a diverged run)."""
+    for group in optimizer.param_groups:
+        group["weight_decay"] = config.weight_decay
+        if not scheduled:
+            group["lr"] = config.lr
+        if config.optimizer == "sgd":
+            group["momentum"], group["nesterov"] = config.sgd_momentum, config.nesterov
 
 
 class CosineToZero(torch.optim.lr_scheduler.LRScheduler):
@@ -67,9 +101,10 @@ class CosineOverTime(torch.optim.lr_scheduler.LRScheduler):
 
 
 def configure_optimizers(params, config: TrainConfig, seconds: Callable[[], float]) -> Any:
-    """Adam and the schedule `config.lr_schedule` names, as Lightning's `configure_optimizers`
-    returns them; `seconds()` is the run's training time so far (the cosine-time schedule)."""
-    opt = make_adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    """The optimizer `config.optimizer` names and the schedule `config.lr_schedule` names, as
+    Lightning's `configure_optimizers` returns them; `seconds()` is the run's training time so far
+    (the cosine-time schedule)."""
+    opt = make_optimizer(params, config)
     if config.lr_schedule == "cosine":
         return {"optimizer": opt, "lr_scheduler": CosineToZero(opt, config.max_epochs)}
     if config.lr_schedule == "cosine-time":
