@@ -40,7 +40,6 @@ from torch import nn
 from chainrule.masked_conv import MaskedConv2d
 from chainrule.models.base import register_model
 from chainrule.models.image import SamplerCache
-from chainrule.models.lstm_scan import lstm_scan
 from chainrule.models.pixelcnn import pointwise
 from chainrule.models.pixelrnn import PixelRNN, lstm_cell
 
@@ -94,10 +93,17 @@ class DiagonalBiLSTMLayer(nn.Module):
         left_pre = self.left_input(x_last)
         right_pre = self.right_input(x_last, image_last).flip(2)  # right-to-left runs on the mirror image
         pre = skew(torch.stack([left_pre, right_pre]))  # (2, B, H, W + H - 1, 4h)
-        pre = pre.movedim(-2, 1).contiguous()  # W + H - 1 columns of (2, B, H, 4h): the steps
-        # state-to-state: [state above, state before] of the previous column, i.e. offsets -1 and 0
-        states = lstm_scan(pre, self.state_to_state.transpose(1, 2), (-1, 0))
-        states = unskew(states.movedim(1, -2), width)  # (2, B, H, W, h)
+        columns = pre.movedim(-2, 0).contiguous().unbind(0)  # W + H - 1 columns (2, B, H, 4h)
+        weight = self.state_to_state.transpose(1, 2)  # (2, 2h, 4h)
+        h = c = torch.zeros(2, b, height, ch, device=x.device, dtype=x.dtype)
+        states = []
+        for column in columns:
+            above = F.pad(h, (0, 0, 1, 0))[:, :, :height]  # row i gets row i - 1 of the previous column
+            state = torch.cat([above, h], -1).flatten(1, 2)  # (2, B * H, 2h)
+            gates = torch.baddbmm(column.flatten(1, 2), state, weight).view(column.shape)
+            h, c = lstm_cell(gates, c, dim=-1)
+            states.append(h)
+        states = unskew(torch.stack(states, -2), width)  # (2, B, H, W, h)
         left, right = states[0], states[1].flip(2)
         right = F.pad(right, (0, 0, 0, 0, 1, 0))[:, :height]  # shifted down: (i, j) gets (i - 1, j)
         return x + pointwise(self.out, left + right).permute(0, 3, 1, 2)
