@@ -31,9 +31,10 @@ def lstm_cell(gates: torch.Tensor, c: torch.Tensor, dim: int = 1) -> tuple[torch
     cell state does not lose precision along a long recurrence."""
     if gates.dtype in (torch.float16, torch.bfloat16):
         gates = gates.float()
-    o, f, i, g = gates.chunk(4, dim)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
+    sig, g = gates.split([3 * gates.shape[dim] // 4, gates.shape[dim] // 4], dim)
+    o, f, i = sig.sigmoid().chunk(3, dim)  # one sigmoid (and one backward) for the three gates
+    c = torch.addcmul(f * c, i, g.tanh())
+    return o * c.tanh(), c
 
 
 def positive_int(value, name: str, minimum: int = 1) -> int:

@@ -26,6 +26,7 @@ from torch import nn
 from chainrule.masked_conv import MaskedConv2d
 from chainrule.models.base import register_model
 from chainrule.models.image import SamplerCache
+from chainrule.models.lstm_scan import lstm_scan
 from chainrule.models.pixelcnn import pointwise
 from chainrule.models.pixelrnn import PixelRNN, lstm_cell
 
@@ -51,13 +52,10 @@ class RowLSTMLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, ch, height, width = x.shape
-        rows = self.input_to_state(x).permute(2, 0, 3, 1).contiguous().unbind(0)  # H rows (B, W, 4h)
-        h = c = torch.zeros(b, width, ch, device=x.device, dtype=x.dtype)
-        states = []
-        for pre in rows:
-            h, c = lstm_cell(pre + self.from_above(h), c, dim=-1)
-            states.append(h)
-        return x + self.out(torch.stack(states).permute(1, 3, 0, 2))
+        pre = self.input_to_state(x).permute(2, 0, 3, 1).contiguous()  # H rows (B, W, 4h)
+        # state-to-state: [above-left, above, above-right] of the previous row: offsets -1, 0, +1
+        states = lstm_scan(pre[None], self.state_to_state.t()[None], (-1, 0, 1))[0]  # (H, B, W, h)
+        return x + self.out(states.permute(1, 3, 0, 2))
 
 
 @register_model("row-lstm")
