@@ -200,7 +200,7 @@ def test_cli_colourise_writes_a_picture_and_the_conditional_nll(saved, tmp_path,
         (["--colourise", "--superres"], "exclude each other"),
         (["--colourise", "--mask", "bottom-half"], "--colourise and --mask exclude each other"),
         (["--superres"], "--superres needs a super-resolution model"),
-        ([], "use --superres or --colourise"),
+        ([], "is a colourisation model (conditioned on a greyscale image): use --colourise"),
     ],
 )
 def test_cli_colourise_bad_input_is_a_clear_error(saved, tmp_path, capsys, extra, message):

@@ -33,7 +33,7 @@ EXAMPLES = (
 def add_parser(sub) -> CommandParser:
     c = sub.add_parser(
         "complete",
-        help="inpaint or super-resolve test images; write a picture",
+        help="inpaint, super-resolve or colourise test images; write a picture",
         description=DESCRIPTION,
         epilog=EXAMPLES,
         formatter_class=ExamplesFormatter,
@@ -81,9 +81,12 @@ def cmd_complete(args) -> dict:
     if args.colourise:
         return _colourise(model, args)
     if model.conditioned_on == "image":
+        task = ("colourisation", "greyscale", "--colourise")
+        if model.config().get("lowres_factor"):
+            task = ("super-resolution", "low-resolution", "--superres")
         raise ChainruleError(
-            f"{args.model_dir} is conditioned on an image (a super-resolution or colourisation model):"
-            " use --superres or --colourise instead of a mask"
+            f"{args.model_dir} is a {task[0]} model (conditioned on a {task[1]} image):"
+            f" use {task[2]} instead of a mask"
         )
     if model.class_conditional:
         raise ChainruleError("completion of class-conditional models is not supported from the CLI yet")

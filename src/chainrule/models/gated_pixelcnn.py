@@ -14,8 +14,9 @@ every gate: `num_classes` for a class label (one-hot), `cond_dim` for any vector
 `lowres_factor` f, a *spatial* bias computed from the image downsampled f times (a 3 × 3
 convolution of its nearest-neighbour upsampling), which makes the model p(x | downsample(x)):
 super-resolution; with `grey_levels` L, the same spatial bias from the image's greyscale version
-(`chainrule.greyscale`, L levels, `grey_method`), which makes it p(x | greyscale(x)): colourisation. Fast sampling computes the vertical stack once per row and the horizontal stack
-one pixel at a time from per-layer caches.
+(`chainrule.greyscale`, L levels, `grey_method`), which makes it p(x | greyscale(x)): colourisation.
+Fast sampling computes the vertical stack once per row and the horizontal stack one pixel at a time
+from per-layer caches.
 """
 
 from __future__ import annotations
