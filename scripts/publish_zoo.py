@@ -156,9 +156,9 @@ def main() -> None:
 
 
 def conditioned(model) -> bool:
-    """Whether the model's likelihood is conditional (on a class or a low-resolution image): its NLL
-    is not comparable with the unconditional targets and published figures."""
-    return bool(model.class_conditional or getattr(model, "lowres_factor", 0))
+    """Whether the model's likelihood is conditional (on a class, a low-resolution or a greyscale
+    image): its NLL is not comparable with the unconditional targets and published figures."""
+    return model.conditioned_on != "nothing"
 
 
 def image_extras(model, data, dst: Path) -> dict:
@@ -175,9 +175,10 @@ def image_extras(model, data, dst: Path) -> dict:
     if model.class_conditional:
         kwargs["cond"] = torch.arange(model.num_classes).repeat_interleave(8)
         ncols, title = 8, f"{dst.name}: 8 samples per class, one row per class (seed 0)"
-    elif getattr(model, "lowres_factor", 0):  # p(x | low-res x) has no unconditional samples
+    elif model.conditioned_on == "image":  # p(x | low-res or grey x) has no unconditional samples
         kwargs["cond"] = model.condition_from(data.test[:64])
-        title = f"{dst.name}: 64 samples given the low-res first 64 test images (seed 0)"
+        what = "greyscale" if model.config().get("grey_levels") else "low-res"
+        title = f"{dst.name}: 64 samples given the {what} first 64 test images (seed 0)"
     t = time.time()
     x = model.sample(len(kwargs.get("cond", range(64))), generator=torch.Generator().manual_seed(0), **kwargs)
     secs = time.time() - t
@@ -192,8 +193,10 @@ def image_extras(model, data, dst: Path) -> dict:
         "zoo_check": {"n": IMAGE_CHECK_N, "nll_nats": check.nll_nats},
         "sampling_seconds_64": round(secs, 1),
     }
-    if getattr(model, "lowres_factor", 0):
+    if model.config().get("lowres_factor"):
         extras.update(superres_extras(model, data, dst))
+    if model.config().get("grey_levels"):
+        extras.update(colourise_extras(model, data, dst))
     if conditioned(model):
         return extras
     observed = mask_for_model("bottom-half", model)
@@ -228,6 +231,22 @@ def superres_extras(model, data, dst: Path) -> dict:
         factor=model.lowres_factor,
     )
     return {"superres_command": f"chainrule complete {dst} --data {data.name} --superres"}
+
+
+def colourise_extras(model, data, dst: Path) -> dict:
+    """A colourisation model's picture: 8 test images' greyscale versions, 4 colourings each, the truth."""
+    from chainrule.report import colourisation_grid
+    from chainrule.tasks.colourise import colourise
+
+    test = data.test[:8]
+    grey = model.condition_from(test)
+    draws = colourise(model, grey, 4, torch.Generator().manual_seed(0))
+    levels = model.config()["grey_levels"]
+    path = dst / "colourisation.png"
+    colourisation_grid(
+        grey, draws, test, model.image_shape, path, num_values=model.num_values, grey_levels=levels
+    )
+    return {"colourise_command": f"chainrule complete {dst} --data {data.name} --colourise"}
 
 
 def vae_metrics(model, data, dst: Path) -> dict:

@@ -163,6 +163,30 @@ def superres_grid(
     )
 
 
+def colourisation_grid(
+    grey: torch.Tensor,
+    draws: torch.Tensor,
+    x: torch.Tensor,
+    image_shape: tuple[int, ...],
+    path: str | os.PathLike,
+    *,
+    num_values: int = 2,
+    grey_levels: int = 2,
+) -> Path:
+    """Colourisation: one row per image, the greyscale input (B, H * W), each colour draw (B, S, D),
+    then the true colour image x (B, D)."""
+    h, w = image_shape[:2]
+    grey_px = as_pixels(grey, (h, w), grey_levels)
+    grey_px = np.repeat(grey_px, 3, axis=-1) if len(image_shape) == 3 and image_shape[2] == 3 else grey_px
+    drawn = as_pixels(draws.reshape(-1, draws.shape[-1]), image_shape, num_values)
+    truth = as_pixels(x, image_shape, num_values)
+    s, rows = draws.shape[1], []
+    for i in range(len(truth)):
+        rows += [grey_px[i], *drawn[i * s : (i + 1) * s], truth[i]]
+    title = f"greyscale | {s} colouring{'s' if s > 1 else ''} | true colour"
+    return show_canvas(tile(np.stack(rows), ncols=s + 2), path, title)
+
+
 def defend_figure(
     images: dict[str, torch.Tensor],
     predictions: dict[str, torch.Tensor],

@@ -59,7 +59,8 @@ def _integral(model: Model, cond) -> float:
             " model a 1-D or 2-D tiny_config so that its density can be integrated"
         )
     seeded()
-    x = draw(model, 2000, None if cond is None else cond.expand(2000)).reshape(2000, d).double()
+    many = None if cond is None else cond.expand(2000, *cond.shape[1:])
+    x = draw(model, 2000, many).reshape(2000, d).double()
     span = x.max(0).values - x.min(0).values
     lo, hi = x.min(0).values - span - 1.0, x.max(0).values + span + 1.0
     points = 20001 if d == 1 else 301
@@ -120,7 +121,7 @@ def check_sample_frequencies(model: Model, n: int = 4000) -> None:
     cond = condition(model, 1)
     probs = log_prob_in_chunks(model, configs, cond).exp()
     probs = probs / probs.sum()
-    samples = draw(model, n, None if cond is None else cond.expand(n), length=length)
+    samples = draw(model, n, None if cond is None else cond.expand(n, *cond.shape[1:]), length=length)
     samples = samples.reshape(n, -1).to(configs)
     if configs.shape[0] <= 256:
         index = _row_index(samples, configs)

@@ -110,8 +110,13 @@ def condition(model: Model, n: int, seed: int = 0) -> torch.Tensor | None:
         if not dim:
             raise NotApplicable("a vector-conditioned model with no cond_dim in its config")
         return torch.randn(n, int(dim), generator=g).to(device_of(model))
-    if kind == "image":
-        raise NotApplicable("an image-conditioned model declares no condition shape")
+    if kind == "image":  # the condition of random images, as the model derives it (condition_from)
+        values = model.values_per_dimension()
+        if values is None:
+            raise NotApplicable("an image-conditioned model of continuous values")
+        top = torch.tensor(values, dtype=torch.float64)
+        x = torch.floor(torch.rand(n, len(values), generator=g, dtype=torch.float64) * top)
+        return model.condition_from(x.to(device_of(model)))
     return None
 
 
@@ -119,6 +124,11 @@ def other_condition(model: Model, cond: torch.Tensor) -> torch.Tensor:
     """A condition that differs from `cond` in every example."""
     if model.conditioned_on == "class":
         return (cond + 1) % model.num_classes
+    if model.conditioned_on == "image":  # the condition of all-dark images, or of all-bright ones
+        values = torch.tensor(model.values_per_dimension(), dtype=cond.dtype, device=cond.device)
+        dark = model.condition_from(torch.zeros(len(cond), len(values), dtype=cond.dtype, device=cond.device))
+        bright = model.condition_from((values - 1).expand(len(cond), -1))
+        return torch.where((cond == dark).all(1, keepdim=True), bright, dark)
     return cond + 1.0
 
 

@@ -20,6 +20,7 @@ from chainrule.data.synthetic import bars
 from chainrule.data.text import SequenceDataset, text_file
 from chainrule.data.wav import wav_file
 from chainrule.errors import ChainruleError
+from chainrule.greyscale import greyscale  # the colourisation condition, a data transform
 
 DATASETS: dict[str, Callable[[], Dataset | SequenceDataset]] = {
     "binarized-mnist": binarized_mnist,
@@ -81,5 +82,6 @@ __all__ = [
     "Dataset",
     "SequenceDataset",
     "csv_dataset",
+    "greyscale",
     "load_dataset",
 ]

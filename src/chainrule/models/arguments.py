@@ -41,7 +41,7 @@ POSITIVE = frozenset(
     ]
 )
 #: Integer arguments that may be 0 (off) but not negative.
-NON_NEGATIVE = frozenset(["num_classes", "cond_dim", "lowres_factor", "kl_warmup_steps"])
+NON_NEGATIVE = frozenset(["num_classes", "cond_dim", "lowres_factor", "grey_levels", "kl_warmup_steps"])
 #: Float arguments that must be > 0.
 POSITIVE_FLOATS = frozenset(["min_scale"])
 #: Float arguments that may be 0 (off: min_variance 0 is the plain MLE, as scikit-learn's reg_covar=0).

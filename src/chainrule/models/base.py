@@ -166,6 +166,15 @@ class Model(nn.Module):
                 f" cond, got {type(cond).__name__}"
             )
 
+    def condition_from(self, x: torch.Tensor) -> torch.Tensor:
+        """The condition an image-conditioned model (conditioned_on == "image") derives from its own
+        images x: their low-resolution version (super-resolution), their greyscale version
+        (colourisation). Such models override it; every other model refuses."""
+        raise ChainruleError(
+            f"model {self.registry_name!r} is conditioned on {self.conditioned_on}, not on an image derived"
+            " from x"
+        )
+
     def check_sample_request(self, n: object, cond: object, generator: object) -> int:
         """The checks every `sample` starts with: n a positive int, `generator` a torch.Generator
         (or None), `cond` acceptable to this model. Returns n."""

@@ -13,8 +13,10 @@ Both use gated activations tanh(a) * sigmoid(b). An optional condition adds a le
 every gate: `num_classes` for a class label (one-hot), `cond_dim` for any vector, or, with
 `lowres_factor` f, a *spatial* bias computed from the image downsampled f times (a 3 × 3
 convolution of its nearest-neighbour upsampling), which makes the model p(x | downsample(x)):
-super-resolution. Fast sampling computes the vertical stack once per row and the horizontal stack
-one pixel at a time from per-layer caches.
+super-resolution; with `grey_levels` L, the same spatial bias from the image's greyscale version
+(`chainrule.greyscale`, L levels, `grey_method`), which makes it p(x | greyscale(x)): colourisation.
+Fast sampling computes the vertical stack once per row and the horizontal stack one pixel at a time
+from per-layer caches.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from chainrule.errors import ChainruleError
+from chainrule.greyscale import check_grey, greyscale
 from chainrule.masked_conv import MaskedConv2d
 from chainrule.models.base import register_model
 from chainrule.models.image import ImageAutoregressiveModel, SamplerCache
@@ -81,7 +84,8 @@ class GatedPixelCNN(ImageAutoregressiveModel):
     `first_kernel` window, the rest `kernel`), then ReLU, 1 × 1 (`output_channels`), ReLU, 1 × 1
     to the head. `num_classes` / `cond_dim` make it conditional (pass `cond` to log_prob/sample:
     class indices (B,) or vectors (B, cond_dim)); `lowres_factor` f makes it p(x | downsample(x, f))
-    (log_prob derives the condition from x when none is given; `sample(n, cond=lowres)` upsamples)."""
+    (log_prob derives the condition from x when none is given; `sample(n, cond=lowres)` upsamples);
+    `grey_levels` L makes it p(x | greyscale(x)), the grey image (B, H * W) with L levels (colourisation)."""
 
     def __init__(
         self,
@@ -97,6 +101,8 @@ class GatedPixelCNN(ImageAutoregressiveModel):
         num_classes: int = 0,
         cond_dim: int = 0,
         lowres_factor: int = 0,
+        grey_levels: int = 0,
+        grey_method: str = "luminance",
     ) -> None:
         super().__init__(image_shape, num_values, head, components)
         self.remember_config(locals())
@@ -105,10 +111,12 @@ class GatedPixelCNN(ImageAutoregressiveModel):
             raise ChainruleError(f"GatedPixelCNN needs channels, output_channels >= {c} and layers >= 1")
         if kernel < 1 or kernel % 2 == 0 or first_kernel < 1 or first_kernel % 2 == 0:
             raise ChainruleError("GatedPixelCNN kernels must be odd")
-        if sum(bool(v) for v in (num_classes, cond_dim, lowres_factor)) > 1:
+        if sum(bool(v) for v in (num_classes, cond_dim, lowres_factor, grey_levels)) > 1:
             raise ChainruleError(
-                "condition on one of: a class (num_classes), a vector (cond_dim), lowres_factor"
+                "condition on one of: a class (num_classes), a vector (cond_dim), lowres_factor, grey_levels"
             )
+        if grey_levels:
+            check_grey(grey_levels, grey_method)
         if lowres_factor and (lowres_factor < 2 or self.height % lowres_factor or self.width % lowres_factor):
             raise ChainruleError(
                 f"lowres_factor must be >= 2 and divide the image size {self.height}x{self.width}"
@@ -118,8 +126,10 @@ class GatedPixelCNN(ImageAutoregressiveModel):
             int(cond_dim),
             int(lowres_factor),
         )
+        self.grey_levels, self.grey_method = int(grey_levels), grey_method
+        spatial = bool(lowres_factor or grey_levels)
         self.conditioned_on = (
-            "class" if num_classes else "vector" if cond_dim else "image" if lowres_factor else "nothing"
+            "class" if num_classes else "vector" if cond_dim else "image" if spatial else "nothing"
         )
         self.layers = nn.ModuleList(
             GatedLayer(c if n == 0 else channels, channels, first_kernel if n == 0 else kernel, c, n == 0)
@@ -127,7 +137,9 @@ class GatedPixelCNN(ImageAutoregressiveModel):
         )
         width = self.num_classes or self.cond_dim
         self.cond_bias = nn.Linear(width, 2 * channels * layers) if width else None
-        self.cond_maps = nn.Conv2d(c, 2 * channels * layers, 3, padding=1) if lowres_factor else None
+        self.cond_maps = (
+            nn.Conv2d(self.condition_shape[2], 2 * channels * layers, 3, padding=1) if spatial else None
+        )
         self.out1 = MaskedConv2d(channels, output_channels, 1, "B", c)
         self.out2 = MaskedConv2d(output_channels, c * self.params_per_value, 1, "B", c)
 
@@ -138,9 +150,19 @@ class GatedPixelCNN(ImageAutoregressiveModel):
         f = self.lowres_factor
         return self.height // f, self.width // f, self.colours
 
+    @property
+    def condition_shape(self) -> tuple[int, int, int]:
+        """(h, w, C) of a spatial condition: the low-resolution image, or the (H, W, 1) grey one."""
+        return (self.height, self.width, 1) if self.grey_levels else self.lowres_shape
+
     def condition_from(self, x: torch.Tensor) -> torch.Tensor:
-        """The low-resolution condition of images x (B, D): the mean of each f × f block of pixel
-        values, rounded to a level, flat (B, h * w * C) channel-fastest like the images."""
+        """The spatial condition of images x (B, D): their greyscale version (B, H * W), or the
+        low-resolution one: the mean of each f × f block of pixel values, rounded to a level, flat
+        (B, h * w * C) channel-fastest like the images."""
+        if self.grey_levels:
+            return greyscale(x, self.image_shape, self.num_values, self.grey_levels, self.grey_method)
+        if not self.lowres_factor:
+            raise ChainruleError(f"{self.registry_name!r} is not conditioned on an image derived from x")
         f, (h, w, c) = self.lowres_factor, self.lowres_shape
         img = x.reshape(x.shape[0], self.height, self.width, c).permute(0, 3, 1, 2)
         low = F.avg_pool2d(img, f).round()
@@ -172,29 +194,36 @@ class GatedPixelCNN(ImageAutoregressiveModel):
         return [b[:, :, None, None] for b in self.cond_bias(feats).chunk(len(self.layers), dim=1)]
 
     def _spatial_biases(self, cond: torch.Tensor | None, batch: int) -> list[torch.Tensor]:
+        what = "greyscale" if self.grey_levels else "low-resolution"
         if cond is None:
-            raise ChainruleError("a super-resolution model needs cond: the low-resolution images")
-        h, w, c = self.lowres_shape
+            raise ChainruleError(f"this model is conditioned on an image: pass cond, the {what} images")
+        h, w, c = self.condition_shape
         cond = as_cond(cond, self.out2.weight.device)
         if cond.shape[0] != batch or cond[0].numel() != h * w * c:
             raise ChainruleError(
-                f"cond must hold {batch} low-resolution images of {h}x{w}"
+                f"cond must hold {batch} {what} images of {h}x{w}"
                 + (f"x{c}" if c > 1 else "")
                 + f" values, got shape {tuple(cond.shape)}"
             )
+        image = cond.reshape(batch, h, w, c).permute(0, 3, 1, 2).to(self.out2.weight.dtype)
+        if self.grey_levels:
+            top = self.grey_levels - 1
+            bad = ~torch.isfinite(cond) | (cond != cond.round()) | (cond < 0) | (cond > top)
+            if bad.any():
+                raise ChainruleError(f"cond (greyscale images) must hold integer levels 0..{top}")
+            return list(self.cond_maps(image * (2.0 / top) - 1.0).chunk(len(self.layers), dim=1))
         self.head.validate(cond, "cond (low-resolution images)")
-        low = cond.reshape(batch, h, w, c).permute(0, 3, 1, 2).to(self.out2.weight.dtype)
-        up = F.interpolate(self.scale_value(low), scale_factor=self.lowres_factor, mode="nearest")
+        up = F.interpolate(self.scale_value(image), scale_factor=self.lowres_factor, mode="nearest")
         return list(self.cond_maps(up).chunk(len(self.layers), dim=1))
 
     def check_cond(self, cond: torch.Tensor | None) -> None:
         """Conditions are checked where they are used (`condition_biases`)."""
 
     def log_prob_terms(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """As for every autoregressive model; a super-resolution model derives its condition from
-        x when none is given."""
+        """As for every autoregressive model; a super-resolution or colourisation model derives its
+        condition from x when none is given."""
         x = self.prepare(x)
-        if self.lowres_factor and cond is None:
+        if self.cond_maps is not None and cond is None:
             cond = self.condition_from(x)
         return self.head.log_prob(self.conditioner(x, cond), x)
 

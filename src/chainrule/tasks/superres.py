@@ -25,7 +25,7 @@ from chainrule.models.base import Model
 
 def lowres_factor(model: Model) -> int:
     """The model's downsampling factor f, or a clear error when it is not a super-resolution model."""
-    if model.conditioned_on != "image":
+    if model.conditioned_on != "image" or not model.config().get("lowres_factor"):
         raise ChainruleError(
             f"super-resolution needs a model of p(x | low-resolution x): {model.registry_name!r} has no"
             " lowres_factor; train one with lowres_factor (e.g. recipes/gated-pixelcnn-mnist-superres.yaml)"
