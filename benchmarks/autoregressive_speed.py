@@ -149,18 +149,23 @@ def train_step(model: nn.Module, log_prob: Callable, x: torch.Tensor, bf16: bool
     return step
 
 
-def interleaved(a: Callable, b: Callable, warmup: int, reps: int, budget_s: float) -> tuple[float, float]:
-    """Median seconds of `a` and of `b`, run alternately (`reps` each, fewer past `budget_s`)."""
+def interleaved(
+    a: Callable, b: Callable, warmup: int, reps: int, budget_s: float, min_s: float = 0.0
+) -> tuple[float, float]:
+    """Median seconds of `a` and of `b`, run alternately: at least `reps` each and `min_s` in all
+    (fast steps get many repetitions), stopping past `budget_s` once 3 of each are in."""
     for _ in range(warmup):
         a(), b()
     ta, tb = [], []
     start = time.perf_counter()
-    for i in range(reps):
+    i = 0
+    while i < reps or (time.perf_counter() - start < min_s and i < 200):
         for fn, out in ((a, ta), (b, tb)) if i % 2 == 0 else ((b, tb), (a, ta)):
             t = time.perf_counter()
             fn()
             out.append(time.perf_counter() - t)
-        if i >= 2 and time.perf_counter() - start > budget_s:
+        i += 1
+        if i >= 3 and time.perf_counter() - start > budget_s:
             break
     return statistics.median(ta), statistics.median(tb)
 
@@ -180,7 +185,7 @@ def time_row(name, batch, bf16, threads, compiled, reps, budget_s, pairs) -> dic
     x = torch.bernoulli(torch.full((batch, D), 0.3))
     ours = train_step(model, chainrule_objective(model, compiled), x, bf16)
     theirs = train_step(ref, torch.compile(ref.log_prob) if compiled else ref.log_prob, x, bf16)
-    t_ours, t_ref = interleaved(ours, theirs, warmup=1 if reps < 5 else 2, reps=reps, budget_s=budget_s)
+    t_ours, t_ref = interleaved(ours, theirs, 1 if reps < 5 else 2, reps, budget_s, min_s=budget_s / 4)
     row = {
         "model": name,
         "batch": batch,
@@ -233,6 +238,8 @@ def main(quick: bool = False, models: list[str] | None = None, threads: list[int
         [False] if quick else [False, True],
     )
     before = torch.get_num_threads()
+    # every (batch, precision) of each model is its own compiled graph: room for all of them
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     print(
         f"{'model':9s} {'batch':>5s} {'precision':>10s} {'threads':>7s} {'mode':>8s}"
         f" {'chainrule':>10s} {'reference':>10s} {'ratio':>7s}   (images/s)",

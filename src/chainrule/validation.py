@@ -30,6 +30,9 @@ def as_batch(x: torch.Tensor, event_shape: tuple[int, ...], what: str = "x") -> 
 
 def check_finite(x: torch.Tensor, what: str = "x") -> None:
     """Refuse NaN or infinite values, which would silently poison a likelihood."""
+    if x.is_floating_point() and torch.compiler.is_compiling():
+        torch._assert_async(torch.isfinite(x).all(), f"{what} contains NaN or infinite values")
+        return
     if x.is_floating_point() and not torch.isfinite(x).all():
         n = int((~torch.isfinite(x)).sum())
         raise ChainruleError(f"{what} contains {n} NaN or infinite value(s)")
@@ -46,6 +49,11 @@ def check_discrete(x: torch.Tensor, num_values: int, what: str = "x") -> None:
         bad = (x < 0) | (x >= num_values)
         if x.is_floating_point() or x.is_complex():
             bad = bad | (x != torch.floor(x))
+    if torch.compiler.is_compiling():
+        # no graph break for a data-dependent branch: a failed check stops the compiled call, and
+        # compiled_or_eager's eager re-run raises the ChainruleError below
+        torch._assert_async(~bad.any(), f"{what} has values a {num_values}-valued head cannot score")
+        return
     found = bool(bad.any())
     if found or x.is_complex():
         check_finite(x, what)
