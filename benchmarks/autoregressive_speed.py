@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -238,6 +239,7 @@ def main(quick: bool = False, models: list[str] | None = None, threads: list[int
         [False] if quick else [False, True],
     )
     before = torch.get_num_threads()
+    load_at_start = os.getloadavg()  # other work on the machine: these ratios are meant for an idle one
     # every (batch, precision) of each model is its own compiled graph: room for all of them
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     print(
@@ -257,6 +259,7 @@ def main(quick: bool = False, models: list[str] | None = None, threads: list[int
     print(f"{len(rows) - len(slow)} of {len(rows)} rows with chainrule at least as fast as the reference")
     return {
         "machine": machine_info(),
+        "load_average": {"start": load_at_start, "end": os.getloadavg()},
         "training": rows,
         "sampling": sampling,
         "dims": D,
