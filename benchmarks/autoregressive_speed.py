@@ -228,7 +228,13 @@ def sampling_rows(n: int, pairs, reps: int = 3) -> dict:
     return out
 
 
-def main(quick: bool = False, models: list[str] | None = None, threads: list[int] | None = None) -> dict:
+def main(
+    quick: bool = False,
+    models: list[str] | None = None,
+    threads: list[int] | None = None,
+    modes: list[str] | None = None,
+    sampling: bool = True,
+) -> dict:
     names = models or (QUICK_MODELS if quick else MODELS)
     pairs = {name: make_pair(name) for name in names}
     grid = itertools.product(
@@ -236,7 +242,7 @@ def main(quick: bool = False, models: list[str] | None = None, threads: list[int
         [128] if quick else [128, 256],
         [False] if quick else [False, True],
         threads or ([1] if quick else [1, 2]),
-        [False] if quick else [False, True],
+        [m == "compiled" for m in modes or (["eager"] if quick else ["eager", "compiled"])],
     )
     before = torch.get_num_threads()
     load_at_start = os.getloadavg()  # other work on the machine: these ratios are meant for an idle one
@@ -252,7 +258,7 @@ def main(quick: bool = False, models: list[str] | None = None, threads: list[int
             time_row(*cfg, reps=3 if quick else 7, budget_s=2.0 if quick else 12.0, pairs=pairs)
             for cfg in grid
         ]
-        sampling = sampling_rows(2, pairs, 1) if quick else sampling_rows(16, pairs)
+        samples = {} if not sampling else sampling_rows(2, pairs, 1) if quick else sampling_rows(16, pairs)
     finally:
         torch.set_num_threads(before)
     slow = [r for r in rows if r["ratio"] < 1.0]
@@ -261,7 +267,7 @@ def main(quick: bool = False, models: list[str] | None = None, threads: list[int
         "machine": machine_info(),
         "load_average": {"start": load_at_start, "end": os.getloadavg()},
         "training": rows,
-        "sampling": sampling,
+        "sampling": samples,
         "dims": D,
         "notes": "ratio = chainrule images/s / reference images/s (sampling: reference s / chainrule s),"
         " medians of alternating repetitions in one process. References: FVSBN one masked linear,"
@@ -278,8 +284,10 @@ if __name__ == "__main__":
         "--models", nargs="*", help=f"default: {' '.join(MODELS)} (nade-H, made-H: H hidden units)"
     )
     p.add_argument("--threads", nargs="*", type=int, help="thread counts (default 1 2)")
+    p.add_argument("--modes", nargs="*", choices=["eager", "compiled"], help="default: both")
+    p.add_argument("--no-sampling", action="store_true", help="training rows only")
     p.add_argument("--no-write", action="store_true", help="print only, do not write the results file")
     args = p.parse_args()
-    result = main(args.quick, args.models, args.threads)
+    result = main(args.quick, args.models, args.threads, args.modes, not args.no_sampling)
     if not args.no_write:
         print("wrote", write_result("autoregressive_speed", result))
