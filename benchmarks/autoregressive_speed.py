@@ -1,120 +1,293 @@
-"""Training throughput, achieved FLOP/s and fast-vs-generic sampling for FVSBN, NADE and MADE.
+"""chainrule's FVSBN, NADE and MADE against plain reference implementations of the same models.
 
-Run: `.venv/bin/python -m benchmarks.autoregressive_speed` (about 5 minutes on 2 cores); the
-shorter suite behind `chainrule bench` reuses its pieces (chainrule.benchmark).
-Writes benchmarks/results/autoregressive_speed.json. Every speed is also given as a ratio to a
-matmul peak measured in the same run, because the shared machines vary from day to day.
+Each reference below is the obvious few-line PyTorch version (FVSBN: one masked linear layer;
+NADE: the vectorised B x D x H cumulative-sum formulation; MADE: plain masked nn.Linear layers),
+given the same weights and trained with the same loop (forward + backward + fused Adam step on
+the same batch). Steps of chainrule and of the reference alternate in one process and the
+medians are compared, so a busy moment on a shared machine slows both alike. Every row reports
+chainrule / reference in images/s (> 1: chainrule is faster) for each model, batch (128, 256),
+precision (fp32, bf16 autocast), thread count (1, 2) and mode (eager; compiled: the reference's
+loss under torch.compile, chainrule as `train.compile` runs it). Sampling (16 images) is compared
+with the obvious sampler (one conditioner pass per dimension; NADE's incremental update).
+
+Run: `python -m benchmarks.autoregressive_speed` (under 10 minutes on an idle 2-core machine;
+`--quick`: one small configuration, for tests). Writes benchmarks/results/autoregressive_speed.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
+import statistics
+import time
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from benchmarks.common import matmul_peak_gflops, write_result
-from chainrule.benchmark.sampling import compare as sampling
-from chainrule.benchmark.training import made_flops, nade_flops, naive_nade_loss, time_train_step
+from benchmarks.common import machine_info, write_result
+from chainrule.compiling import compiled_or_eager
 from chainrule.models import FVSBN, MADE, NADE
+from chainrule.training import make_adam
 
 D = 784
 
 
-def train_step_time(model, batch: int, loss_fn=None, autocast: bool = False) -> float:
-    """Best seconds per optimizer step (the trainer's fused Adam)."""
-    if loss_fn is None:
-        return time_train_step(model, batch, autocast=autocast)[0]
-    return time_train_step(model, batch, loss_fn, autocast)[0]
+# -- the reference implementations ------------------------------------------------------------
+def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return -F.binary_cross_entropy_with_logits(logits, x.to(logits.dtype), reduction="none").sum(1)
 
 
-def main(quick: bool = False) -> dict:
+class RefFVSBN(nn.Module):
+    """logits = b + (W * strictly-lower mask) x."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.linear = nn.Linear(dim, dim)
+        self.register_buffer("mask", torch.ones(dim, dim).tril(-1))
+
+    def logits(self, x):
+        return F.linear(x, self.linear.weight * self.mask, self.linear.bias)
+
+    def log_prob(self, x):
+        return bernoulli_log_prob(self.logits(x), x)
+
+
+class RefNADE(nn.Module):
+    """The vectorised NADE: all B x D x H pre-activations from one cumulative sum."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.W = nn.Parameter(torch.randn(hidden, dim) * 0.05)
+        self.c = nn.Parameter(torch.zeros(hidden))
+        self.V = nn.Parameter(torch.randn(dim, hidden) * 0.05)
+        self.b = nn.Parameter(torch.zeros(dim))
+
+    def logits(self, x):
+        xw = x[:, :, None] * self.W.t()[None]
+        a = torch.cumsum(xw, 1) - xw + self.c
+        return (torch.sigmoid(a) * self.V).sum(-1) + self.b
+
+    def log_prob(self, x):
+        return bernoulli_log_prob(self.logits(x), x)
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        x = torch.zeros(n, self.b.shape[0])
+        a = self.c.expand(n, -1).clone()
+        for d in range(x.shape[1]):
+            p = torch.sigmoid(torch.sigmoid(a) @ self.V[d] + self.b[d])
+            x[:, d] = torch.bernoulli(p)
+            a += x[:, d : d + 1] * self.W[:, d]
+        return x
+
+
+class RefMADE(nn.Module):
+    """One hidden ReLU layer of masked nn.Linear layers (natural order, given hidden degrees)."""
+
+    def __init__(self, dim: int, hidden: int, hidden_degrees: torch.Tensor):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        deg = torch.arange(1, dim + 1)
+        self.register_buffer("m1", (hidden_degrees[:, None] >= deg[None]).float())
+        self.register_buffer("m2", (deg[:, None] > hidden_degrees[None]).float())
+
+    def logits(self, x):
+        h = F.relu(F.linear(x, self.fc1.weight * self.m1, self.fc1.bias))
+        return F.linear(h, self.fc2.weight * self.m2, self.fc2.bias)
+
+    def log_prob(self, x):
+        return bernoulli_log_prob(self.logits(x), x)
+
+
+@torch.no_grad()
+def obvious_sample(ref: nn.Module, n: int) -> torch.Tensor:
+    """One full conditioner pass per dimension (what FVSBN and MADE code usually does)."""
+    x = torch.zeros(n, D)
+    for d in range(D):
+        x[:, d] = torch.bernoulli(torch.sigmoid(ref.logits(x)[:, d]))
+    return x
+
+
+MODELS = ["fvsbn", "nade-500", "made-8000"]
+QUICK_MODELS = ["fvsbn", "nade-500", "made-1000"]  # MADE-8000's reference sampler alone takes 10 s
+
+
+def make_pair(name: str) -> tuple[nn.Module, nn.Module]:
+    """(chainrule model, reference) with the same weights; `name` is fvsbn, nade-H or made-H."""
     torch.manual_seed(0)
-    peak32 = matmul_peak_gflops(torch.float32)
-    peak16 = matmul_peak_gflops(torch.bfloat16)
-    out: dict = {
-        "matmul_peak_gflops": {"fp32": peak32, "bf16": peak16},
-        "training": [],
-        "sampling": {},
-    }
-    print(f"matmul peak: fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s", flush=True)
-
-    def record(name, batch, secs, flops, peak, **extra):
-        row = {
-            "model": name,
-            "batch": batch,
-            "images_per_s": batch / secs,
-            "gflops": flops / secs / 1e9,
-            "fraction_of_peak": flops / secs / 1e9 / peak,
-            **extra,
-        }
-        out["training"].append(row)
-        print(
-            f"{name:34s} batch {batch:4d}: {row['images_per_s']:7.0f} img/s,"
-            f" {row['gflops']:6.1f} GFLOP/s = {row['fraction_of_peak']:.2f} of peak",
-            flush=True,
-        )
-
-    batches = [128] if quick else [128, 256]
-    nade = NADE(D, hidden=500)
-    for batch in batches:
-        record(
-            "nade-500 naive (B x D x H)",
-            batch,
-            train_step_time(nade, batch, naive_nade_loss),
-            nade_flops(batch, 500),
-            peak32,
-        )
-        nade.set_compiled(False)
-        record(
-            "nade-500 blocked eager",
-            batch,
-            train_step_time(nade, batch),
-            nade_flops(batch, 500),
-            peak32,
-        )
-        nade.set_compiled(True)
-        record(
-            "nade-500 blocked compiled",
-            batch,
-            train_step_time(nade, batch),
-            nade_flops(batch, 500),
-            peak32,
-        )
-    nade.set_compiled(False)
-    made = MADE(D, hidden=[8000])
-    for batch in batches:
-        record("made-8000 fp32", batch, train_step_time(made, batch), made_flops(batch, 8000), peak32)
-        record(
-            "made-8000 bf16-mixed",
-            batch,
-            train_step_time(made, batch, autocast=True),
-            made_flops(batch, 8000),
-            peak16,
-            precision="bf16-mixed",
-        )
-    n = 16
-    for name, model in [("fvsbn", FVSBN(D)), ("nade-500", nade), ("made-8000", made)]:
+    if name == "fvsbn":
+        model, ref = FVSBN(D), RefFVSBN(D)
         with torch.no_grad():
-            for p in model.parameters():
-                p.normal_(0, 0.05)
-        s = sampling(model, n)
-        out["sampling"][name] = s
+            model.linear.weight.normal_(0, 0.05)
+        ref.linear.load_state_dict(model.linear.state_dict())
+    elif name.startswith("nade-"):
+        hidden = int(name.split("-")[1])
+        model, ref = NADE(D, hidden=hidden), RefNADE(D, hidden)
+        ref.load_state_dict({k: v for k, v in model.state_dict().items() if k in "WcVb"})
+    else:
+        hidden = int(name.split("-")[1])
+        model = MADE(D, hidden=[hidden])
+        ref = RefMADE(D, hidden, model.hidden_degrees_0[0])
+        ref.fc1.load_state_dict(model.layers[0].state_dict())
+        ref.fc2.load_state_dict(model.out.state_dict())
+    return model, ref
+
+
+# -- timing -----------------------------------------------------------------------------------
+def train_step(model: nn.Module, log_prob: Callable, x: torch.Tensor, bf16: bool) -> Callable[[], None]:
+    opt = make_adam(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = -log_prob(x).float().mean()
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def interleaved(
+    a: Callable, b: Callable, warmup: int, reps: int, budget_s: float, min_s: float = 0.0
+) -> tuple[float, float]:
+    """Median seconds of `a` and of `b`, run alternately: at least `reps` each and `min_s` in all
+    (fast steps get many repetitions), stopping past `budget_s` once 3 of each are in."""
+    for _ in range(warmup):
+        a(), b()
+    ta, tb = [], []
+    start = time.perf_counter()
+    i = 0
+    while i < reps or (time.perf_counter() - start < min_s and i < 200):
+        for fn, out in ((a, ta), (b, tb)) if i % 2 == 0 else ((b, tb), (a, ta)):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+        i += 1
+        if i >= 3 and time.perf_counter() - start > budget_s:
+            break
+    return statistics.median(ta), statistics.median(tb)
+
+
+def chainrule_objective(model: nn.Module, compiled: bool) -> Callable:
+    """What the trainer runs: the model's own kernels when it compiles itself, else the compiled
+    objective (`train.compile`), else plain `training_log_prob`."""
+    if model.compiles_itself:
+        model.set_compiled(compiled)
+        return model.training_log_prob
+    return compiled_or_eager(model.training_log_prob) if compiled else model.training_log_prob
+
+
+def time_row(name, batch, bf16, threads, compiled, reps, budget_s, pairs) -> dict:
+    torch.set_num_threads(threads)
+    model, ref = pairs[name]
+    x = torch.bernoulli(torch.full((batch, D), 0.3))
+    ours = train_step(model, chainrule_objective(model, compiled), x, bf16)
+    theirs = train_step(ref, torch.compile(ref.log_prob) if compiled else ref.log_prob, x, bf16)
+    t_ours, t_ref = interleaved(ours, theirs, 1 if reps < 5 else 2, reps, budget_s, min_s=budget_s / 4)
+    row = {
+        "model": name,
+        "batch": batch,
+        "precision": "bf16-mixed" if bf16 else "fp32",
+        "threads": threads,
+        "mode": "compiled" if compiled else "eager",
+        "chainrule_images_per_s": batch / t_ours,
+        "reference_images_per_s": batch / t_ref,
+        "ratio": t_ref / t_ours,
+    }
+    print(
+        f"{name:9s} {batch:5d} {row['precision']:>10s} {threads:7d} {row['mode']:>8s}"
+        f" {row['chainrule_images_per_s']:10.0f} {row['reference_images_per_s']:10.0f} {row['ratio']:7.2f}",
+        flush=True,
+    )
+    return row
+
+
+def samplers(name: str, model: nn.Module, ref: nn.Module, n: int) -> tuple[Callable, Callable]:
+    """chainrule's sampler and the reference's (NADE: incremental; others: one pass per dimension)."""
+    if name.startswith("nade-"):
+        return lambda: model.sample(n), lambda: ref.sample(n)
+    return lambda: model.sample(n), lambda: obvious_sample(ref, n)
+
+
+def sampling_rows(n: int, pairs, reps: int = 3) -> dict:
+    torch.set_num_threads(1)
+    out = {}
+    for name, (model, ref) in pairs.items():
+        t_ours, t_ref = interleaved(
+            *samplers(name, model, ref, n), warmup=int(reps > 1), reps=reps, budget_s=20.0
+        )
+        out[name] = {"n": n, "chainrule_s": t_ours, "reference_s": t_ref, "ratio": t_ref / t_ours}
         print(
-            f"sampling {name:10s}: fast {s['fast_s']:.3f}s generic {s['generic_s']:.2f}s"
-            f" speed-up {s['speedup']:.0f}x identical={s['identical']}",
+            f"sampling {name:9s} {n} images: chainrule {t_ours:.3f}s reference {t_ref:.3f}s"
+            f" ratio {t_ref / t_ours:.1f}",
             flush=True,
         )
-    out["notes"] = (
-        "FLOP counts: NADE 12*D*H per example per step (O(n d) algorithm); MADE 12*D*H "
-        "(dense masked matmuls). Ratios use the fp32 peak, or the bf16 peak for bf16 rows."
-    )
-    out["dims"] = D
     return out
 
 
+def main(
+    quick: bool = False,
+    models: list[str] | None = None,
+    threads: list[int] | None = None,
+    modes: list[str] | None = None,
+    sampling: bool = True,
+) -> dict:
+    names = models or (QUICK_MODELS if quick else MODELS)
+    pairs = {name: make_pair(name) for name in names}
+    grid = itertools.product(
+        names,
+        [128] if quick else [128, 256],
+        [False] if quick else [False, True],
+        threads or ([1] if quick else [1, 2]),
+        [m == "compiled" for m in modes or (["eager"] if quick else ["eager", "compiled"])],
+    )
+    before = torch.get_num_threads()
+    load_at_start = os.getloadavg()  # other work on the machine: these ratios are meant for an idle one
+    # every (batch, precision) of each model is its own compiled graph: room for all of them
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    print(
+        f"{'model':9s} {'batch':>5s} {'precision':>10s} {'threads':>7s} {'mode':>8s}"
+        f" {'chainrule':>10s} {'reference':>10s} {'ratio':>7s}   (images/s)",
+        flush=True,
+    )
+    try:
+        rows = [
+            time_row(*cfg, reps=3 if quick else 7, budget_s=2.0 if quick else 12.0, pairs=pairs)
+            for cfg in grid
+        ]
+        samples = {} if not sampling else sampling_rows(2, pairs, 1) if quick else sampling_rows(16, pairs)
+    finally:
+        torch.set_num_threads(before)
+    slow = [r for r in rows if r["ratio"] < 1.0]
+    print(f"{len(rows) - len(slow)} of {len(rows)} rows with chainrule at least as fast as the reference")
+    return {
+        "machine": machine_info(),
+        "load_average": {"start": load_at_start, "end": os.getloadavg()},
+        "training": rows,
+        "sampling": samples,
+        "dims": D,
+        "notes": "ratio = chainrule images/s / reference images/s (sampling: reference s / chainrule s),"
+        " medians of alternating repetitions in one process. References: FVSBN one masked linear,"
+        " NADE the B x D x H cumulative-sum formulation, MADE-8000 masked nn.Linear layers; the"
+        " same fused Adam step. compiled: the reference's loss under torch.compile, chainrule as"
+        " the trainer's train.compile runs it (NADE: its own compiled kernels).",
+    }
+
+
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--quick", action="store_true", help="batch 128 only")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="batch 128, fp32, 1 thread, eager only")
+    p.add_argument(
+        "--models", nargs="*", help=f"default: {' '.join(MODELS)} (nade-H, made-H: H hidden units)"
+    )
+    p.add_argument("--threads", nargs="*", type=int, help="thread counts (default 1 2)")
+    p.add_argument("--modes", nargs="*", choices=["eager", "compiled"], help="default: both")
+    p.add_argument("--no-sampling", action="store_true", help="training rows only")
+    p.add_argument("--no-write", action="store_true", help="print only, do not write the results file")
     args = p.parse_args()
-    result = main(args.quick)
-    print("wrote", write_result("autoregressive_speed", result))
+    result = main(args.quick, args.models, args.threads, args.modes, not args.no_sampling)
+    if not args.no_write:
+        print("wrote", write_result("autoregressive_speed", result))

@@ -8,6 +8,7 @@ import json
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
+import torch
 
 from chainrule import cli
 from chainrule.benchmark.scaling import allreduce_ms, estimate
@@ -84,3 +85,20 @@ def test_image_speed_quick_mode_measures_every_image_model() -> None:
         forward, train = m["forward_gflop_per_image"], m["train_gflop_per_image"]
         assert 2 * forward < train < 3 * forward
         assert m["bf16-mixed"]["images_per_s"] > 0 and m["fp32"]["fraction_of_matmul_peak"] > 0
+
+
+def test_autoregressive_speed_quick_compares_with_the_references() -> None:
+    """The benchmark's quick mode times chainrule against its plain references, same weights."""
+    from benchmarks.autoregressive_speed import main, make_pair
+
+    for name in ["fvsbn", "nade-20", "made-30"]:
+        model, ref = make_pair(name)
+        x = torch.bernoulli(torch.full((4, 784), 0.3))
+        assert torch.allclose(model.log_prob(x), ref.log_prob(x), atol=1e-3)
+    out = main(quick=True, models=["fvsbn", "made-30"])
+    assert {(r["model"], r["batch"], r["threads"]) for r in out["training"]} == {
+        ("fvsbn", 128, 1),
+        ("made-30", 128, 1),
+    }
+    assert all(r["ratio"] > 0 for r in out["training"]) and out["machine"]["cores"] >= 1
+    assert set(out["sampling"]) == {"fvsbn", "made-30"}

@@ -45,3 +45,23 @@ def test_compiled_kernels_match_eager_or_fall_back() -> None:
     (g_eager,) = torch.autograd.grad(eager.sum(), [params[0]])
     (g_fused,) = torch.autograd.grad(fused.sum(), [params[0]])
     assert torch.allclose(g_eager, g_fused, atol=1e-4)
+
+
+def test_batch_chunks_give_the_same_values_and_gradients(monkeypatch) -> None:
+    """A batch cut into chunks (as `plan` does for large batch x hidden) changes nothing."""
+    import chainrule.models.nade_kernels as kernels
+
+    g = torch.Generator().manual_seed(1)
+    D, H, B = 13, 5, 20
+    x = torch.bernoulli(torch.full((B, D), 0.5, dtype=torch.float64), generator=g)
+    params = [
+        torch.randn(*s, generator=g, dtype=torch.float64).requires_grad_()
+        for s in [(H, D), (H,), (D, H), (D,)]
+    ]
+    whole = nade_logits(x, *params, block=4)
+    monkeypatch.setattr(kernels, "WORKING_SET", 8 * 4 * H)
+    assert kernels.plan(B, H, 4) == (8, 4)
+    chunked = nade_logits(x, *params, block=4)
+    assert torch.allclose(chunked, whole, atol=1e-12)
+    for a, r in zip(torch.autograd.grad(chunked.sum(), params), torch.autograd.grad(whole.sum(), params)):
+        assert torch.allclose(a, r, atol=1e-10)

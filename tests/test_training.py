@@ -154,6 +154,25 @@ def test_compiled_objective_equals_eager_also_after_a_mask_change() -> None:
             torch.testing.assert_close(objective(x), model.training_log_prob(x))
 
 
+def test_compiled_objective_refuses_bad_input_with_the_clear_error() -> None:
+    """The input check runs inside the compiled graph (no graph break); bad values still raise
+    the ChainruleError, and compilation is not given up for them."""
+    import warnings
+
+    from chainrule.compiling import compiled_or_eager
+    from chainrule.errors import ChainruleError
+
+    model = MADE(6, hidden=[5])
+    objective = compiled_or_eager(model.training_log_prob)
+    good = torch.bernoulli(torch.full((4, 6), 0.5))
+    objective(good)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ChainruleError, match="binary"):
+            objective(torch.full((4, 6), 0.5))
+    torch.testing.assert_close(objective(good), model.training_log_prob(good))
+
+
 class Trajectory(L.Callback):
     """The parameters after every optimizer step."""
 

@@ -28,10 +28,13 @@ def compiled_or_eager(fn: Callable[..., Any], what: str = "training") -> Callabl
             except ChainruleError:
                 raise
             except Exception as e:  # torch.compile raises many types while building kernels
+                # bad input stopped by a check inside compiled code: the eager call says what is wrong
+                out = fn(*args)
                 state["broken"] = True
                 warnings.warn(
                     f"torch.compile failed ({type(e).__name__}); running {what} eagerly", stacklevel=2
                 )
+                return out
         return fn(*args)
 
     return call

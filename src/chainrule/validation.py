@@ -30,20 +30,34 @@ def as_batch(x: torch.Tensor, event_shape: tuple[int, ...], what: str = "x") -> 
 
 def check_finite(x: torch.Tensor, what: str = "x") -> None:
     """Refuse NaN or infinite values, which would silently poison a likelihood."""
+    if x.is_floating_point() and torch.compiler.is_compiling():
+        torch._assert_async(torch.isfinite(x).all(), f"{what} contains NaN or infinite values")
+        return
     if x.is_floating_point() and not torch.isfinite(x).all():
         n = int((~torch.isfinite(x)).sum())
         raise ChainruleError(f"{what} contains {n} NaN or infinite value(s)")
 
 
 def check_discrete(x: torch.Tensor, num_values: int, what: str = "x") -> None:
-    """Refuse values that are not integers in [0, num_values)."""
-    check_finite(x, what)
+    """Refuse values that are not integers in [0, num_values). Binary floats take one cheap test
+    (x is 0 or 1, which NaN and infinities fail too), as it runs on every training batch."""
     if x.dtype == torch.bool:
         x = x.to(torch.uint8)
-    bad = (x < 0) | (x >= num_values)
-    if x.is_floating_point() or x.is_complex():
-        bad = bad | (x != torch.floor(x))
-    if bad.any():
+    if num_values == 2 and x.is_floating_point():
+        bad = (x != 0) & (x != 1)
+    else:
+        bad = (x < 0) | (x >= num_values)
+        if x.is_floating_point() or x.is_complex():
+            bad = bad | (x != torch.floor(x))
+    if torch.compiler.is_compiling():
+        # no graph break for a data-dependent branch: a failed check stops the compiled call, and
+        # compiled_or_eager's eager re-run raises the ChainruleError below
+        torch._assert_async(~bad.any(), f"{what} has values a {num_values}-valued head cannot score")
+        return
+    found = bool(bad.any())
+    if found or x.is_complex():
+        check_finite(x, what)
+    if found:
         v = x[bad][0].item()
         kind = "binary (0 or 1)" if num_values == 2 else f"integers in [0, {num_values - 1}]"
         raise ChainruleError(

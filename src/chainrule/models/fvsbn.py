@@ -34,6 +34,7 @@ class FVSBN(AutoregressiveModel):
         self.remember_config(locals())
         self.order = check_order(order, dim)
         self.register_buffer("perm", torch.tensor(self.order), persistent=False)
+        self.natural = self.order == list(range(dim))  # no permuting gathers in the natural order
         self.k = 1 if self.num_values == 2 else self.num_values  # inputs and outputs per dimension
         self.linear = MaskedLinear(dim * self.k, dim * self.k)
         block = torch.ones(self.k, self.k)
@@ -56,9 +57,11 @@ class FVSBN(AutoregressiveModel):
         return F.one_hot(x.long(), self.k).to(x.dtype).flatten(1)
 
     def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        logits_ordered = self.linear(self.encode(x[:, self.perm]))
+        logits_ordered = self.linear(self.encode(x if self.natural else x[:, self.perm]))
         if self.k > 1:
             logits_ordered = logits_ordered.unflatten(1, (self.dim, self.k))
+        if self.natural:
+            return logits_ordered
         return torch.empty_like(logits_ordered).index_copy_(1, self.perm, logits_ordered)
 
     def _fast_sample(self, x, obs, cond, draw):

@@ -35,12 +35,13 @@ class NADE(AutoregressiveModel):
         self.hidden = int(hidden)
         self.order = check_order(order, dim)
         self.register_buffer("perm", torch.tensor(self.order), persistent=False)
+        self.natural = self.order == list(range(dim))  # no permuting gathers in the natural order
         self.W = nn.Parameter(init_uniform_(torch.empty(hidden, dim), dim))
         self.c = nn.Parameter(torch.zeros(hidden))
         self.V = nn.Parameter(init_uniform_(torch.empty(dim, hidden), hidden))
         self.b = nn.Parameter(torch.zeros(dim))
         self._compiled = False  # set_compiled(True) fuses the block kernels with torch.compile
-        self.block = 16
+        self.block: int | None = None  # None: chosen by batch and hidden size (nade_kernels.plan)
 
     def sampling_order(self) -> list[int]:
         return self.order
@@ -54,7 +55,10 @@ class NADE(AutoregressiveModel):
         self._compiled = bool(enabled)
 
     def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        logits = nade_logits(x[:, self.perm], self.W, self.c, self.V, self.b, self.block, self._compiled)
+        xo = x if self.natural else x[:, self.perm]
+        logits = nade_logits(xo, self.W, self.c, self.V, self.b, self.block, self._compiled)
+        if self.natural:
+            return logits
         return torch.empty_like(logits).index_copy_(1, self.perm, logits)
 
     def _fast_sample(self, x, obs, cond, draw):

@@ -114,6 +114,26 @@ class NadeLogits(torch.autograd.Function):
         return gx, gW[:, :D], g.sum(0), gV[:D], dlogits.sum(0), None, None
 
 
-def nade_logits(x, W, c, V, b, block: int = 16, compiled: bool = False) -> torch.Tensor:
-    """NADE logits for a batch, O(B·D·H) time and O(B·block·H) extra memory."""
-    return NadeLogits.apply(x, W, c, V, b, block, compiled)
+# Elements of one block's (rows x block x H) hidden units: 64 x 16 x 500 floats (2 MB) stay in a
+# core's cache; twice that, the kernel turns memory-bound and batch 256 ran at 0.7x the per-image
+# speed of batch 128 (measured on 2-core AMD EPYC, hidden 500, eager and compiled).
+WORKING_SET = 64 * 16 * 500
+BLOCK = 16
+
+
+def plan(batch: int, hidden: int, block: int | None = None) -> tuple[int, int]:
+    """(rows per chunk, dimensions per block) for a batch: the batch is cut into chunks whose
+    block working set (rows x block x hidden) fits `WORKING_SET`, so the time per example does not
+    grow with the batch size."""
+    block = BLOCK if block is None else int(block)
+    rows = max(8, WORKING_SET // max(block * hidden, 1))
+    return min(batch, rows), block
+
+
+def nade_logits(x, W, c, V, b, block: int | None = None, compiled: bool = False) -> torch.Tensor:
+    """NADE logits for a batch, O(B·D·H) time and O(rows·block·H) extra memory; `block` None:
+    chosen with the batch chunking by `plan`."""
+    rows, block = plan(x.shape[0], W.shape[0], block)
+    if rows >= x.shape[0]:
+        return NadeLogits.apply(x, W, c, V, b, block, compiled)
+    return torch.cat([NadeLogits.apply(part, W, c, V, b, block, compiled) for part in x.split(rows)])
