@@ -72,6 +72,8 @@ def condition_of(m: dict) -> str:
     if config.get("lowres_factor"):
         f = config["lowres_factor"]
         return f"the image downsampled {f}x{f}"
+    if config.get("grey_levels"):
+        return f"its greyscale image ({config['grey_levels']} levels)"
     return ""
 
 
@@ -368,6 +370,32 @@ def generative_classification_table() -> str:
     return json.loads(path.read_text())["table"] if path.is_file() else "not run yet"
 
 
+def compression_table() -> str:
+    """benchmarks/results/compression.json: bits per image / character next to gzip, bz2, xz."""
+    path = ROOT / "benchmarks/results/compression.json"
+    if not path.is_file():
+        return "_not run yet: `python -m benchmarks.compression`_"
+    r = json.loads(path.read_text())
+    lines = []
+    for part in ("images", "text"):
+        p = r[part]
+        n = p.get("n", p.get("chars"))
+        lines += [
+            "",
+            f"{p['data']}, {n:,} {p['unit']}s: bits per {p['unit']} (whole file, header included)",
+            "",
+            f"| coder | bits per {p['unit']} | code vs −log₂ p(x) | round trip |",
+            "|---|---|---|---|",
+        ]
+        for row in p["rows"]:
+            extra = "| | |"
+            if "overhead_percent" in row:
+                ok = "exact" if row["round_trip_exact"] else "FAILED"
+                extra = f"| {row['overhead_percent']:+.3f} % | {ok} ({row['decoded']:,} decoded) |"
+            lines.append(f"| {row['coder']} | {row['bits_per_unit']:.2f} {extra}")
+    return "\n".join(lines[1:])
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -382,6 +410,8 @@ def main() -> None:
         text = replace(text, "ood", ood_table())
         text = replace(text, "pixeldefend", "```text\n" + pixeldefend_table() + "\n```")
         text = replace(text, "generative-classification", generative_classification_table())
+    if "<!-- compression:start -->" in text:
+        text = replace(text, "compression", compression_table())
     if "<!-- text-zoo:start -->" in text:
         text = replace(text, "text-zoo", text_zoo_table())
         text = replace(text, "text-speed", text_speed_table())
