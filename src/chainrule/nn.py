@@ -29,6 +29,8 @@ class MaskedLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kind = x.device.type
+        if not torch.amp.is_autocast_available(kind):  # e.g. the meta device: no autocast to ask about
+            return F.linear(x, self.masked_weight(), self.bias)
         dtype = self.weight.dtype
         if torch.is_autocast_enabled(kind) and dtype == torch.float32:
             dtype = torch.get_autocast_dtype(kind)

@@ -132,5 +132,8 @@ def lstm_scan(pre: torch.Tensor, weight: torch.Tensor, offsets: tuple[int, ...])
     """Hidden states (G, T, B, P, ch) of the LSTM recurrence over pre-activations pre
     (G, T, B, P, 4 ch) [o, f, i, g] with state-to-state weight (G, K ch, 4 ch) acting on the K
     neighbours h[t - 1, p + offsets[k]] side by side; zero initial states."""
-    with torch.autocast(pre.device.type, enabled=False):  # dtypes are explicit inside
+    kind = pre.device.type
+    if not torch.amp.is_autocast_available(kind):  # e.g. the meta device: nothing to switch off
+        return LSTMScan.apply(pre, weight, tuple(offsets))
+    with torch.autocast(kind, enabled=False):  # dtypes are explicit inside
         return LSTMScan.apply(pre, weight, tuple(offsets))
