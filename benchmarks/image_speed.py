@@ -96,20 +96,25 @@ def recipe_model(recipe: str, name: str | None, tiny: bool = False) -> tuple[nn.
     return build_model(kind, image_shape=[side, side], num_values=2, **spec), kind == trained
 
 
-def train_throughput(model: nn.Module, batch: int, bf16: bool, repeats: int = 3) -> float:
-    """Images per second of full training steps (forward, backward, fused Adam)."""
+def training_step(model: nn.Module, batch: int, bf16: bool) -> Callable[[], None]:
+    """One full training step (forward, backward, fused Adam) on a fixed random batch."""
     dim = model.event_shape[0]
     x = torch.bernoulli(torch.full((batch, dim), 0.3), generator=torch.Generator().manual_seed(0))
     opt = make_adam(model.parameters(), 1e-3)
 
-    def step():
+    def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = -model.log_prob(x).mean()
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return batch / best_time(step, repeats=repeats, warmup=1)
+    return step
+
+
+def train_throughput(model: nn.Module, batch: int, bf16: bool, repeats: int = 3) -> float:
+    """Images per second of full training steps (forward, backward, fused Adam)."""
+    return batch / best_time(training_step(model, batch, bf16), repeats=repeats, warmup=1)
 
 
 def timed(fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:

@@ -23,9 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import RESULTS, machine_info
-from benchmarks.image_speed import MODELS, flops_per_image, recipe_model
+from benchmarks.image_speed import MODELS, flops_per_image, recipe_model, training_step
 from chainrule.models.row_lstm import RowLSTMLayer
-from chainrule.training import make_adam
 
 
 def main_lstm_cell(gates: torch.Tensor, c: torch.Tensor, dim: int = 1):
@@ -79,18 +78,7 @@ def peaks(repeats: int = 5) -> dict[str, float]:
 
 def step_seconds(model, batch: int, bf16: bool) -> tuple[float, float]:
     """(thread CPU seconds, wall seconds) of one training step (forward, backward, Adam)."""
-    x = torch.bernoulli(
-        torch.full((batch, model.event_shape[0]), 0.3), generator=torch.Generator().manual_seed(0)
-    )
-    opt = make_adam(model.parameters(), 1e-3)
-
-    def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = -model.log_prob(x).mean()
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
+    step = training_step(model, batch, bf16)
     step()
     t, w = time.thread_time(), time.perf_counter()
     step()
