@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,19 @@ class ParameterEMA(WeightAveraging):
         with torch.no_grad():
             for average, current in self._pairs(pl_module):
                 current.copy_(average)
+
+    @contextmanager
+    def averaged(self, pl_module: L.LightningModule) -> Iterator[None]:
+        """The averaged parameters in `pl_module` for the duration of the block, as validation sees
+        them (for a caller's own evaluation in the middle of an epoch); the trained ones after."""
+        if self._average_model is None:
+            yield
+            return
+        self._swap_models(pl_module)
+        try:
+            yield
+        finally:
+            self._swap_models(pl_module)
 
     def on_save_checkpoint(
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
