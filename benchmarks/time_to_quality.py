@@ -296,6 +296,32 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def format_table(result: dict[str, Any]) -> str:
+    """The README's markdown table: one row per model, its time to the target or its best NLL."""
+    target = result["target_nll"]
+    rows = [
+        f"| model | recipe | wall time to ≤ {target:g} nats | of which training | steps (epochs) |"
+        " validation NLL then | checked every |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in result["models"]:
+        t = r["seconds_to_target"]
+        cells = (
+            [f"**{t['total'] / 60:.1f} min**", f"{t['train'] / 60:.1f} min"]
+            if t
+            else [
+                f"not reached in {r['elapsed_seconds']['total'] / 60:.0f} min",
+                f"best {r['best_val_nll']:.2f}",
+            ]
+        )
+        nll = r["curve"][-1]["val_nll"] if t else r["best_val_nll"]
+        rows.append(
+            f"| {r['model']} | `{r['recipe']}` | {cells[0]} | {cells[1]} | {r['steps']:,} ({r['epochs']:g}) |"
+            f" {nll:.2f} | {r['check_every_train_seconds']:g} s |"
+        )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter

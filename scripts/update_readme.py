@@ -396,6 +396,28 @@ def compression_table() -> str:
     return "\n".join(lines[1:])
 
 
+def time_to_quality_table() -> str:
+    """benchmarks/results/time_to_quality.json: the wall time to a validation NLL, and its picture."""
+    path = ROOT / "benchmarks/results/time_to_quality.json"
+    if not path.is_file():
+        return "_not run yet: `python -m benchmarks.time_to_quality`_"
+    sys.path.insert(0, str(ROOT))  # run as a script: make the benchmarks package importable
+    from benchmarks.time_to_quality import format_table
+
+    r = json.loads(path.read_text())
+    m, threads = r["machine"], r["threads"]
+    head = (
+        f"Measured {r['date'][:10]} on {m['cpu']} ({m['cores']} cores,"
+        f" {threads} torch thread{'s' * (threads != 1)},"
+        f" {load_phrase(m)}). Validation NLL of {r['validation']}, checked every few seconds of"
+        " training; times are at the first check at or below the target (late by at most one"
+        " interval) and include `torch.compile`'s first compilation; *training* leaves out every"
+        " validation."
+    )
+    picture = "![validation NLL against wall minutes](benchmarks/results/time_to_quality.png)"
+    return f"{head}\n\n{format_table(r)}\n\n{picture}"
+
+
 def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
@@ -415,6 +437,8 @@ def main() -> None:
     if "<!-- text-zoo:start -->" in text:
         text = replace(text, "text-zoo", text_zoo_table())
         text = replace(text, "text-speed", text_speed_table())
+    if "<!-- time-to-quality:start -->" in text:
+        text = replace(text, "time-to-quality", time_to_quality_table())
     readme.write_text(text)
 
 

@@ -102,3 +102,27 @@ def test_autoregressive_speed_quick_compares_with_the_references() -> None:
     }
     assert all(r["ratio"] > 0 for r in out["training"]) and out["machine"]["cores"] >= 1
     assert set(out["sampling"]) == {"fvsbn", "made-30"}
+
+
+def test_time_to_quality_quick_writes_curves_and_times(tmp_path) -> None:
+    """benchmarks/time_to_quality.py --quick (tiny recipes on 8x8 digits): a row per model with its
+    time to the target or why it stopped, a validation curve, the JSON and the picture, and the
+    README table made from the JSON."""
+    from benchmarks.time_to_quality import format_table, main
+
+    result = main(["--quick", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "time_to_quality.json").read_text())
+    assert (tmp_path / "time_to_quality.png").stat().st_size > 0
+    assert saved["quick"] and saved["machine"]["cores"] >= 1 and saved["target_nll"] == result["target_nll"]
+    assert [r["model"] for r in saved["models"]] == ["made", "nade", "gated-pixelcnn"]
+    for r in saved["models"]:
+        assert r["curve"] and r["steps"] > 0 and r["stopped_by"] in ("target", "max_minutes", "recipe")
+        times = r["elapsed_seconds"]
+        assert times["train"] <= times["total"] and times["validation_checks"] >= 0
+        if r["reached"]:
+            t = r["seconds_to_target"]
+            assert t["train"] <= t["total"] and r["curve"][-1]["val_nll"] <= saved["target_nll"]
+        else:
+            assert r["seconds_to_target"] is None
+    assert any(r["reached"] for r in saved["models"])
+    assert "| made |" in format_table(saved)
