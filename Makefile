@@ -36,7 +36,7 @@ lint: install
 	$(PY) -m ruff check src tests benchmarks examples scripts
 	$(PY) -m ruff format --check src tests benchmarks examples scripts
 	# the layers of DESIGN.md (contract in pyproject.toml [tool.importlinter])
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports --no-logo
 
 format: install
 	$(PY) -m ruff format src tests benchmarks examples scripts
