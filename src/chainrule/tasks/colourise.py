@@ -12,7 +12,6 @@ Everything here goes through those two methods and `log_prob(x, cond=...)`:
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch
 
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
+from chainrule.tasks.complete import conditional_nll_stats
 
 
 def grey_levels(model: Model) -> int:
@@ -82,8 +82,6 @@ def colourise_report(
         "grey_levels": levels,
         "grey_method": model.config().get("grey_method"),
         "seconds": round(secs, 2),
-        "conditional_nll_nats": float(nll.mean()),
-        "conditional_nll_stderr": float(nll.std() / len(nll) ** 0.5) if len(nll) > 1 else None,
-        "conditional_bits_per_dim": float(nll.mean()) / x.shape[1] / math.log(2),
+        **conditional_nll_stats(nll, x.shape[1]),
     }
     return draws, grey, stats

@@ -149,7 +149,18 @@ def completion_report(
     stats: dict[str, float | int | None] = {"seconds": round(time.time() - t, 2)}
     stats["missing_dims"] = int((~observed).sum())
     if observed_first(model, observed):
-        nll = -conditional_log_prob(model, x, observed)
-        stats["conditional_nll_nats"] = float(nll.mean())
-        stats["conditional_nll_stderr"] = float(nll.std() / len(nll) ** 0.5) if len(nll) > 1 else None
+        stats.update(conditional_nll_stats(-conditional_log_prob(model, x, observed)))
     return filled, stats
+
+
+def conditional_nll_stats(nll: torch.Tensor, dim: int | None = None) -> dict[str, float | None]:
+    """The mean of per-example conditional NLLs (nats), its standard error (None for one example)
+    and, given the number of dimensions scored, the mean in bits/dim: what every conditional task
+    (completion, super-resolution, colourisation) reports."""
+    stats: dict[str, float | None] = {
+        "conditional_nll_nats": float(nll.mean()),
+        "conditional_nll_stderr": float(nll.std() / len(nll) ** 0.5) if len(nll) > 1 else None,
+    }
+    if dim is not None:
+        stats["conditional_bits_per_dim"] = float(nll.mean()) / dim / math.log(2)
+    return stats

@@ -13,7 +13,6 @@ through those two methods and `log_prob(x, cond=...)`:
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
+from chainrule.tasks.complete import conditional_nll_stats
 
 
 def lowres_factor(model: Model) -> int:
@@ -97,8 +97,6 @@ def superres_report(
         "superres_factor": factor,
         "lowres_shape": list(model.lowres_shape),
         "seconds": round(secs, 2),
-        "conditional_nll_nats": float(nll.mean()),
-        "conditional_nll_stderr": float(nll.std() / len(nll) ** 0.5) if len(nll) > 1 else None,
-        "conditional_bits_per_dim": float(nll.mean()) / x.shape[1] / math.log(2),
+        **conditional_nll_stats(nll, x.shape[1]),
     }
     return draws, upsample(model, model.condition_from(_images(model, x))), stats
