@@ -111,16 +111,21 @@ def comparison_grid(
     *,
     num_values: int = 2,
     title: str | None = None,
+    after: list[torch.Tensor] | tuple[()] = (),
 ) -> Path:
     """One row per image: the fixed `columns` (each (B, D) images, or (B, H, W, C) pixels in
-    [0, 1]), then the B × S `draws` (B, S, D) of that image."""
-    fixed = [c if c.ndim == 4 else as_pixels(c, image_shape, num_values) for c in columns]
+    [0, 1]), then the B × S `draws` (B, S, D) of that image, then the `after` columns."""
+
+    def pixels(c):
+        return c if c.ndim == 4 else as_pixels(c, image_shape, num_values)
+
+    fixed, last = [pixels(c) for c in columns], [pixels(c) for c in after]
     s = draws.shape[1]
     drawn = as_pixels(draws.reshape(-1, draws.shape[-1]), image_shape, num_values)
     rows = []
     for i in range(len(fixed[0])):
-        rows += [c[i] for c in fixed] + list(drawn[i * s : (i + 1) * s])
-    return show_canvas(tile(np.stack(rows), ncols=s + len(fixed)), path, title)
+        rows += [c[i] for c in fixed] + list(drawn[i * s : (i + 1) * s]) + [c[i] for c in last]
+    return show_canvas(tile(np.stack(rows), ncols=s + len(fixed) + len(last)), path, title)
 
 
 def completion_grid(
@@ -178,13 +183,9 @@ def colourisation_grid(
     h, w = image_shape[:2]
     grey_px = as_pixels(grey, (h, w), grey_levels)
     grey_px = np.repeat(grey_px, 3, axis=-1) if len(image_shape) == 3 and image_shape[2] == 3 else grey_px
-    drawn = as_pixels(draws.reshape(-1, draws.shape[-1]), image_shape, num_values)
-    truth = as_pixels(x, image_shape, num_values)
-    s, rows = draws.shape[1], []
-    for i in range(len(truth)):
-        rows += [grey_px[i], *drawn[i * s : (i + 1) * s], truth[i]]
+    s = draws.shape[1]
     title = f"greyscale | {s} colouring{'s' if s > 1 else ''} | true colour"
-    return show_canvas(tile(np.stack(rows), ncols=s + 2), path, title)
+    return comparison_grid([grey_px], draws, image_shape, path, num_values=num_values, title=title, after=[x])
 
 
 def defend_figure(
