@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import pickle
+import random
 import shutil
 import struct
 import subprocess
@@ -93,6 +94,16 @@ def test_pickled_array_reader_refuses_code_and_non_arrays(tmp_path: Path) -> Non
     evil.write_bytes(gzip.compress(b"cos\nsystem\n(S'echo owned'\ntR."))  # os.system('echo owned')
     with pytest.raises(ChainruleError, match="os.system, which is not allowed"):
         animals.read_pickled_array(evil)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_pickled_array_reader_refuses_random_bytes_with_one_line(tmp_path: Path, seed: int) -> None:
+    """Damaged pickles raise open-ended exception types inside the unpickler; each one must come out
+    as a ChainruleError naming the file."""
+    garbage = tmp_path / "garbage.gz"
+    garbage.write_bytes(gzip.compress(random.Random(seed).randbytes(256)))
+    with pytest.raises(ChainruleError, match="garbage.gz"):
+        animals.read_pickled_array(garbage)
 
 
 # --- splits ----------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -45,14 +44,21 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     path = Path(path)
     if not path.is_file():
         raise ChainruleError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        # torch.save always writes a zip archive; anything else would go to torch's legacy
+        # unpickler, which on damaged bytes can raise almost any exception type.
+        _refuse_damaged(path, "not a zip archive, as torch.save writes")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as e:
+    except Exception as e:  # noqa: BLE001 - the unpickler's failures on damaged bytes are open-ended
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ChainruleError(
-            f"checkpoint {path} is corrupt or truncated ({first[:200]}); restore it, or delete it to"
-            " start the run again"
-        ) from None
+        _refuse_damaged(path, first[:200])
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ChainruleError(f"checkpoint {path} is not a Lightning checkpoint (no state_dict)")
     return ckpt
+
+
+def _refuse_damaged(path: Path, why: str) -> None:
+    raise ChainruleError(
+        f"checkpoint {path} is corrupt or truncated ({why}); restore it, or delete it to start the run again"
+    )
