@@ -7,67 +7,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.compiler import is_compiling as compiling
 
-
-class MaskedLinear(nn.Linear):
-    """`y = x (W * M)^T + b` with a fixed 0/1 mask `M` of the weight's shape."""
-
-    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
-        super().__init__(in_features, out_features, bias)
-        # derived from the model config, so not saved: files hold only what training learned
-        self.register_buffer("mask", torch.ones(out_features, in_features), persistent=False)
-
-    def set_mask(self, mask: torch.Tensor) -> None:
-        """Replace the mask buffer by a new tensor (never edited in place, so graphs built with
-        the old mask stay valid; the weight itself is never touched)."""
-        self.mask = mask.to(device=self.weight.device, dtype=self.weight.dtype)
-
-    def masked_weight(self) -> torch.Tensor:
-        """The weight times the mask: the matrix the layer actually applies."""
-        return self.weight * self.mask
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kind = x.device.type
-        if not torch.amp.is_autocast_available(kind):  # e.g. the meta device: no autocast to ask about
-            return F.linear(x, self.masked_weight(), self.bias)
-        dtype = self.weight.dtype
-        if torch.is_autocast_enabled(kind) and dtype == torch.float32:
-            dtype = torch.get_autocast_dtype(kind)
-        if x.dtype not in (self.weight.dtype, dtype) or (dtype != self.weight.dtype and compiling()):
-            # torch.compile fuses the mask and the cast with autograd's own graph; measured faster in
-            # bf16 than compiling the function below (MADE-8000, 2-core EPYC)
-            return F.linear(x, self.masked_weight(), self.bias)
-        return _MaskedLinearFn.apply(x, self.weight, self.mask, self.bias, dtype)
-
-
-class _MaskedLinearFn(torch.autograd.Function):
-    """`F.linear(x, W * M, b)` computed in `dtype` (autocast's, or the weight's), with the weight
-    gradient masked in place: autograd's version allocates and writes one more weight-sized tensor
-    per layer and step for `grad * M` (and under autocast one more for the cast), which for wide
-    layers (MADE-8000: 6.3M weights per layer) costs about as much as a small matmul."""
-
-    @staticmethod
-    def forward(ctx, x, weight, mask, bias, dtype):
-        w = (weight * mask).to(dtype)
-        xc = x.to(dtype)
-        ctx.save_for_backward(xc, w, mask)
-        ctx.has_bias, ctx.x_dtype = bias is not None, x.dtype
-        with torch.autocast(x.device.type, enabled=False):
-            return F.linear(xc, w, None if bias is None else bias.to(dtype))
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        x, w, mask = ctx.saved_tensors
-        grad = grad.to(w.dtype)
-        g2, x2 = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
-        gx = (grad @ w).to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
-        gw = None
-        if ctx.needs_input_grad[1]:
-            gw = torch.mm(g2.t(), x2).to(mask.dtype).mul_(mask)
-        gb = g2.sum(0).to(mask.dtype) if ctx.has_bias and ctx.needs_input_grad[3] else None
-        return gx, gw, None, gb, None
+from chainrule.masked_linear import MaskedLinear as MaskedLinear  # re-exported for the models
 
 
 def strictly_lower_mask(n: int) -> torch.Tensor:

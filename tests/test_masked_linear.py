@@ -1,0 +1,113 @@
+"""MaskedLinear's row-block path: the same values and gradients as one dense masked matmul, in
+float64 exactly enough and under bf16 autocast, and models large enough to use it still pass the
+contract's dependency, sampler and mode checks (the contract's tiny models are below one block)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from chainrule.checks import check_model
+from chainrule.masked_linear import MaskedLinear, _plain, row_blocks
+from chainrule.models import FVSBN, MADE
+from chainrule.nn import strictly_lower_mask
+
+
+def staircase_masks() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randint(1, 500, (900,), generator=g).sort().values
+    inputs = torch.arange(1, 501)
+    return {
+        "fvsbn": strictly_lower_mask(600),
+        "fvsbn-3-ary": torch.kron(strictly_lower_mask(200), torch.ones(3, 3)),
+        "made-first": (hidden[:, None] >= inputs[None]).float(),
+        "made-output": (inputs[:, None] > hidden[None]).float(),
+    }
+
+
+def layer_pair(mask: torch.Tensor, dtype=torch.float64) -> tuple[MaskedLinear, torch.Tensor]:
+    torch.manual_seed(1)
+    layer = MaskedLinear(mask.shape[1], mask.shape[0]).to(dtype)
+    layer.set_mask(mask)
+    return layer, torch.randn(32, mask.shape[1], dtype=dtype)
+
+
+@pytest.mark.parametrize("name", list(staircase_masks()))
+def test_row_blocks_give_the_dense_values_and_gradients(name: str) -> None:
+    mask = staircase_masks()[name]
+    layer, x = layer_pair(mask)
+    assert layer.blocks is not None and len(layer.blocks) > 1
+    work = sum((r1 - r0) * c for r0, r1, c in layer.blocks) / mask.numel()
+    assert work < 0.85
+    x.requires_grad_()
+    y = layer(x)
+    seed = torch.randn_like(y)
+    got = torch.autograd.grad((y * seed).sum(), [x, layer.weight, layer.bias])
+    dense = F.linear(x, layer.weight * layer.mask, layer.bias)
+    want = torch.autograd.grad((dense * seed).sum(), [x, layer.weight, layer.bias])
+    torch.testing.assert_close(y, dense, rtol=0, atol=1e-12)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-11)
+    assert torch.all(got[1][mask == 0] == 0)  # masked-out weights get exactly no gradient
+    plain = _plain(x, layer.weight, layer.mask, layer.bias, layer.blocks)  # the torch.compile path
+    torch.testing.assert_close(plain, dense, rtol=0, atol=1e-12)
+
+
+def test_row_blocks_under_bf16_autocast_match_the_dense_layer() -> None:
+    layer, x = layer_pair(staircase_masks()["made-first"], torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+        dense = F.linear(x, layer.weight * layer.mask, layer.bias)
+    assert y.dtype == dense.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), dense.float(), rtol=2e-2, atol=2e-2)
+    y.float().sum().backward()
+    assert layer.weight.grad.dtype == torch.float32 and layer.bias.grad.dtype == torch.float32
+    assert torch.all(layer.weight.grad[layer.mask == 0] == 0)
+
+
+def test_masks_without_a_staircase_take_one_dense_matmul() -> None:
+    g = torch.Generator().manual_seed(0)
+    assert row_blocks((torch.rand(800, 500, generator=g) < 0.5).float()) is None  # unsorted
+    assert row_blocks(torch.ones(800, 500)) is None
+    assert row_blocks(strictly_lower_mask(100)) is None  # one block's worth of rows
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        FVSBN(400),
+        FVSBN(200, num_values=3),
+        MADE(400, hidden=[768, 768]),
+        MADE(400, hidden=[768], num_values=3),
+    ],
+    ids=["fvsbn", "fvsbn-3-ary", "made-2-layers", "made-3-ary"],
+)
+def test_models_that_use_row_blocks_keep_the_contract(model) -> None:
+    layers = [m for m in model.modules() if isinstance(m, MaskedLinear)]
+    assert all(layer.blocks is not None for layer in layers)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.3)
+    model = model.double()
+    assert all(layer.blocks is not None for layer in layers)  # kept through a dtype change
+    passed = check_model(
+        model,
+        checks=["check_autoregressive_dependency", "check_fast_equals_generic", "check_mode_independence"],
+    )
+    assert len(passed) == 3
+
+
+def test_made_masks_follow_the_degrees_it_loads() -> None:
+    """Masks are derived from the degree buffers; a file's degrees (e.g. a model saved before
+    mask 0's hidden degrees were sorted) must rebuild them on load, not keep the constructor's."""
+    saved = MADE(400, hidden=[768], seed=3)
+    with torch.no_grad():
+        saved.hidden_degrees_0[0] = saved.hidden_degrees_0[0][torch.randperm(768)]  # unsorted
+    saved.use_mask(0)
+    loaded = MADE(400, hidden=[768], seed=3)
+    loaded.load_state_dict(saved.state_dict())
+    x = torch.bernoulli(torch.full((8, 400), 0.3))
+    torch.testing.assert_close(loaded.log_prob(x), saved.log_prob(x))
+    assert loaded.layers[0].blocks is None  # unsorted degrees: no staircase, one dense matmul
