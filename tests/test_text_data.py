@@ -127,3 +127,14 @@ def test_eval_chunks_cover_every_token_once() -> None:
     tokens = torch.arange(103)
     seen = torch.cat([x[v] for x, v, _ in eval_chunks(tokens, streams=4, chunk=5)])
     assert torch.equal(seen.sort().values, tokens)
+
+
+@pytest.mark.network
+def test_plays_text_script_writes_the_file_the_readme_figures_were_measured_on() -> None:
+    import hashlib
+
+    from scripts.plays_text import plays_text
+
+    text = plays_text()
+    assert len(text) == 4_956_521
+    assert hashlib.md5(text.encode()).hexdigest() == "2463c22a7c6cbf5a058bd7ab3b847820"
