@@ -47,6 +47,10 @@ def pixel_of(bias: torch.Tensor, i: int, j: int) -> torch.Tensor:
 def gate(pre: torch.Tensor, dim: int = 1) -> torch.Tensor:
     """tanh(a) * sigmoid(b) of the two halves of `pre` along `dim`."""
     a, b = pre.chunk(2, dim)
+    if pre.device.type == "cpu" and pre.dtype in (torch.bfloat16, torch.float16):
+        # on the CPU, tanh and sigmoid are several times slower in bf16 than in float32 (the
+        # gates of one bf16 training step: 2.8x faster through float32, torch 2.13, 2026-12-05)
+        return (torch.tanh(a.float()) * torch.sigmoid(b.float())).to(pre.dtype)
     return torch.tanh(a) * torch.sigmoid(b)
 
 
