@@ -8,6 +8,7 @@ orderings, and completion draws from the observed-first conditional it declares.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import pytest
@@ -159,3 +160,24 @@ def test_samples_follow_the_ensemble() -> None:
         / n
     )
     assert torch.allclose(freq, probs, atol=0.012)
+
+
+def test_eval_command_scores_the_ensemble_or_its_first_ordering(tmp_path, capsys) -> None:
+    """`chainrule eval DIR --data faithful [--orderings 1]` gives the ensemble's or ordering 0's NLL."""
+    from chainrule.cli import main
+    from chainrule.data import load_dataset
+    from chainrule.persistence import save
+
+    model = DeepRNADE(2, hidden=6, components=2, num_orderings=3, seed=1)
+    save(model, tmp_path / "m")
+    test = load_dataset("faithful").test
+    with torch.no_grad():
+        want = {
+            None: -model.log_prob(test).double().mean(),
+            1: -model.log_prob(test, num_orderings=1).double().mean(),
+        }
+    for orderings, nll in want.items():
+        capsys.readouterr()
+        extra = [] if orderings is None else ["--orderings", str(orderings)]
+        assert main(["eval", str(tmp_path / "m"), "--data", "faithful", *extra]) == 0
+        assert json.loads(capsys.readouterr().out)["nll_nats"] == pytest.approx(float(nll), rel=1e-6)
