@@ -60,6 +60,11 @@ def cmd_eval(args) -> dict:
         raise ChainruleError(f"--k applies to latent-variable models (VAE), not {model.registry_name!r}")
     options = {"num_masks": args.masks} if args.masks else {}
     if args.orderings:
+        if "num_orderings" not in model.config():
+            raise ChainruleError(
+                "--orderings applies to ensembles of orderings (deep-nade, deep-rnade),"
+                f" not {model.registry_name!r}"
+            )
         options["num_orderings"] = args.orderings
     generator = torch.Generator().manual_seed(args.seed)
     report = evaluate(
