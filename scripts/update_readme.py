@@ -91,8 +91,8 @@ def other_image_zoo_table() -> str:
     ]
     for path in sorted(ROOT.glob("zoo/*/metrics.json")):
         m = json.loads(path.read_text())
-        if "nats_per_char" in m["test"] or comparable_on_binarized_mnist(m):
-            continue
+        if "nats_per_char" in m["test"] or comparable_on_binarized_mnist(m) or "test_log_likelihood" in m:
+            continue  # real-valued models are in the continuous section (continuous_zoo_lines)
         t = m["test"]
         rows.append(
             f"| `{path.parent.name}` | {m['dataset']} | {condition_of(m) or '—'} | **{t['nll_nats']:.2f}** |"
@@ -234,6 +234,7 @@ def continuous_table() -> str:
             f"Order-agnostic RNADE ({s['num_orders']} orders, {s['hidden']} hidden units, evaluated as the"
             f" mixture of its orders), fold 0 only: {'; '.join(agnostic)}.",
         ]
+    lines += deep_nade_lines()
     d = r["digits17"]
     lines += [
         "",
@@ -253,6 +254,61 @@ def continuous_table() -> str:
         "![Old Faithful densities](docs/continuous/faithful-densities.png)",
     ]
     return "\n".join(lines)
+
+
+def deep_nade_lines() -> list[str]:
+    """The deep order-agnostic RNADE rows (benchmarks/results/deep_nade_wine.json), if measured."""
+    path = ROOT / "benchmarks/results/deep_nade_wine.json"
+    if not path.is_file():
+        return []
+    r = json.loads(path.read_text())
+    lines = [
+        "",
+        f"Deep order-agnostic RNADE (`deep-rnade`, Uria et al. 2014), measured {r['machine']['date'][:10]} by"
+        " `python -m benchmarks.deep_nade_wine`: mean test log-likelihood over the folds (± standard error"
+        " over folds), as the ensemble of its orderings (EoRNADE, the paper's figure) and in one ordering:",
+        "",
+        "| data | folds | settings | ensemble | single ordering | published EoRNADE | s per fold |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for color, w in r["wine"].items():
+        avg, se, s = w["average_test_log_likelihood"], w["stderr_over_folds"], w["settings"]
+        setting = (
+            f"{s['layers']}×{s['hidden']} ReLU, {s['components']} Gaussians, {w['num_orderings']} orderings"
+        )
+        lines.append(
+            f"| {color} wine | {len(w['folds'])} | {setting} |"
+            f" **{avg['ensemble']:.2f}** ± {se['ensemble']:.2f} | {avg['single']:.2f} ± {se['single']:.2f} |"
+            f" {w['published']} | {w['mean_seconds_per_fold']:.0f} |"
+        )
+    return lines + continuous_zoo_lines()
+
+
+def continuous_zoo_lines() -> list[str]:
+    """Zoo entries of real-valued data (their metrics.json has test_log_likelihood)."""
+    rows = []
+    for path in sorted(ROOT.glob("zoo/*/metrics.json")):
+        m = json.loads(path.read_text())
+        if "test_log_likelihood" not in m:
+            continue
+        single = m.get("test_single_ordering")
+        one = f"{-single['nll_nats']:.2f}" if single else ""
+        pub = (m.get("published") or {}).get("log_likelihood", "")
+        rows.append(
+            f"| `{path.parent.name}` | {m['dataset']} (fold 0) | **{m['test_log_likelihood']:.2f}** ±"
+            f" {m['test']['stderr_nats']:.2f} | {one} | {pub} | {training_minutes(m)} | `{m['command']}` |"
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "Zoo entries (fold 0; `chainrule eval` reproduces them, `--orderings 1` the single ordering):",
+        "",
+        "| model | data | test log-likelihood | single ordering | published (10-fold mean) | training time |"
+        " reproduce |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 #: rows of the image speed table (benchmarks/image_speed.py's MODELS), in order

@@ -34,6 +34,12 @@ def add_parser(sub) -> CommandParser:
     )
     e.add_argument("--masks", type=int, default=None, help="MADE: number of masks in the ensemble")
     e.add_argument(
+        "--orderings",
+        type=int,
+        default=None,
+        help="deep-nade/deep-rnade: number of orderings in the ensemble (1: the first ordering alone)",
+    )
+    e.add_argument(
         "--k",
         type=int,
         default=None,
@@ -53,6 +59,13 @@ def cmd_eval(args) -> dict:
     if args.k is not None and model.exact_log_prob:
         raise ChainruleError(f"--k applies to latent-variable models (VAE), not {model.registry_name!r}")
     options = {"num_masks": args.masks} if args.masks else {}
+    if args.orderings:
+        if "num_orderings" not in model.config():
+            raise ChainruleError(
+                "--orderings applies to ensembles of orderings (deep-nade, deep-rnade),"
+                f" not {model.registry_name!r}"
+            )
+        options["num_orderings"] = args.orderings
     generator = torch.Generator().manual_seed(args.seed)
     report = evaluate(
         model,

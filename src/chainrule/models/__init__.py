@@ -4,6 +4,7 @@ from chainrule.models.autoregressive import AutoregressiveModel
 from chainrule.models.base import MODEL_REGISTRY, Model, build_model, register_model
 from chainrule.models.categorical_nade import CategoricalNADE
 from chainrule.models.char_rnn import CharRNN
+from chainrule.models.deep_nade import DeepNADE, DeepRNADE
 from chainrule.models.diagonal_bilstm import DiagonalBiLSTM
 from chainrule.models.fvsbn import FVSBN
 from chainrule.models.gated_pixelcnn import GatedPixelCNN
@@ -28,6 +29,8 @@ __all__ = [
     "CategoricalNADE",
     "CausalTransformer",
     "CharRNN",
+    "DeepNADE",
+    "DeepRNADE",
     "DiagonalBiLSTM",
     "FVSBN",
     "GatedPixelCNN",
