@@ -95,6 +95,8 @@ def assert_one_line_error(r: CliResult, match: str | None = None) -> None:
     assert r.code not in (0, None), f"exit code {r.code}; stdout {r.stdout[-300:]!r}"
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     assert len(r.err_lines) == 1, f"{len(r.err_lines)} stderr lines:\n{r.stderr[-2000:]}"
+    # the boundary's catch-all ("internal error ... please report it") is a bug, not a refusal
+    assert "internal error" not in r.stderr, r.stderr
     if match is not None:
         assert match.lower() in r.stderr.lower(), r.stderr
 

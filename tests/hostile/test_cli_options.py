@@ -64,6 +64,7 @@ ERRORS: list[tuple[str, list[str]]] = [
     ("eval-unknown-dataset", ["eval", "{nade}", "--data", "no-such-data"]),
     ("eval-k-for-exact-model", ["eval", "{nade}", "--data", "digits", "--k", "5"]),
     ("eval-masks-for-nade", ["eval", "{nade}", "--data", "digits", "--masks", "3"]),
+    ("eval-orderings-for-nade", ["eval", "{nade}", "--data", "digits", "--orderings", "3"]),
     ("eval-batch-size-zero", ["eval", "{nade}", "--data", "digits", "--batch-size", "0"]),
     ("eval-batch-size-negative", ["eval", "{nade}", "--data", "digits", "--batch-size", "-1"]),
     ("eval-limit-zero", ["eval", "{nade}", "--data", "digits", "-n", "0"]),

@@ -204,6 +204,8 @@ def check_capabilities(model: Model) -> None:
         models_sequences(model) or _prod(model.image_shape) != _prod(model.event_shape)
     ):
         problems.append(f"image_shape {model.image_shape} does not hold event_shape {model.event_shape}")
+    if model.ensemble_keyword is not None and not takes(model.log_prob, model.ensemble_keyword):
+        problems.append(f"ensemble_keyword {model.ensemble_keyword!r} is not a keyword of log_prob")
     sizes = model.values_per_dimension()
     if sizes is not None and (len(sizes) != _prod(model.event_shape) or max(sizes) > model.num_values):
         problems.append(f"values_per_dimension() {sizes} does not fit event_shape/num_values")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from chainrule.cli.common import CommandParser, at_least
+from chainrule.cli.common import CommandParser, at_least, seed_value
 from chainrule.errors import ChainruleError
 
 #: rows drawn and written at a time by `bn sample` (memory stays flat for any -n)
@@ -28,7 +28,7 @@ def add_parser(sub) -> CommandParser:
     bs = bsub.add_parser("sample", help="ancestral samples to a CSV file (state names, header row)")
     bs.add_argument("bif", help="BIF file")
     bs.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
-    bs.add_argument("--seed", type=int, default=0)
+    bs.add_argument("--seed", type=seed_value, default=0)
     bs.add_argument("--out", required=True, help="CSV path")
     bs.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     bs.add_argument(

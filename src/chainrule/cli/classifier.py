@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from chainrule.cli.common import SPLITS, CommandParser, ExamplesFormatter, parse_int_list
+from chainrule.cli.common import SPLITS, CommandParser, ExamplesFormatter, parse_int_list, seed_value
 from chainrule.errors import ChainruleError
 
 
@@ -43,7 +43,7 @@ def add_parser(sub) -> CommandParser:
     ct.add_argument("--hidden", type=int, default=128, help="hidden units before the output (default 128)")
     ct.add_argument("--dropout", type=float, default=0.25)
     ct.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget")
-    ct.add_argument("--seed", type=int, default=0)
+    ct.add_argument("--seed", type=seed_value, default=0)
     ce = csub.add_parser(
         "eval", help="accuracy of a saved CNN classifier or class-conditional model on a dataset split"
     )

@@ -46,6 +46,22 @@ class CommandParser(argparse.ArgumentParser):
             self._intermixing = False
 
 
+#: seeds the CLI accepts: what torch.Generator.manual_seed takes without wrapping around
+MAX_SEED = 2**63 - 1
+
+
+def seed_value(text: str) -> int:
+    """argparse type of --seed: an integer in 0..2**63-1 (a larger one overflowed deep inside
+    torch as an internal error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed must be an integer in 0..2**63-1, got {text}")
+    return value
+
+
 def at_least(value: int | None, minimum: int, flag: str) -> None:
     """Refuse `flag`'s value below `minimum` (None = not given, accepted)."""
     if value is not None and value < minimum:

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from chainrule.cli.common import SPLITS, CommandParser, ExamplesFormatter, at_least, image_split
+from chainrule.cli.common import SPLITS, CommandParser, ExamplesFormatter, at_least, image_split, seed_value
 from chainrule.errors import ChainruleError
 
 DESCRIPTION = (
@@ -56,7 +56,7 @@ def add_parser(sub) -> CommandParser:
     )
     c.add_argument("-n", type=int, default=8, help="number of images (default 8)")
     c.add_argument("--samples", type=int, default=3, help="completions per image (default 3)")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=seed_value, default=0)
     c.add_argument("--out", default="completions.png", help="PNG path (default completions.png)")
     c.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     c.set_defaults(handler=cmd_complete)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from chainrule.cli.common import CommandParser
+from chainrule.cli.common import CommandParser, seed_value
 from chainrule.errors import ChainruleError
 
 
@@ -25,7 +25,7 @@ def add_parser(sub) -> CommandParser:
     dsy.add_argument("--n", type=int, default=2_000_000, help="training images (default 2,000,000 = 1.57 GB)")
     dsy.add_argument("--val", type=int, default=10_000, help="validation images (default 10,000)")
     dsy.add_argument("--test", type=int, default=10_000, help="test images (default 10,000)")
-    dsy.add_argument("--seed", type=int, default=0)
+    dsy.add_argument("--seed", type=seed_value, default=0)
     dsy.add_argument(
         "--shard-rows", type=int, default=1 << 20, help="rows per .npy shard (default 1,048,576)"
     )

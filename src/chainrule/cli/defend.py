@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from chainrule.cli.common import SPLITS, CommandParser, ExamplesFormatter
+from chainrule.cli.common import SPLITS, CommandParser, ExamplesFormatter, seed_value
 from chainrule.errors import ChainruleError
 
 
@@ -43,7 +43,7 @@ def add_parser(sub) -> CommandParser:
     )
     de.add_argument("--batch-size", type=int, default=100)
     de.add_argument("--show", type=int, default=6, help="examples in the picture (default 6)")
-    de.add_argument("--seed", type=int, default=0, help="PGD random start")
+    de.add_argument("--seed", type=seed_value, default=0, help="PGD random start")
     de.add_argument("--out", default="defend.png", help="PNG path (default defend.png)")
     de.add_argument("--force", action="store_true", help="overwrite --out if it exists")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from chainrule.cli.common import SPLITS, CommandParser, load_model_or_bif
+from chainrule.cli.common import SPLITS, CommandParser, load_model_or_bif, seed_value
 from chainrule.errors import ChainruleError
 
 
@@ -32,7 +32,9 @@ def add_parser(sub) -> CommandParser:
         default=None,
         help="a progress bar over the batches, on stderr (default: only when stderr is a terminal)",
     )
-    e.add_argument("--masks", type=int, default=None, help="MADE: number of masks in the ensemble")
+    e.add_argument(
+        "--masks", type=int, default=None, help="MADE, RNADE: number of masks (orders) in the ensemble"
+    )
     e.add_argument(
         "--orderings",
         type=int,
@@ -45,7 +47,7 @@ def add_parser(sub) -> CommandParser:
         default=None,
         help="VAE: importance samples per example (default 1000; 1 = a one-sample ELBO)",
     )
-    e.add_argument("--seed", type=int, default=0, help="VAE: seed of the importance samples")
+    e.add_argument("--seed", type=seed_value, default=0, help="VAE: seed of the importance samples")
     e.set_defaults(handler=cmd_eval)
     return e
 
@@ -58,14 +60,7 @@ def cmd_eval(args) -> dict:
     model = load_model_or_bif(args.model_dir)
     if args.k is not None and model.exact_log_prob:
         raise ChainruleError(f"--k applies to latent-variable models (VAE), not {model.registry_name!r}")
-    options = {"num_masks": args.masks} if args.masks else {}
-    if args.orderings:
-        if "num_orderings" not in model.config():
-            raise ChainruleError(
-                "--orderings applies to ensembles of orderings (deep-nade, deep-rnade),"
-                f" not {model.registry_name!r}"
-            )
-        options["num_orderings"] = args.orderings
+    options = ensemble_options(model, {"num_masks": args.masks, "num_orderings": args.orderings})
     generator = torch.Generator().manual_seed(args.seed)
     report = evaluate(
         model,
@@ -79,3 +74,21 @@ def cmd_eval(args) -> dict:
         **options,
     )
     return {"model_dir": args.model_dir, **report}
+
+
+#: the eval flag of each ensemble keyword a model can declare
+ENSEMBLE_FLAGS = {"num_masks": "--masks", "num_orderings": "--orderings"}
+
+
+def ensemble_options(model, given: dict[str, int | None]) -> dict[str, int]:
+    """The `log_prob` option of the ensemble flags given, refused with one line for a model that
+    is not that kind of ensemble (the model declares its `ensemble_keyword`)."""
+    chosen = {k: v for k, v in given.items() if v is not None}
+    for keyword in chosen:
+        if keyword != model.ensemble_keyword:
+            takes = ENSEMBLE_FLAGS.get(model.ensemble_keyword)
+            raise ChainruleError(
+                f"{ENSEMBLE_FLAGS[keyword]} does not apply to {model.registry_name!r}"
+                + (f"; its ensemble size is set with {takes}" if takes else ", which is not an ensemble")
+            )
+    return chosen

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from chainrule.cli.common import CommandParser
+from chainrule.cli.common import CommandParser, seed_value
 from chainrule.errors import ChainruleError
 
 MAX_TOKENS = 10_000_000  # new tokens in all (-n x --samples): the ids are held, 8 bytes each
@@ -25,7 +25,7 @@ def add_parser(sub) -> CommandParser:
     g.add_argument("model_dir")
     g.add_argument("--prompt", default="", help="text to continue (default: start from nothing)")
     g.add_argument("-n", type=int, default=500, help="number of new tokens (default 500)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=seed_value, default=0)
     g.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1)")
     g.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens")
     g.add_argument("--top-p", type=float, default=None, help="keep the smallest set of mass >= p")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from chainrule.cli.common import CommandParser, load_model_or_bif
+from chainrule.cli.common import CommandParser, load_model_or_bif, seed_value
 from chainrule.errors import ChainruleError
 
 
@@ -22,7 +22,7 @@ def add_parser(sub) -> CommandParser:
     k.add_argument("q", help="model folder or BIF file of Q")
     k.add_argument("--data", help="a CSV of integer codes holding draws from P (Monte Carlo over them)")
     k.add_argument("-n", type=int, default=20_000, help="samples from P for Monte Carlo (default 20000)")
-    k.add_argument("--seed", type=int, default=0, help="seed of the samples from P")
+    k.add_argument("--seed", type=seed_value, default=0, help="seed of the samples from P")
     k.add_argument(
         "--monte-carlo", action="store_true", help="estimate by sampling even where an exact value exists"
     )

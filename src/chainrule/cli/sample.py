@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from chainrule.cli.common import CommandParser, at_least
+from chainrule.cli.common import CommandParser, at_least, seed_value
 from chainrule.errors import ChainruleError
 
 SAMPLE_CHUNK = 10_000  # samples drawn and written at a time
@@ -33,7 +33,7 @@ def add_parser(sub) -> CommandParser:
     )
     s.add_argument("model_dir")
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed_value, default=0)
     s.add_argument("--out", default="samples.png", help="PNG, .csv or .npy path (default samples.png)")
     s.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     s.add_argument(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from chainrule.cli.common import SPLITS, CommandParser, latent_kwargs
+from chainrule.cli.common import SPLITS, CommandParser, latent_kwargs, seed_value
 from chainrule.errors import ChainruleError
 
 
@@ -38,7 +38,7 @@ def add_parser(sub) -> CommandParser:
     )
     sc.add_argument("--batch-size", type=int, default=500)
     sc.add_argument("--k", type=int, default=None, help="VAE: importance samples per example (default 1000)")
-    sc.add_argument("--seed", type=int, default=0, help="VAE: seed of the importance samples")
+    sc.add_argument("--seed", type=seed_value, default=0, help="VAE: seed of the importance samples")
     sc.set_defaults(handler=cmd_score)
     return sc
 

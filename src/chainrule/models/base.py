@@ -126,6 +126,10 @@ class Model(nn.Module):
     conditioned_on: str = "nothing"
     #: number of classes of a class-conditional model (conditioned_on == "class"), else 0
     num_classes: int = 0
+    #: the keyword of `log_prob` that scores the uniform mixture of the first N members of an
+    #: ensemble sharing one set of weights ("num_masks": MADE/RNADE; "num_orderings": deep NADE),
+    #: or None for a single model
+    ensemble_keyword: ClassVar[str | None] = None
     #: True when the model compiles its own kernels (NADE's blocked kernels): training then calls
     #: `set_compiled` instead of wrapping `training_log_prob` in torch.compile
     compiles_itself: ClassVar[bool] = False
@@ -204,6 +208,7 @@ class Model(nn.Module):
             "exact_completion": self.exact_completion,
             "conditioned_on": self.conditioned_on,
             "num_classes": self.num_classes,
+            "ensemble_keyword": self.ensemble_keyword,
         }
 
     def remember_config(self, args: dict[str, Any]) -> None:

@@ -54,6 +54,8 @@ def make_deep_head(head: str, components: int, min_scale: float) -> Head:
 class DeepNADE(AutoregressiveModel):
     """Order-agnostic deep NADE with a `head` of HEADS; `log_prob` is the `num_orderings` ensemble."""
 
+    ensemble_keyword = "num_orderings"
+
     def __init__(
         self,
         dim: int,

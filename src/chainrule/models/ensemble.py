@@ -25,6 +25,7 @@ class MaskEnsembleModel(AutoregressiveModel):
 
     num_masks: int = 1
     mask_index: int = 0
+    ensemble_keyword = "num_masks"
 
     def _load_mask(self, m: int) -> None:
         """Make member `m` the one `conditioner` and `sampling_order` use."""
