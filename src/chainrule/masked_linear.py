@@ -84,7 +84,8 @@ class MaskedLinear(nn.Linear):
 
 
 def _plain(x, weight, mask, bias, blocks: RowBlocks) -> torch.Tensor:
-    """The layer in plain autograd ops (blocked when the mask allows, for torch.compile to see)."""
+    """The layer in plain autograd ops (devices without autocast, inputs in another dtype than
+    the layer computes in, and bf16 under torch.compile with `blocks` None)."""
     if blocks is None:
         return F.linear(x, weight * mask, bias)
     parts = [

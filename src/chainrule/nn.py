@@ -52,6 +52,17 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return (x * cos + torch.cat([-x[..., h:], x[..., :h]], -1) * sin).to(x.dtype)
 
 
+def causal_softmax(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Attention weights softmax(q_i . k_j / sqrt(d)) over keys j <= i, zero above the diagonal,
+    (B, heads, L, L); computed in float32 when q and k are in lower precision."""
+    scores = q @ k.transpose(-1, -2)
+    if scores.element_size() < 4:
+        scores = scores.float()
+    L = q.shape[-2]
+    future = torch.ones(L, L, dtype=torch.bool, device=q.device).triu(1)
+    return torch.softmax((scores / math.sqrt(q.shape[-1])).masked_fill(future, float("-inf")), -1)
+
+
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
     """softmax(q k^T / sqrt(d) + causal mask) v over (B, heads, L, d): PyTorch's fused kernel,
     except when training under bf16 autocast on the CPU, where it is written out (bf16 matmuls,
@@ -65,10 +76,7 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_
         and not torch.compiler.is_compiling()
     ):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
-    L = q.shape[-2]
-    future = torch.full((L, L), float("-inf"), device=q.device).triu(1)
-    scores = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5 + future
-    weights = torch.softmax(scores, -1)
+    weights = causal_softmax(q, k)
     if dropout_p:
         weights = F.dropout(weights, dropout_p)
     return weights.to(v.dtype) @ v
@@ -140,10 +148,7 @@ class CausalSelfAttention(nn.Module):
         """The weights (B, heads, L, L) that `forward(x)` gives the values: row i is
         softmax(q_i . k_j / sqrt(head size)) over j <= i, zero above the diagonal (rows sum to 1)."""
         q, k, _ = self.queries_keys_values(x)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-        L = x.shape[1]
-        future = torch.ones(L, L, dtype=torch.bool, device=x.device).triu(1)
-        return torch.softmax(scores.masked_fill(future, float("-inf")), -1)
+        return causal_softmax(q, k)
 
     def forward(self, x: torch.Tensor, cache_capacity: int = 0) -> tuple[torch.Tensor, KVCache | None]:
         """x (B, L, d) at positions 0..L-1 -> (output (B, L, d), a `KVCache` for `cache_capacity`
