@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from chainrule.checks import check_model
-from chainrule.masked_linear import MaskedLinear, _plain, row_blocks
+from chainrule.masked_linear import MaskedLinear, _plain, row_blocks, triangle
 from chainrule.models import FVSBN, MADE
 from chainrule.nn import strictly_lower_mask
 
@@ -111,3 +111,43 @@ def test_made_masks_follow_the_degrees_it_loads() -> None:
     x = torch.bernoulli(torch.full((8, 400), 0.3))
     torch.testing.assert_close(loaded.log_prob(x), saved.log_prob(x))
     assert loaded.layers[0].blocks is None  # unsorted degrees: no staircase, one dense matmul
+
+
+def test_triangle_finds_exactly_the_triangular_masks() -> None:
+    assert triangle(strictly_lower_mask(300)) == -1
+    assert triangle(torch.ones(300, 300).tril()) == 0
+    assert triangle(torch.ones(200, 300).tril(5)) == 5
+    masks = staircase_masks()
+    assert triangle(masks["fvsbn-3-ary"]) is None  # a staircase of 3 x 3 steps is no triangle
+    assert triangle(masks["made-first"]) is None
+    bent = strictly_lower_mask(300)
+    bent[250, 3] = 0
+    assert triangle(bent) is None
+
+
+@pytest.mark.parametrize("dim", [100, 600], ids=["dense", "blocks"])
+@pytest.mark.parametrize("diagonal", [-1, 0])
+def test_a_triangular_mask_gives_the_masked_product_and_gradients(dim: int, diagonal: int) -> None:
+    """`tril` in place of the mask product: the same values and gradients, in float64 exactly
+    enough and under bf16 autocast (where the weight gradient is widened, then tril'd)."""
+    mask = torch.ones(dim, dim).tril(diagonal)
+    layer, x = layer_pair(mask)
+    assert layer.diagonal == diagonal and (layer.blocks is not None) == (dim == 600)
+    y = layer(x)
+    seed = torch.randn_like(y)
+    got = torch.autograd.grad((y * seed).sum(), [layer.weight, layer.bias])
+    dense = F.linear(x, layer.weight * layer.mask, layer.bias)
+    want = torch.autograd.grad((dense * seed).sum(), [layer.weight, layer.bias])
+    torch.testing.assert_close(y, dense, rtol=0, atol=1e-12)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=1e-11)
+    layer, x = layer.float(), x.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+        dense = F.linear(x, layer.weight * layer.mask, layer.bias)
+    assert y.dtype == dense.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), dense.float(), rtol=2e-2, atol=2e-2)
+    (y.float() * seed.float()).sum().backward()
+    assert layer.weight.grad.dtype == torch.float32
+    assert torch.all(layer.weight.grad[layer.mask == 0] == 0)
+    assert torch.count_nonzero(layer.weight.grad[layer.mask == 1]) > 0.99 * layer.mask.sum()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -28,8 +29,29 @@ def as_batch(x: torch.Tensor, event_shape: tuple[int, ...], what: str = "x") -> 
     return x.reshape(x.shape[0], *event_shape)
 
 
+#: True inside `values_checked_upstream`: value checks pass without looking (a plain global, not a
+#: context variable, so that torch.compile guards on it instead of breaking the graph)
+_values_checked_upstream = False
+
+
+@contextmanager
+def values_checked_upstream() -> Iterator[None]:
+    """Within this block `check_finite` and `check_discrete` pass without looking at the values:
+    for training steps on a dataset whose every value was checked once before training began
+    (`chainrule.training.objectives.check_dataset_values`), where a check per batch would only
+    repeat that work (5-15 % of a small model's step). Shapes are still checked."""
+    global _values_checked_upstream
+    before, _values_checked_upstream = _values_checked_upstream, True
+    try:
+        yield
+    finally:
+        _values_checked_upstream = before
+
+
 def check_finite(x: torch.Tensor, what: str = "x") -> None:
     """Refuse NaN or infinite values, which would silently poison a likelihood."""
+    if _values_checked_upstream:
+        return
     if x.is_floating_point() and torch.compiler.is_compiling():
         torch._assert_async(torch.isfinite(x).all(), f"{what} contains NaN or infinite values")
         return
@@ -41,6 +63,8 @@ def check_finite(x: torch.Tensor, what: str = "x") -> None:
 def check_discrete(x: torch.Tensor, num_values: int, what: str = "x") -> None:
     """Refuse values that are not integers in [0, num_values). Binary floats take one cheap test
     (x is 0 or 1, which NaN and infinities fail too), as it runs on every training batch."""
+    if _values_checked_upstream:
+        return
     if x.dtype == torch.bool:
         x = x.to(torch.uint8)
     binary_float = num_values == 2 and x.is_floating_point()

@@ -96,7 +96,10 @@ class AutoregressiveModel(Model):
         (inputs held on the CPU are scored by a model on a GPU)."""
         x = as_batch(x, self.event_shape, what)
         self.head.validate(x, what)
-        return x.to(device=model_device(self), dtype=self._dtype())
+        p = next(self.parameters(), None)  # one lookup for both: it runs on every batch
+        if p is None:
+            return x.to(device=model_device(self), dtype=torch.get_default_dtype())
+        return x.to(device=p.device, dtype=p.dtype)
 
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Exact log-likelihood in nats, shape (B,): the sum over dimensions of the head's

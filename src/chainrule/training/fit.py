@@ -33,7 +33,7 @@ from chainrule.trainer import make_trainer, quiet_fit, seed_run
 from chainrule.training.callbacks import run_callbacks
 from chainrule.training.config import TrainConfig, check_accelerator
 from chainrule.training.module import MaximumLikelihood
-from chainrule.training.objectives import ArrayObjective, SequenceObjective
+from chainrule.training.objectives import ArrayObjective, SequenceObjective, check_dataset_values
 from chainrule.training.run_folder import claim_run_folder, launch_rank
 from chainrule.training.run_record import check_resume, run_record, write_run_record
 from chainrule.training.sequence_data import sequence_loaders
@@ -199,7 +199,14 @@ def _module_and_loaders(
         labels = None
         if model.class_conditional:
             labels = {s: split_condition(model, dataset, s) for s in ("train", "val")}
-        objective = ArrayObjective(model, config, dataset.dynamic_binarization, labels, dataset.num_values)
+        objective = ArrayObjective(
+            model,
+            config,
+            dataset.dynamic_binarization,
+            labels,
+            dataset.num_values,
+            values_checked=check_dataset_values(model, dataset),
+        )
         data = SplitsData(dataset.train, dataset.val, config.batch_size, config.seed, config.num_workers)
         loaders = {"datamodule": data}
     return MaximumLikelihood(model, config, objective, checkpoint=last), loaders

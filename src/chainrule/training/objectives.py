@@ -12,6 +12,8 @@ and the bits figure the objective names. The objectives differ only in batches:
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 
 from chainrule.compiling import compiled_or_eager
@@ -19,11 +21,41 @@ from chainrule.data.binarize import binarize
 from chainrule.data.perturb import perturb
 from chainrule.models.base import Model
 from chainrule.training.config import TrainConfig
+from chainrule.validation import check_discrete, check_finite, values_checked_upstream
+
+#: rows per pass of `check_dataset_values` (bounds its temporary memory on large splits)
+CHECK_ROWS = 8192
+
+
+def check_dataset_values(model: Model, dataset) -> bool:
+    """Check every value of the train and validation splits (and class labels) once, with the
+    checks the model would run on each batch; True when the batches can then skip them
+    (`values_checked_upstream`). Splits read lazily from disk keep their per-batch checks (False),
+    as does a model whose dimensions differ in cardinality. Bad data fails here, before training."""
+    per_dim = model.values_per_dimension()
+    if per_dim is not None and len(set(per_dim)) > 1:
+        return False
+    splits = {"train": dataset.train, "val": dataset.val}
+    if not all(isinstance(x, torch.Tensor) for x in splits.values()):
+        return False
+    for name, x in splits.items():
+        if name == "train" and dataset.dynamic_binarization:
+            continue  # binarize() draws exact 0/1 values from whatever probabilities it is given
+        for start in range(0, len(x), CHECK_ROWS):
+            rows, what = x[start : start + CHECK_ROWS], f"the {name} split of {dataset.name!r}"
+            if per_dim is None:
+                check_finite(rows, what)
+            else:
+                check_discrete(rows, per_dim[0], what)
+        if model.class_conditional and name in dataset.labels:
+            check_discrete(dataset.labels[name], model.num_classes, f"the {name} labels")
+    return True
 
 
 class ArrayObjective:
     """-log p(x | cond) of each row of a batch (x, index); `labels` per split for class-conditional
-    models (cond = labels[split][index]), `num_values` for `train.perturb_rate`."""
+    models (cond = labels[split][index]), `num_values` for `train.perturb_rate`; `values_checked`
+    when `check_dataset_values` has checked the splits (the batches then skip the value checks)."""
 
     def __init__(
         self,
@@ -32,8 +64,10 @@ class ArrayObjective:
         dynamic_binarization: bool = False,
         labels: dict[str, torch.Tensor] | None = None,
         num_values: int = 2,
+        values_checked: bool = False,
     ) -> None:
         self.model, self.config = model, config
+        self.values_checked = values_checked  # by check_dataset_values: batches skip value checks
         self.dynamic_binarization = dynamic_binarization
         self.labels = labels
         self.num_values = num_values
@@ -62,13 +96,19 @@ class ArrayObjective:
         if cfg.perturb_rate:  # a background model (Ren et al. 2019): corrupt every batch afresh
             x = perturb(x, index, cfg.perturb_rate, self.num_values, cfg.seed, epoch)
         cond = self._condition("train", index)
-        return -self._training_log_prob(*((x,) if cond is None else (x, cond))).float()
+        with self._checks_done():
+            return -self._training_log_prob(*((x,) if cond is None else (x, cond))).float()
 
     def val_nll(self, batch) -> torch.Tensor:
         """Per-example -log p of a validation batch."""
         x, index = batch[0], batch[1]
         cond = self._condition("val", index)
-        return -self.model.validation_log_prob(*((x,) if cond is None else (x, cond))).float()
+        with self._checks_done():
+            return -self.model.validation_log_prob(*((x,) if cond is None else (x, cond))).float()
+
+    def _checks_done(self):
+        """`values_checked_upstream` when the dataset's values were checked before training."""
+        return values_checked_upstream() if self.values_checked else nullcontext()
 
     def end_validation(self) -> None:
         """Nothing carried between validation batches."""
