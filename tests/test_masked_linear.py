@@ -151,3 +151,24 @@ def test_a_triangular_mask_gives_the_masked_product_and_gradients(dim: int, diag
     assert layer.weight.grad.dtype == torch.float32
     assert torch.all(layer.weight.grad[layer.mask == 0] == 0)
     assert torch.count_nonzero(layer.weight.grad[layer.mask == 1]) > 0.99 * layer.mask.sum()
+
+
+def test_made_keeps_its_members_masks_and_rebuilds_them_after_a_dtype_change() -> None:
+    """Switching member reuses the masks built the first time (same values as building them
+    afresh), and a model moved to another dtype builds them again in that dtype."""
+    model = MADE(300, hidden=[400], num_masks=3, ordering="random", seed=2)
+    x = torch.bernoulli(torch.full((6, 300), 0.4))
+    fresh = []
+    for m in range(3):
+        model.use_mask(m)
+        fresh.append((model.training_log_prob(x), [layer.mask for layer in [*model.layers, model.out]]))
+    for m in (2, 0, 1):
+        model.use_mask(m)
+        masks = [layer.mask for layer in [*model.layers, model.out]]
+        assert all(a is b for a, b in zip(masks, fresh[m][1]))  # kept, not rebuilt
+        torch.testing.assert_close(model.training_log_prob(x), fresh[m][0], rtol=0, atol=0)
+    model = model.double()
+    for m in range(3):
+        model.use_mask(m)
+        assert all(layer.mask.dtype == torch.float64 for layer in [*model.layers, model.out])
+        torch.testing.assert_close(model.training_log_prob(x.double()).float(), fresh[m][0])

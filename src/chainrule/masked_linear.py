@@ -22,6 +22,9 @@ from torch.compiler import is_compiling as compiling
 
 #: (first row, end row, columns used) of each row block; None: one dense matmul
 RowBlocks = tuple[tuple[int, int, int], ...] | None
+#: a mask with what `set_mask` found in it (row blocks, triangle diagonal): kept by a model that
+#: switches between masks (a connectivity ensemble), so that switching back costs nothing
+MaskState = tuple[torch.Tensor, RowBlocks, int | None]
 
 #: rows per block aimed at (fewer, larger matmuls past this gain little), and the most blocks
 BLOCK_ROWS, MAX_BLOCKS = 192, 16
@@ -30,10 +33,16 @@ MIN_SAVING = 0.15
 
 
 def triangle(mask: torch.Tensor) -> int | None:
-    """The `diagonal` for which `mask` is exactly `ones.tril(diagonal)`, or None."""
+    """The `diagonal` for which `mask` is exactly `ones.tril(diagonal)`, or None. A few rows are
+    looked at first, so that other masks (a connectivity ensemble sets one per training step)
+    are turned down without a pass over the whole mask."""
     if mask.dim() != 2 or not mask.numel():
         return None
+    rows, cols = mask.shape
     diagonal = int(torch.count_nonzero(mask[0])) - 1
+    for r in sorted({1, rows // 2, rows - 1} & set(range(rows))):
+        if int(torch.count_nonzero(mask[r])) != min(max(r + diagonal + 1, 0), cols):
+            return None
     return diagonal if torch.equal(mask, torch.ones_like(mask).tril(diagonal)) else None
 
 
@@ -73,6 +82,14 @@ class MaskedLinear(nn.Linear):
         self.mask = mask.to(device=self.weight.device, dtype=self.weight.dtype)
         self.blocks = row_blocks(self.mask)
         self.diagonal = triangle(self.mask)
+
+    def mask_state(self) -> MaskState:
+        """The mask in use with its row blocks and triangle, for `set_mask_state`."""
+        return self.mask, self.blocks, self.diagonal
+
+    def set_mask_state(self, state: MaskState) -> None:
+        """Put back a mask saved with `mask_state` (no search for its structure)."""
+        self.mask, self.blocks, self.diagonal = state
 
     def masked_weight(self) -> torch.Tensor:
         """The weight times the mask: the matrix the layer actually applies."""

@@ -18,10 +18,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from chainrule.errors import ChainruleError
+from chainrule.masked_linear import MaskState
 from chainrule.models.autoregressive import check_order
 from chainrule.models.base import register_model
 from chainrule.models.ensemble import MaskEnsembleModel
 from chainrule.nn import MaskedLinear
+
+#: the masks of every member are kept once built when all of them take at most this many bytes
+#: (MADE-8000 with 8 masks: 400 MB)
+MASK_CACHE_BYTES = 1 << 29
 
 
 @register_model("made")
@@ -82,12 +87,30 @@ class MADE(MaskEnsembleModel):
         for li, hd in enumerate(hid_deg):
             self.register_buffer(f"hidden_degrees_{li}", torch.stack(hd))
         self.mask_index = 0
+        self._mask_states: dict[int, list[MaskState]] = {}  # derived from the degrees; not saved
         self.use_mask(0)
         self.register_load_state_dict_post_hook(_masks_from_loaded_degrees)
 
     # -- masks -------------------------------------------------------------------------------
     def _load_mask(self, m: int) -> None:
-        """Load the masks of ensemble member `m` into the layers' mask buffers."""
+        """Load the masks of ensemble member `m` into the layers' mask buffers: built from the
+        degrees the first time, then kept (`MASK_CACHE_BYTES`), as training switches member
+        every step and scoring the ensemble every batch (building them cost about as much as a
+        training step of MADE-2000: 16 ms against 17 ms, one thread)."""
+        layers = [*self.layers, self.out]
+        states = self._mask_states.get(m)
+        weight = self.out.weight
+        if states is not None and (states[0][0].device, states[0][0].dtype) == (weight.device, weight.dtype):
+            for layer, state in zip(layers, states):
+                layer.set_mask_state(state)
+            return
+        self._build_masks(m)
+        size = sum(layer.mask.numel() * layer.mask.element_size() for layer in layers)
+        if self.num_masks > 1 and size * self.num_masks <= MASK_CACHE_BYTES:
+            self._mask_states[m] = [layer.mask_state() for layer in layers]
+
+    def _build_masks(self, m: int) -> None:
+        """Set the layers' masks of member `m` from its degrees."""
         prev = self.input_degrees[m]
         for li, layer in enumerate(self.layers):
             deg = getattr(self, f"hidden_degrees_{li}")[m]
@@ -151,4 +174,5 @@ class MADE(MaskEnsembleModel):
 def _masks_from_loaded_degrees(model: MADE, incompatible_keys) -> None:
     """The masks are derived from the degree buffers: rebuild them from the loaded degrees (a
     file's degrees need not be the ones this model's constructor drew)."""
+    model._mask_states.clear()
     model.use_mask(model.mask_index)
