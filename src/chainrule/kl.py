@@ -19,7 +19,6 @@ from typing import Protocol
 import torch
 
 from chainrule.errors import ChainruleError
-from chainrule.graphical.bayesian_network import BayesianNetwork
 from chainrule.graphical.bn_kl import bn_kl_divergence
 from chainrule.graphical.tabular import enumerate_states
 
@@ -151,8 +150,7 @@ def kl_divergence(
     of p, with its standard error.
     """
     _check_pair(p, q)
-    both_networks = isinstance(p, BayesianNetwork) and isinstance(q, BayesianNetwork)  # needs structures
-    if data is None and both_networks and not monte_carlo:
+    if data is None and p.directed_graph and q.directed_graph and not monte_carlo:
         return {"kl": bn_kl_divergence(p, q), "stderr": 0.0, "method": "variable-elimination", "n": 0}
     cards = _support(p) if data is None and not monte_carlo else None
     if cards is not None and math.prod(cards) <= MAX_ENUMERATED:

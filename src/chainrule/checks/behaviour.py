@@ -206,6 +206,10 @@ def check_capabilities(model: Model) -> None:
         problems.append(f"image_shape {model.image_shape} does not hold event_shape {model.event_shape}")
     if model.ensemble_keyword is not None and not takes(model.log_prob, model.ensemble_keyword):
         problems.append(f"ensemble_keyword {model.ensemble_keyword!r} is not a keyword of log_prob")
+    if not isinstance(model.ensemble_size, int) or model.ensemble_size < 1:
+        problems.append(f"ensemble_size {model.ensemble_size!r} is not a positive int")
+    elif model.ensemble_keyword is None and model.ensemble_size != 1:
+        problems.append(f"ensemble_size {model.ensemble_size} without an ensemble_keyword")
     sizes = model.values_per_dimension()
     if sizes is not None and (len(sizes) != _prod(model.event_shape) or max(sizes) > model.num_values):
         problems.append(f"values_per_dimension() {sizes} does not fit event_shape/num_values")

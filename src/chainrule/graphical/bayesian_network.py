@@ -66,6 +66,8 @@ class BayesianNetwork(QueryMixin, SamplingMixin, TabularModel):
     per-query min-fill order).
     """
 
+    directed_graph = True
+
     def __init__(
         self,
         variables: VariableSpec,

@@ -130,6 +130,11 @@ class Model(nn.Module):
     #: ensemble sharing one set of weights ("num_masks": MADE/RNADE; "num_orderings": deep NADE),
     #: or None for a single model
     ensemble_keyword: ClassVar[str | None] = None
+    #: how many members that ensemble has (the default of that keyword); 1 for a single model
+    ensemble_size: int = 1
+    #: True for a Bayesian network: CPDs on a DAG whose structure it exposes, so that exact
+    #: queries and the KL divergence between two of them run by variable elimination
+    directed_graph: ClassVar[bool] = False
     #: True when the model compiles its own kernels (NADE's blocked kernels): training then calls
     #: `set_compiled` instead of wrapping `training_log_prob` in torch.compile
     compiles_itself: ClassVar[bool] = False
@@ -209,6 +214,8 @@ class Model(nn.Module):
             "conditioned_on": self.conditioned_on,
             "num_classes": self.num_classes,
             "ensemble_keyword": self.ensemble_keyword,
+            "ensemble_size": self.ensemble_size,
+            "directed_graph": self.directed_graph,
         }
 
     def remember_config(self, args: dict[str, Any]) -> None:

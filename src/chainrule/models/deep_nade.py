@@ -56,6 +56,11 @@ class DeepNADE(AutoregressiveModel):
 
     ensemble_keyword = "num_orderings"
 
+    @property
+    def ensemble_size(self) -> int:
+        """The number of orderings `log_prob` averages over (`num_orderings`)."""
+        return self.num_orderings
+
     def __init__(
         self,
         dim: int,

@@ -27,6 +27,11 @@ class MaskEnsembleModel(AutoregressiveModel):
     mask_index: int = 0
     ensemble_keyword = "num_masks"
 
+    @property
+    def ensemble_size(self) -> int:
+        """The number of members (`num_masks`)."""
+        return self.num_masks
+
     def _load_mask(self, m: int) -> None:
         """Make member `m` the one `conditioner` and `sampling_order` use."""
         raise NotImplementedError
