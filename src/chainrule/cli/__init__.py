@@ -27,6 +27,7 @@ from chainrule.cli import (
     train,
 )
 from chainrule.cli.common import CommandParser, ExamplesFormatter, parse_int_list
+from chainrule.denormals import flush_denormals
 from chainrule.errors import ChainruleError, debugging
 
 __all__ = ["main", "build_parser", "ExamplesFormatter", "parse_int_list"]
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     exception one line naming the command and the exception (exit 3; the traceback with `--debug`
     or CHAINRULE_DEBUG=1), Ctrl-C one line (exit 130)."""
     command = "chainrule"
+    flush_denormals()  # before torch starts its worker threads, which inherit the setting
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
