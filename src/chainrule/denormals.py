@@ -8,17 +8,36 @@ of 5.3 ms (1 thread). Flush-to-zero and denormals-are-zero turn such values into
 changes no likelihood by a measurable amount and keeps every step at full speed.
 
 The flags live in each thread's control register, and a new thread inherits its creator's
-(POSIX), so they are set where chainrule starts work: at the start of the CLI (before torch
-starts its worker threads) and of `fit` (this thread, and workers it starts). They stay on for
-the rest of the process: torch offers no way to read the previous setting to restore.
+(POSIX). `denormals_flushed` sets them for a block of work (`fit`, one CLI command) and puts the
+calling thread's setting back after it, so that other code in the process (hypothesis, numpy)
+sees the IEEE behaviour it expects; torch worker threads started inside the block keep it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
+#: a float32 denormal: multiplying it by 1 gives 0 exactly when denormals are flushed
+_DENORMAL = 1e-40
 
-def flush_denormals() -> bool:
-    """Treat denormal floats as zero on this CPU thread and threads it starts from now on; False
-    where the CPU has no such mode (torch.set_flush_denormal: x86 with SSE3, and ARM)."""
-    return torch.set_flush_denormal(True)
+
+def flushing() -> bool:
+    """Whether this thread flushes denormal floats to zero now."""
+    return (torch.tensor([_DENORMAL]) * 1.0).item() == 0.0
+
+
+@contextmanager
+def denormals_flushed() -> Iterator[None]:
+    """Treat denormal floats as zero on this thread (and threads it starts) inside the block;
+    afterwards this thread flushes them again only if it did before. A no-op where the CPU has
+    no such mode (torch.set_flush_denormal: x86 with SSE3, and ARM)."""
+    before = flushing()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if not before:
+            torch.set_flush_denormal(False)

@@ -27,7 +27,7 @@ from chainrule.cli import (
     train,
 )
 from chainrule.cli.common import CommandParser, ExamplesFormatter, parse_int_list
-from chainrule.denormals import flush_denormals
+from chainrule.denormals import denormals_flushed
 from chainrule.errors import ChainruleError, debugging
 
 __all__ = ["main", "build_parser", "ExamplesFormatter", "parse_int_list"]
@@ -115,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     exception one line naming the command and the exception (exit 3; the traceback with `--debug`
     or CHAINRULE_DEBUG=1), Ctrl-C one line (exit 130)."""
     command = "chainrule"
-    flush_denormals()  # before torch starts its worker threads, which inherit the setting
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -125,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return EXIT_OK
         command = f"chainrule {args.command}"
-        result = args.handler(args)
+        with denormals_flushed():  # for the command's torch threads too, which inherit it
+            result = args.handler(args)
         if result is not None:
             print(json.dumps(result))
         return EXIT_OK

@@ -25,7 +25,7 @@ from chainrule.checkpoint_io import read_checkpoint
 from chainrule.data.base import Dataset
 from chainrule.data.loading import VAL_BATCH, SplitsData
 from chainrule.data.text import SequenceDataset
-from chainrule.denormals import flush_denormals
+from chainrule.denormals import denormals_flushed
 from chainrule.errors import ChainruleError
 from chainrule.evaluation import held_out_metrics, models_sequences, split_condition
 from chainrule.models.base import Model
@@ -78,13 +78,12 @@ def fit(
     The run folder is claimed first (chainrule.training.run_folder): an existing run there is
     refused unless `resume` (which must continue the same model, data and checkpoint-shaping
     training keys: run_record) or `force` (which replaces it), and a second concurrent writer
-    is refused by a lock file. Denormal floats are flushed to zero from here on (see
+    is refused by a lock file. Denormal floats are flushed to zero while it trains (see
     chainrule.denormals: they made long CPU runs several times slower)."""
-    flush_denormals()
     config = (config or TrainConfig()).check()
     check_accelerator(config.accelerator, config.devices)
     out = Path(out_dir)
-    with claim_run_folder(out, resume=resume, force=force, devices=config.devices):
+    with claim_run_folder(out, resume=resume, force=force, devices=config.devices), denormals_flushed():
         return _fit(model, dataset, config, out, resume, extra_metadata, callbacks, test, test_runs)
 
 
