@@ -232,15 +232,14 @@ class _BlockedMaskedLinearFn(torch.autograd.Function):
             for (r0, r1, c), w in zip(ctx.blocks, parts):
                 gx[:, :c].addmm_(g[:, r0:r1], w)
             gx = gx.to(ctx.x_dtype)
-        if ctx.needs_input_grad[1] and x.dtype != mask.dtype:
-            # reduced precision: one dense product, widened and masked in two contiguous passes;
-            # the block products are no faster in bf16 (AMX) and their strided widening costs more
-            gw = mask_gradient_(torch.mm(g.t(), x).to(mask.dtype), mask, ctx.diagonal)
-        elif ctx.needs_input_grad[1]:
+        if ctx.needs_input_grad[1]:
             gw = mask.new_empty(mask.shape)
             for r0, r1, c in ctx.blocks:
                 block = gw[r0:r1, :c]
-                torch.mm(g[:, r0:r1].t(), x[:, :c], out=block)
+                if x.dtype == gw.dtype:
+                    torch.mm(g[:, r0:r1].t(), x[:, :c], out=block)
+                else:  # bf16 products, widened into the float32 gradient
+                    block.copy_(g[:, r0:r1].t() @ x[:, :c])
                 mask_gradient_(block, mask[r0:r1, :c], shifted(ctx.diagonal, r0))
                 gw[r0:r1, c:].zero_()
         if ctx.has_bias and ctx.needs_input_grad[3]:
