@@ -251,6 +251,22 @@ class Model(nn.Module):
         """The per-example score used for early stopping (cheaper stand-ins are allowed)."""
         return self.log_prob(x, cond)
 
+    def warm_start_state(self, source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """This model's state dict with a saved model's values (`source`, its state dict) where
+        they fit, for a warm start: every parameter must be there with the same shape; buffers
+        are taken where their shapes agree, as they can define what the weights mean (MADE's
+        mask degrees) and keep their own otherwise. Load the result with `load_state_dict`."""
+        state = self.state_dict()
+        parameters = {name for name, _ in self.named_parameters()}
+        for name, own in state.items():
+            theirs = source.get(name)
+            fits = theirs is not None and theirs.shape == own.shape
+            if name in parameters and not fits:
+                raise ChainruleError(f"parameter {name} is missing or has another shape")
+            if fits:
+                state[name] = theirs.to(device=own.device, dtype=own.dtype)
+        return state
+
     def num_parameters(self) -> int:
         """Number of trainable scalars (masked-out weights included, as stored)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -119,6 +119,18 @@ class MADE(MaskEnsembleModel):
         out_mask = self.input_degrees[m][:, None] > prev[None, :]
         self.out.set_mask(out_mask.repeat_interleave(self.k, 0))
 
+    def warm_start_state(self, source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """As `Model.warm_start_state`; a source with another number of masks gives its members'
+        degrees to as many of this model's members (growing a trained one-mask MADE into an
+        ensemble keeps its mask as member 0)."""
+        state = super().warm_start_state(source)
+        for name in ["input_degrees", *(f"hidden_degrees_{li}" for li in range(len(self.hidden)))]:
+            own, theirs = state[name], source.get(name)
+            if theirs is not None and theirs.shape != own.shape and theirs.shape[1:] == own.shape[1:]:
+                members = min(len(own), len(theirs))
+                state[name] = torch.cat([theirs[:members].to(own.device), own[members:]])
+        return state
+
     def order_of(self, m: int) -> list[int]:
         return torch.argsort(self.input_degrees[m]).tolist()
 

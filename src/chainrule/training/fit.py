@@ -346,14 +346,11 @@ def least_fraction(batches: int) -> float:
 
 
 def warm_start(model: Model, model_dir: str | os.PathLike) -> None:
-    """Copy the parameters (not buffers such as MADE's mask degrees) of a saved model into
-    `model`; every parameter must exist there with the same shape."""
+    """Start `model` from a saved model's parameters, and its buffers where their shapes agree
+    (`Model.warm_start_state`: a MADE's weights only mean something with their mask degrees)."""
     source = load(model_dir)
-    params = dict(source.named_parameters())
-    for name, p in model.named_parameters():
-        if name not in params or params[name].shape != p.shape:
-            raise ChainruleError(
-                f"train.init_from={model_dir}: parameter {name} is missing or has another shape"
-            )
-        with torch.no_grad():
-            p.copy_(params[name].to(p.dtype))
+    try:
+        state = model.warm_start_state(source.state_dict())
+    except ChainruleError as error:
+        raise ChainruleError(f"train.init_from={model_dir}: {error}") from None
+    model.load_state_dict(state)
