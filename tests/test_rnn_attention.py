@@ -90,3 +90,17 @@ def test_transformer_attention_weights(positions: str) -> None:
     assert torch.allclose(attn.proj(mixed), attn(h)[0], atol=1e-12)
     with pytest.raises(ChainruleError, match="block size"):
         model.attention_weights(torch.zeros(1, 9, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    "model_class, cell",
+    [(CharRNN, "tanh"), (CharRNN, "gru"), (RNNAttention, "gru")],
+)
+def test_every_recurrent_cell_passes_the_contract(model_class, cell) -> None:
+    """The contract suite builds each registered model from its tiny config (LSTM cells); the
+    other cells are the same models with another recurrence, checked here the same way."""
+    from chainrule.checks import check_model
+
+    config = {**model_class.tiny_config(), "cell": cell}
+    ran = check_model(randomize(model_class(**config), std=0.5, seed=1))
+    assert {"check_normalisation", "check_autoregressive_dependency", "check_fast_equals_generic"} <= set(ran)
