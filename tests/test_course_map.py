@@ -87,18 +87,30 @@ def test_every_row_says_where_to_read_it() -> None:
     assert not bare, f"rows without a page to read: {bare}"
 
 
-@pytest.mark.parametrize("page", sorted((DOCS / "guide").glob("*.md")), ids=lambda p: p.stem)
-def test_every_guide_page_ends_with_exercises_and_executed_solutions(page: Path) -> None:
-    """1-3 numbered exercises under '## Exercises', and at least one solution block that the build
-    runs (tests/test_docs.py runs it too)."""
+#: the course's pages: the user guide, and the task pages that docs/course.md links
+COURSE_PAGES = sorted((DOCS / "guide").glob("*.md")) + sorted((DOCS / "tasks").glob("*.md"))
+
+
+def test_the_course_pages_are_found() -> None:
+    assert {p.parent.name for p in COURSE_PAGES} == {"guide", "tasks"}, COURSE_PAGES
+
+
+@pytest.mark.parametrize("page", COURSE_PAGES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_course_page_ends_with_exercises_and_executed_solutions(page: Path) -> None:
+    """1-3 numbered exercises under '## Exercises' (a '## References' list may follow), and at least
+    one solution block that the build runs (tests/test_docs.py runs it too)."""
     from docs_blocks import code_blocks
 
     text = page.read_text()
     assert "\n## Exercises\n" in text, f"{page.name} has no '## Exercises' section"
     start = text.index("\n## Exercises\n")
-    section = text[start:]
+    later = re.findall(r"^## .*$", text[start + 1 :], re.MULTILINE)[1:]
+    assert later in ([], ["## References"]), f"{page.name}: sections after '## Exercises': {later}"
+    end = text.index("\n## References\n", start) if later else len(text)
+    section = text[start:end]
     numbered = re.findall(r"^\d\. ", section, re.MULTILINE)
     assert 1 <= len(numbered) <= 3, f"{page.name}: {len(numbered)} exercises"
     first_line = text[:start].count("\n") + 2
-    solutions = [b for b in code_blocks(page) if b.executed and b.line > first_line]
+    last_line = text[:end].count("\n") + 1
+    solutions = [b for b in code_blocks(page) if b.executed and first_line < b.line < last_line]
     assert solutions, f"{page.name}: no executed solution after '## Exercises'"
