@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
@@ -269,8 +270,23 @@ def load(directory: str | os.PathLike, kind: str | None = None) -> Any:
             f' if you trust {directory}, re-save it with: python -c "from chainrule.persistence import'
             f" rehash; rehash('{directory}')\""
         )
-    _load_weights(_weights_module(obj, found), directory / WEIGHTS, sha)
+    module = _weights_module(obj, found)
+    _load_weights(module, directory / WEIGHTS, sha)
+    refuse_non_finite_weights(module, directory / WEIGHTS)
     return obj
+
+
+def refuse_non_finite_weights(module: nn.Module, where: Path) -> None:
+    """A model with NaN or infinite parameters gives NaN likelihoods and meaningless samples (all
+    zeros, say) without a word: refuse it when it is loaded. A diverged training leaves such
+    weights; the checksum cannot catch them, since they were saved that way."""
+    for name, p in module.named_parameters():
+        if p.is_floating_point() and not bool(torch.isfinite(p).all()):
+            n = int((~torch.isfinite(p)).sum())
+            raise ChainruleError(
+                f"{where}: parameter {name} holds {n:,} NaN or infinite value(s); the model is broken"
+                " (a diverged training run leaves such weights) and cannot be used"
+            )
 
 
 def rehash(directory: str | os.PathLike) -> str:

@@ -101,3 +101,38 @@ def test_generate_n_100k_streams(ws) -> None:
     r = ws.cli("generate", ws.model("rnn"), "-n", "20000", "--out", ws.out / "g.txt", timeout=60)
     assert_ok(r)
     assert len((ws.out / "g.txt").read_text().rstrip("\n")) == 20000
+
+
+@pytest.mark.parametrize("command", ["sample-npy", "generate", "bn-sample"])
+def test_an_output_folder_that_refuses_files_is_one_line(ws, monkeypatch, command) -> None:
+    """A read-only or immutable folder (EROFS, EPERM: even root cannot write there) used to give
+    an internal error from the temporary file the output is written through."""
+    import errno
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    argv = {
+        "sample-npy": ["sample", ws.model("nade"), "-n", "2", "--out", ws.out / "s.npy"],
+        "generate": ["generate", ws.model("rnn"), "-n", "5", "--out", ws.out / "g.txt"],
+        "bn-sample": [
+            "bn",
+            "sample",
+            ws.repo_copy("tests/data/bif/asia.bif.gz"),
+            "-n",
+            "5",
+            "--out",
+            ws.out / "a.csv",
+        ],
+    }[command]
+    r = ws.cli(*argv)
+    assert_one_line_error(r, match="could not write")
+    assert "Read-only file system" in r.stderr
+
+
+def test_an_output_folder_below_a_file_says_so(ws) -> None:
+    (ws.out / "afile").write_text("x")
+    r = ws.cli("train", ws.repo_copy("recipes/csv.yaml"), "--out", ws.out / "afile" / "run")
+    assert_one_line_error(r, match="is a file, not a folder")

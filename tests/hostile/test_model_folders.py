@@ -216,3 +216,37 @@ def test_classifier_folder_as_model(ws) -> None:
     _write_config(folder, config)
     with raises_chainrule():
         load(folder, kind="model")
+
+
+@pytest.mark.parametrize("command", ["sample", "eval", "complete"])
+def test_nan_weights_saved_with_their_checksum_are_refused(ws, command) -> None:
+    """A diverged training saves NaN weights with a valid checksum; `sample` used to draw from
+    them without a word (all-zero images). Loading refuses them, naming the parameter."""
+    from safetensors.torch import load_file, save_file
+
+    from chainrule.persistence import rehash
+
+    folder = ws.model("nade")
+    tensors = load_file(folder / "model.safetensors")
+    name = sorted(tensors)[0]
+    tensors[name].view(-1)[0] = float("nan")
+    save_file(tensors, folder / "model.safetensors")
+    config = _config(folder)
+    config.pop("weights_sha256")
+    _write_config(folder, config)
+    rehash(folder)
+    with raises_chainrule(f"parameter {name} holds 1 NaN"):
+        load(folder)
+    args = {
+        "sample": ["-n", "2", "--out", ws.out / "s.npy"],
+        "eval": ["--data", "digits", "-n", "4"],
+        "complete": ["--data", "digits", "-n", "2", "--out", ws.out / "c.png"],
+    }[command]
+    assert_one_line_error(ws.cli(command, folder, *args), match="NaN or infinite")
+
+
+def test_a_size_too_large_to_allocate_is_one_line(ws) -> None:
+    """A MemoryError without a message used to become an IndexError in the error path."""
+    folder = ws.model("nade")
+    _write_config(folder, _args(dim=10**12, image_shape=None)(_config(folder)))
+    assert_one_line_error(ws.cli("eval", folder, "--data", "digits", "-n", "4"))

@@ -52,7 +52,8 @@ def read_wav(path: str | os.PathLike) -> tuple[torch.Tensor, int]:
                 )
             raw = w.readframes(w.getnframes())
     except (wave.Error, EOFError) as e:
-        raise ChainruleError(f"{path} is not a PCM WAV file ({e})") from None
+        why = str(e) or "it ends inside its header"
+        raise ChainruleError(f"{path} is not a PCM WAV file ({why})") from None
     if len(raw) < declared:
         raise ChainruleError(
             f"{path}: its data chunk declares {declared:,} bytes but holds {len(raw):,}; the file is"

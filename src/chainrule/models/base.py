@@ -48,7 +48,8 @@ def build_model(name: str, **kwargs: Any) -> Model:
     except ChainruleError as e:  # name the model: the message names the argument
         raise ChainruleError(f"model {name!r}: {e}" if name not in str(e) else str(e)) from None
     except (TypeError, ValueError, OverflowError, RuntimeError, MemoryError) as e:  # values reaching torch
-        raise ChainruleError(f"cannot build model {name!r}: {str(e).splitlines()[0]}") from None
+        detail = (str(e).splitlines() or ["not enough memory for its sizes"])[0]  # MemoryError: ""
+        raise ChainruleError(f"cannot build model {name!r}: {detail}") from None
 
 
 def _checked_init(cls: type, init: Any) -> Any:

@@ -94,11 +94,11 @@ class TrainConfig:
             "lr_schedule",
             "'constant', 'cosine' or 'cosine-time'",
         )
-        need(
-            self.lr_schedule != "cosine-time" or self.max_minutes is not None,
-            "lr_schedule",
-            "'cosine-time' only with train.max_minutes, its budget",
-        )
+        if self.lr_schedule == "cosine-time" and self.max_minutes is None:
+            raise ChainruleError(
+                "train.lr_schedule=cosine-time needs train.max_minutes, the time budget over which"
+                " the learning rate decays"
+            )
         need(is_int(self.warmup_steps) and self.warmup_steps >= 0, "warmup_steps", "an integer >= 0")
         need(self.grad_clip is None or is_num(self.grad_clip) and self.grad_clip > 0, "grad_clip", "> 0")
         need(is_int(self.patience) and self.patience >= 0, "patience", "an integer >= 0")

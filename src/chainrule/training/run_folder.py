@@ -102,6 +102,9 @@ def make_output_folder(out: Path) -> None:
         return
     parent = out.absolute().parent
     inside_cwd = parent.is_relative_to(Path.cwd()) and not out.is_absolute() and ".." not in out.parts
+    file_above = next((p for p in [parent, *parent.parents] if p.exists() and not p.is_dir()), None)
+    if file_above is not None:
+        raise ChainruleError(f"cannot create output folder {out}: {file_above} is a file, not a folder")
     if not parent.is_dir() and not inside_cwd:
         raise ChainruleError(
             f"cannot create output folder {out}: its parent {parent} does not exist (create it first;"
