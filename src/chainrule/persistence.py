@@ -149,11 +149,18 @@ def save(obj: Any, directory: str | os.PathLike, extra: dict[str, Any] | None = 
     return directory
 
 
+def folder_path(directory: object, what: str = "model") -> Path:
+    """`directory` as a Path, refusing what is not a path (a number, None) in one line."""
+    if not isinstance(directory, (str, os.PathLike)):
+        raise ChainruleError(f"a {what} directory must be a path, got {type(directory).__name__}")
+    return Path(directory)
+
+
 def read_config(directory: str | os.PathLike, kind: str | None = "model") -> dict[str, Any]:
     """Parse and check a saved folder's config.json; `kind` ("model", "classifier", or None for
     either) refuses folders of the other kind with a message that says what they hold."""
-    directory = Path(directory)
     what = kind or "model"
+    directory = folder_path(directory, what)
     if not directory.is_dir():
         raise ChainruleError(f"{what} directory {str(directory)!r} does not exist")
     path = directory / CONFIG
@@ -259,7 +266,7 @@ def _build(config: dict[str, Any], found: str, directory: Path) -> Any:
 def load(directory: str | os.PathLike, kind: str | None = None) -> Any:
     """Rebuild what `save` wrote (a model, or a classifier, in eval mode), refusing missing, corrupt
     or mismatched files; `kind` ("model" or "classifier") refuses the other kind."""
-    directory = Path(directory)
+    directory = folder_path(directory, kind or "model")
     config = read_config(directory, kind)
     found = saved_kind(config)
     obj = _build(config, found, directory)

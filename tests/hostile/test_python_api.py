@@ -242,3 +242,11 @@ def test_nan_weights_give_error_not_nan() -> None:
         next(model.parameters()).fill_(float("nan"))
     with raises_chainrule():
         evaluate_nll(model, torch.zeros(4, 8))
+
+
+@pytest.mark.parametrize("folder", [42, None, 1.5])
+def test_load_of_a_non_path_is_one_line(folder) -> None:
+    from chainrule.persistence import load
+
+    with raises_chainrule("must be a path"):
+        load(folder)
