@@ -124,7 +124,8 @@ def check_recipe(recipe: dict[str, Any], where: str = "recipe") -> None:
     bad = sorted(set(map(str, model)) - params - {"name"})
     if bad:
         raise ChainruleError(
-            f"{where}: unknown key(s) {keys('model', bad)}; model {model['name']!r} takes {sorted(params)}"
+            f"{where}: unknown key(s) {dotted_keys('model', bad)}; model {model['name']!r}"
+            f" takes {sorted(params)}"
         )
     data = recipe.get("data")
     if not isinstance(data, dict) or "name" not in data:
@@ -135,13 +136,15 @@ def check_recipe(recipe: dict[str, Any], where: str = "recipe") -> None:
         )
     bad = sorted(set(map(str, data)) - {"name"})
     if bad:
-        raise ChainruleError(f"{where}: unknown key(s) {keys('data', bad)}; valid: ['name']")
+        raise ChainruleError(f"{where}: unknown key(s) {dotted_keys('data', bad)}; valid: ['name']")
     train = recipe.get("train", {}) or {}
     if not isinstance(train, dict):
         raise ChainruleError(f"{where}: `train` must be a mapping of keys {TrainConfig.keys()}")
     bad = sorted(set(map(str, train)) - set(TrainConfig.keys()))
     if bad:
-        raise ChainruleError(f"{where}: unknown key(s) {keys('train', bad)}; valid: {TrainConfig.keys()}")
+        raise ChainruleError(
+            f"{where}: unknown key(s) {dotted_keys('train', bad)}; valid: {TrainConfig.keys()}"
+        )
     out = recipe.get("out")
     if out is not None and (not isinstance(out, str) or not out.strip()):
         raise ChainruleError(f"{where}: `out` must be a folder path, got {out!r}")
@@ -183,10 +186,12 @@ def check_evaluate_section(section: Any, model_class: type[Model], where: str = 
             raise ChainruleError(f"{where}: evaluate.{name} must be a mapping of options; valid: {valid}")
         bad = sorted(set(options) - set(valid))
         if bad:
-            raise ChainruleError(f"{where}: unknown key(s) {keys(f'evaluate.{name}', bad)}; valid: {valid}")
+            raise ChainruleError(
+                f"{where}: unknown key(s) {dotted_keys(f'evaluate.{name}', bad)}; valid: {valid}"
+            )
 
 
-def keys(section: str, names: list[str]) -> str:
+def dotted_keys(section: str, names: list[str]) -> str:
     """`train.lrr, train.bogus`: the dotted names of unknown keys, as the user would write them."""
     return ", ".join(f"{section}.{name}" for name in names)
 

@@ -48,13 +48,11 @@ def check_output(out: str, force: bool, model_dir: str | None = None) -> Path:
 def replacing(path: Path) -> Iterator[BinaryIO]:
     """A binary file to write `path` through: a temporary file in the same folder, renamed onto
     `path` when the block ends normally and removed if it raises (or is interrupted)."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:  # a read-only or unwritable folder
-        raise ChainruleError(f"could not write {path}: {e.strerror or e}") from None
     umask = os.umask(0)
     os.umask(umask)
-    try:
+    tmp = None
+    try:  # a read-only or unwritable folder fails here too, at the temporary file
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             yield f
