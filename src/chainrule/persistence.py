@@ -266,8 +266,8 @@ def _build(config: dict[str, Any], found: str, directory: Path) -> Any:
 def load(directory: str | os.PathLike, kind: str | None = None) -> Any:
     """Rebuild what `save` wrote (a model, or a classifier, in eval mode), refusing missing, corrupt
     or mismatched files; `kind` ("model" or "classifier") refuses the other kind."""
-    directory = folder_path(directory, kind or "model")
-    config = read_config(directory, kind)
+    config = read_config(directory, kind)  # refuses what is not a path
+    directory = Path(directory)
     found = saved_kind(config)
     obj = _build(config, found, directory)
     sha = config.get("weights_sha256")
