@@ -181,7 +181,8 @@ def chainrule_objective(model: nn.Module, compiled: bool) -> Callable:
         model.set_compiled(compiled)
         objective = model.training_log_prob
     else:
-        objective = compiled_or_eager(model.training_log_prob) if compiled else model.training_log_prob
+        plain = model.training_log_prob
+        objective = compiled_or_eager(plain, static=False) if compiled else plain
 
     def checked_once(x: torch.Tensor) -> torch.Tensor:
         with values_checked_upstream():
@@ -192,6 +193,8 @@ def chainrule_objective(model: nn.Module, compiled: bool) -> Callable:
 
 def time_row(name, batch, bf16, threads, compiled, reps, budget_s, pairs) -> dict:
     torch.set_num_threads(threads)
+    if compiled:  # a training run compiles for its one batch shape: so does each row, both sides
+        torch._dynamo.reset()
     model, ref = pairs[name]
     x = torch.bernoulli(torch.full((batch, D), 0.3))
     check_discrete(x, model.num_values)  # what the trainer's check_dataset_values does once

@@ -147,7 +147,7 @@ def test_compiled_objective_equals_eager_also_after_a_mask_change() -> None:
     x = torch.bernoulli(torch.full((8, 9), 0.4))
     for model in [MADE(9, hidden=[16], num_masks=2), FVSBN(9)]:
         model.train()
-        objective = compiled_or_eager(model.training_log_prob)
+        objective = compiled_or_eager(model.training_log_prob, static=False)  # as the trainer
         torch.testing.assert_close(objective(x), model.training_log_prob(x))
         if isinstance(model, MADE):
             model.on_train_step(1)  # masks are buffers changed in place
@@ -163,7 +163,7 @@ def test_compiled_objective_refuses_bad_input_with_the_clear_error() -> None:
     from chainrule.errors import ChainruleError
 
     model = MADE(6, hidden=[5])
-    objective = compiled_or_eager(model.training_log_prob)
+    objective = compiled_or_eager(model.training_log_prob, static=False)
     good = torch.bernoulli(torch.full((4, 6), 0.5))
     objective(good)
     with warnings.catch_warnings():

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from chainrule.dropout import dropout
 from chainrule.masked_linear import MaskedLinear as MaskedLinear  # re-exported for the models
 
 
@@ -78,7 +79,7 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
     weights = causal_softmax(q, k)
     if dropout_p:
-        weights = F.dropout(weights, dropout_p)
+        weights = dropout(weights, dropout_p)
     return weights.to(v.dtype) @ v
 
 

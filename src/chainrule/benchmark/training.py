@@ -33,7 +33,7 @@ def nll_loss(model, x: torch.Tensor) -> torch.Tensor:
 
 def compiled_loss(model) -> Callable:
     """What `train.compile` does for models without their own kernels: compile the objective."""
-    objective = compiled_or_eager(model.training_log_prob)
+    objective = compiled_or_eager(model.training_log_prob, static=False)  # as the trainer
     return lambda m, x: -objective(x).float().mean()
 
 

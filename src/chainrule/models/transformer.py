@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from chainrule.dropout import Dropout
 from chainrule.errors import ChainruleError
 from chainrule.models.base import register_model
 from chainrule.models.sequence import SequenceModel
@@ -36,9 +37,9 @@ class Block(nn.Module):
             nn.Linear(d_model, mlp_ratio * d_model),
             nn.GELU(),
             nn.Linear(mlp_ratio * d_model, d_model),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, cache_capacity: int = 0) -> tuple[torch.Tensor, KVCache | None]:
         """x (B, L, d) -> (B, L, d), and the attention's KV cache when `cache_capacity` > 0."""
@@ -88,7 +89,7 @@ class CausalTransformer(SequenceModel):
         self.tie_weights = tie_weights
         self.embedding = nn.Embedding(self.num_values + 1, d_model)  # + BOS
         self.pos = nn.Embedding(self.block_size, d_model) if positions == "learned" else None
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.blocks = nn.ModuleList(
             Block(d_model, heads, dropout, positions == "rotary", mlp_ratio) for _ in range(layers)
         )

@@ -84,7 +84,7 @@ class ArrayObjective:
         if not self.config.compile or self.model.compiles_itself:
             return self.model.training_log_prob(*args)
         if self._compiled is None:
-            self._compiled = compiled_or_eager(self.model.training_log_prob)
+            self._compiled = compiled_or_eager(self.model.training_log_prob, static=False)
         return self._compiled(*args)
 
     def train_nll(self, batch, epoch: int) -> torch.Tensor:
