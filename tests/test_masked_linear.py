@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from chainrule.checks import check_model
-from chainrule.masked_linear import MaskedLinear, _plain, prefix_mask, prefix_widths, row_blocks, triangle
+from chainrule.masked_linear import MaskedLinear, _plain, row_blocks, triangle
 from chainrule.models import FVSBN, MADE
 from chainrule.nn import strictly_lower_mask
 
@@ -38,8 +38,9 @@ def test_row_blocks_give_the_dense_values_and_gradients(name: str) -> None:
     mask = staircase_masks()[name]
     layer, x = layer_pair(mask)
     assert layer.blocks is not None and len(layer.blocks) > 1
-    work = sum((r1 - r0) * c for r0, r1, c in layer.blocks) / mask.numel()
+    work = sum((r1 - r0) * c for r0, r1, c, _ in layer.blocks) / mask.numel()
     assert work < 0.85
+    assert any(full > 0 for *_, full in layer.blocks)  # leading columns taken unmasked
     x.requires_grad_()
     y = layer(x)
     seed = torch.randn_like(y)
@@ -174,46 +175,27 @@ def test_made_keeps_its_members_masks_and_rebuilds_them_after_a_dtype_change() -
         torch.testing.assert_close(model.training_log_prob(x.double()).float(), fresh[m][0])
 
 
-def test_prefix_widths_describe_exactly_the_masks_whose_rows_are_prefixes() -> None:
-    """FVSBN's triangle and MADE's masks with sorted hidden units are rows of ones then zeros,
-    and `prefix_mask` rebuilds them from the widths; a mask with a hole in a row is not."""
-    for name, mask in staircase_masks().items():
-        widths = prefix_widths(mask)
-        assert widths is not None, name
-        assert torch.equal(prefix_mask(widths, mask.shape[1]), mask != 0), name
-    holed = strictly_lower_mask(50)
-    holed[30, 3] = 0
-    assert prefix_widths(holed) is None
-    assert prefix_widths(strictly_lower_mask(50).flip(1)) is None  # ones at the end of each row
-    made = MADE(40, hidden=[60], num_masks=2, seed=3)
-    made.use_mask(1)  # other members keep their hidden units unsorted: only inputs -> hidden
-    assert prefix_widths(made.layers[0].mask) is not None and prefix_widths(made.out.mask) is None
-    made = MADE(40, hidden=[60], num_masks=2, ordering="random", seed=3)
-    made.use_mask(1)  # inputs in another order
-    assert prefix_widths(made.layers[0].mask) is None
 
-
-def test_compiled_bf16_made_generates_its_mask_and_matches_eager() -> None:
-    """Under torch.compile and bf16 autocast, a MADE layer whose mask rows are prefixes builds
-    the mask from the widths inside the kernel; values and gradients are those of the stored
-    mask, for the sorted member and after switching to an unsorted one."""
+def test_compiled_bf16_made_matches_eager_for_every_member() -> None:
+    """Under torch.compile and bf16 autocast a masked layer is one dense matmul with the mask
+    and the cast fused; values and gradients are those of the eager layers (row blocks for the
+    sorted first member, one dense matmul for the others), and masked-out weights get none."""
     from chainrule.compiling import compiled_or_eager
 
     torch.manual_seed(0)
     model = MADE(30, hidden=[50], num_masks=2, seed=1)
-    assert model.layers[0].widths is not None and model.out.widths is not None
     x = torch.bernoulli(torch.full((16, 30), 0.4))
     objective = compiled_or_eager(model.training_log_prob, static=False)
     for member in (0, 1, 0):
         model.use_mask(member)
-        grads = []
+        results = []
         for fn in (objective, model.training_log_prob):
             model.zero_grad()
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 out = fn(x)
             out.float().sum().backward()
-            grads.append((out.float(), [p.grad.clone() for p in model.parameters()]))
-        (got, got_grads), (want, want_grads) = grads
+            results.append((out.float(), [p.grad.clone() for p in model.parameters()]))
+        (got, got_grads), (want, want_grads) = results
         torch.testing.assert_close(got, want, rtol=2e-2, atol=0.1)
         for g, w in zip(got_grads, want_grads):
             torch.testing.assert_close(g, w, rtol=5e-2, atol=0.1)
