@@ -10,7 +10,7 @@ precision (fp32, bf16 autocast), thread count (1, 2) and mode (eager; compiled: 
 loss under torch.compile, chainrule as `train.compile` runs it). Sampling (16 images) is compared
 with the obvious sampler (one conditioner pass per dimension; NADE's incremental update).
 
-Run: `python -m benchmarks.autoregressive_speed` (under 10 minutes on an idle 2-core machine;
+Run: `python -m benchmarks.autoregressive_speed` (about 15 minutes on an idle 2-core machine;
 `--quick`: one small configuration, for tests). Writes benchmarks/results/autoregressive_speed.json.
 """
 
