@@ -175,7 +175,6 @@ def test_made_keeps_its_members_masks_and_rebuilds_them_after_a_dtype_change() -
         torch.testing.assert_close(model.training_log_prob(x.double()).float(), fresh[m][0])
 
 
-
 def test_compiled_bf16_made_matches_eager_for_every_member() -> None:
     """Under torch.compile and bf16 autocast a masked layer is one dense matmul with the mask
     and the cast fused; values and gradients are those of the eager layers (row blocks for the
