@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from chainrule.errors import ChainruleError
+from chainrule.errors import ChainruleError, first_line
 from chainrule.persistence import atomic_write_bytes
 
 
@@ -51,8 +51,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - the unpickler's failures on damaged bytes are open-ended
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        _refuse_damaged(path, first[:200])
+        _refuse_damaged(path, first_line(e, type(e).__name__)[:200])
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise ChainruleError(f"checkpoint {path} is not a Lightning checkpoint (no state_dict)")
     return ckpt

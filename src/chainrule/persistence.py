@@ -27,7 +27,7 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 from torch import nn
 
-from chainrule.errors import ChainruleError
+from chainrule.errors import ChainruleError, first_line
 from chainrule.models.base import MODEL_REGISTRY, Model, build_model
 
 WEIGHTS = "model.safetensors"
@@ -257,7 +257,8 @@ def _build(config: dict[str, Any], found: str, directory: Path) -> Any:
         raise
     except (TypeError, ValueError, OverflowError, RuntimeError, MemoryError) as e:
         raise ChainruleError(
-            f"{directory / CONFIG}: bad classifier arguments ({str(e).splitlines()[0]})"
+            f"{directory / CONFIG}: bad classifier arguments"
+            f" ({first_line(e, 'not enough memory for its sizes')})"
         ) from None
     obj.training_info = config.get("training", {})
     return obj

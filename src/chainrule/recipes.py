@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from chainrule.data import DATASETS, Dataset, SequenceDataset, load_dataset
-from chainrule.errors import ChainruleError
+from chainrule.errors import ChainruleError, first_line
 from chainrule.models import MODEL_REGISTRY, Model, build_model
 from chainrule.models.base import models_sequences
 from chainrule.training import TrainConfig
@@ -60,8 +60,7 @@ def parse_yaml(text: str, where: str) -> Any:
     try:
         return yaml.load(text, Loader=RecipeLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ChainruleError(f"{where} is not valid YAML ({first})") from None
+        raise ChainruleError(f"{where} is not valid YAML ({first_line(e, type(e).__name__)})") from None
     except RecursionError:
         raise ChainruleError(f"{where} is nested too deeply") from None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 
@@ -250,3 +251,17 @@ def test_a_size_too_large_to_allocate_is_one_line(ws) -> None:
     folder = ws.model("nade")
     _write_config(folder, _args(dim=10**12, image_shape=None)(_config(folder)))
     assert_one_line_error(ws.cli("eval", folder, "--data", "digits", "-n", "4"))
+
+
+def test_a_classifier_error_without_a_message_is_one_line(monkeypatch) -> None:
+    """The classifier twin of the case above: an error with an empty message (a bare
+    MemoryError) used to become an IndexError while the message was being written."""
+    import chainrule.classifiers  # noqa: F401 - registers the classifiers
+    from chainrule import persistence
+
+    def no_memory(**kwargs):
+        raise MemoryError()
+
+    monkeypatch.setitem(persistence.CLASSIFIER_REGISTRY, "cnn", no_memory)
+    with raises_chainrule("bad classifier arguments \\(not enough memory"):
+        persistence._build({"classifier": "cnn", "args": {}}, "classifier", Path("saved"))

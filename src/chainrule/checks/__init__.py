@@ -29,6 +29,7 @@ from chainrule.checks.exactness import (
     check_sample_frequencies,
 )
 from chainrule.checks.support import ContractViolation, NotApplicable, tiny_model
+from chainrule.errors import first_line
 from chainrule.models.base import Model
 
 #: every check, by name, in the order `check_model` runs them
@@ -60,7 +61,7 @@ def run_check(model: Model, name: str) -> bool:
     except ContractViolation:
         raise
     except Exception as e:  # noqa: BLE001 - an unexpected error is a violation too, named as such
-        first = str(e).splitlines()[0] if str(e) else ""
+        first = first_line(e)
         raise ContractViolation(
             f"model {model.registry_name or type(model).__name__!r} fails {name}: {type(e).__name__}: {first}"
         ) from e

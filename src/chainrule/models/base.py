@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from chainrule.errors import ChainruleError
+from chainrule.errors import ChainruleError, first_line
 from chainrule.models.arguments import check_image_matches, check_value
 from chainrule.validation import check_generator, check_num_samples
 
@@ -48,7 +48,7 @@ def build_model(name: str, **kwargs: Any) -> Model:
     except ChainruleError as e:  # name the model: the message names the argument
         raise ChainruleError(f"model {name!r}: {e}" if name not in str(e) else str(e)) from None
     except (TypeError, ValueError, OverflowError, RuntimeError, MemoryError) as e:  # values reaching torch
-        detail = (str(e).splitlines() or ["not enough memory for its sizes"])[0]  # MemoryError: ""
+        detail = first_line(e, "not enough memory for its sizes")  # a bare MemoryError
         raise ChainruleError(f"cannot build model {name!r}: {detail}") from None
 
 
