@@ -73,3 +73,17 @@ def test_a_transformer_with_dropout_is_random_in_training_only() -> None:
     assert not torch.equal(model.log_prob(x), model.log_prob(x))
     model.eval()
     torch.testing.assert_close(model.log_prob(x), model.log_prob(x), rtol=0, atol=0)
+
+
+def test_rates_outside_0_1_are_refused_and_a_rate_near_1_drops_everything() -> None:
+    """As `F.dropout`: p outside [0, 1] is a ValueError, p = 1 (or a rate that rounds to it)
+    zeroes every element, with a zero gradient rather than an infinite scale."""
+    x = torch.randn(100, requires_grad=True)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            dropout(x, bad)
+    for p in (1.0, 1 - 0.1 / 65536):
+        y = dropout(x, p)
+        assert torch.equal(y, torch.zeros(100))
+        (g,) = torch.autograd.grad(y.sum(), x)
+        assert torch.equal(g, torch.zeros(100))

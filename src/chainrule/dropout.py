@@ -20,9 +20,16 @@ from torch import nn
 LANES = 1 << 16
 
 
+def lanes_dropped(p: float) -> int:
+    """How many of the 65536 lane values drop an element, for a requested rate `p` in [0, 1]."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    return round(p * LANES)
+
+
 def quantised_rate(p: float) -> float:
     """The drop probability actually used for a requested `p`: a multiple of 1/65536."""
-    return round(p * LANES) / LANES
+    return lanes_dropped(p) / LANES
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
@@ -32,7 +39,9 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return x
     if x.device.type != "cpu" or torch.compiler.is_compiling():
         return F.dropout(x, p, training=True)
-    cut = round(p * LANES)
+    cut = lanes_dropped(p)
+    if cut == LANES:  # every element dropped (F.dropout's p = 1): no finite scale
+        return x * 0.0
     n = x.numel()
     words = torch.randint(-(2**63), 2**63 - 1, (-(-n // 4),), dtype=torch.int64)
     keep = words.view(torch.int16)[:n].view(x.shape) >= cut - LANES // 2

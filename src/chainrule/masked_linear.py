@@ -214,8 +214,7 @@ class _BlockedMaskedLinearFn(torch.autograd.Function):
         xc = x.to(dtype)
         whole, masked = [], []
         for r0, r1, c, f in blocks:
-            block = weight[r0:r1, :f]
-            whole.append(block if dtype == weight.dtype else block.to(dtype))
+            whole.append(weight[r0:r1, :f].to(dtype))  # a view in the weight's own dtype
             masked.append(masked_cast(weight[r0:r1, f:c], mask[r0:r1, f:c], dtype, shifted(diagonal, r0 - f)))
         out = xc.new_empty(xc.shape[0], weight.shape[0])
         b = None if bias is None else bias.to(dtype)
