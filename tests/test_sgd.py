@@ -91,8 +91,8 @@ def test_sgd_defaults_to_momentum_09_and_adam_stays_the_default() -> None:
 @pytest.mark.parametrize(
     ("keys", "message"),
     [
-        ({"optimizer": "rmsprop"}, "train.optimizer must be one of adam, sgd, got 'rmsprop'"),
-        ({"optimizer": "SGD"}, "train.optimizer must be one of adam, sgd"),
+        ({"optimizer": "rmsprop"}, "train.optimizer must be one of adam, adamw, sgd, got 'rmsprop'"),
+        ({"optimizer": "SGD"}, "train.optimizer must be one of adam, adamw, sgd"),
         ({"optimizer": "sgd", "momentum": 1.0}, r"train.momentum must be a number in \[0, 1\)"),
         ({"optimizer": "sgd", "momentum": -0.1}, r"train.momentum must be a number in \[0, 1\)"),
         ({"optimizer": "sgd", "momentum": float("nan")}, "train.momentum must be"),
@@ -183,4 +183,6 @@ def test_the_cli_refuses_an_unknown_optimizer_in_one_line(tmp_path) -> None:
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert r.returncode == 2
-    assert r.stderr.strip() == "chainrule: error: train.optimizer must be one of adam, sgd, got 'rmsprop'"
+    assert (
+        r.stderr.strip() == "chainrule: error: train.optimizer must be one of adam, adamw, sgd, got 'rmsprop'"
+    )

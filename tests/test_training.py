@@ -315,3 +315,31 @@ def test_a_validation_fraction_of_no_batch_is_refused_up_front(tmp_path) -> None
     assert not (tmp_path / "run" / "checkpoints").exists()  # refused before training
     with pytest.raises(ChainruleError, match="limit_val_batches must be a fraction"):
         TrainConfig(limit_val_batches=0).check()
+
+
+def test_compiled_sequence_chunks_equal_eager_under_bf16_autocast() -> None:
+    """train.compile for sequence models compiles the training chunks' `chunk_log_prob`; under
+    bf16 autocast on the CPU the compiled graph holds the written-out attention, and its NLLs
+    and gradients are the eager ones up to rounding."""
+    import warnings
+
+    from chainrule.models.base import build_model
+    from chainrule.training.objectives import SequenceObjective
+
+    torch.manual_seed(0)
+    model = build_model("transformer", num_values=5, d_model=16, layers=1, heads=2, block_size=8)
+    model.train()
+    batch = (torch.randint(0, 5, (3, 9)), True)
+    results = []
+    for compiled in (False, True):
+        model.zero_grad()
+        with warnings.catch_warnings(record=True) as caught, torch.autocast("cpu", dtype=torch.bfloat16):
+            warnings.simplefilter("always")
+            nll = SequenceObjective(model, compile=compiled).train_nll(batch, epoch=0)
+        assert not [w for w in caught if "torch.compile failed" in str(w.message)]
+        nll.mean().backward()
+        results.append((nll.detach(), [p.grad.clone() for p in model.parameters()]))
+    (eager, eager_grads), (comp, comp_grads) = results
+    torch.testing.assert_close(comp, eager, rtol=2e-2, atol=2e-2)
+    for a, b in zip(comp_grads, eager_grads):
+        torch.testing.assert_close(a, b, rtol=5e-2, atol=5e-3)

@@ -18,7 +18,14 @@ from chainrule.training.fit import (
 )
 from chainrule.training.module import MaximumLikelihood
 from chainrule.training.objectives import ArrayObjective, SequenceObjective
-from chainrule.training.schedules import CosineOverTime, CosineToZero, make_adam, make_optimizer, make_sgd
+from chainrule.training.schedules import (
+    CosineOverTime,
+    CosineToZero,
+    make_adam,
+    make_adamw,
+    make_optimizer,
+    make_sgd,
+)
 from chainrule.training.sequence_data import (
     BOS_FRACTION,
     DEFAULT_SEQ_LEN,
@@ -49,6 +56,7 @@ __all__ = [
     "least_fraction",
     "load_raw_weights",
     "make_adam",
+    "make_adamw",
     "make_optimizer",
     "make_sgd",
     "run_callbacks",

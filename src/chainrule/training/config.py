@@ -20,7 +20,7 @@ MAX_BATCH_SIZE = 2**24
 #: Largest seq_len of a sequence model's training chunks (1M tokens).
 MAX_SEQ_LEN = 2**20
 #: The optimizers of `train.optimizer`.
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd")
 #: `train.momentum` of an SGD run that does not set it.
 SGD_MOMENTUM = 0.9
 
@@ -32,8 +32,8 @@ class TrainConfig:
     batch_size: int = 128  # global: each of W processes takes batch_size / W
     max_epochs: int = 50
     lr: float = 1e-3
-    weight_decay: float = 0.0  # L2 penalty added to the gradient (Adam's and SGD's weight_decay)
-    optimizer: str = "adam"  # "adam", or "sgd": stochastic gradient descent with momentum
+    weight_decay: float = 0.0  # adam, sgd: L2 penalty added to the gradient; adamw: decoupled decay
+    optimizer: str = "adam"  # "adam", "adamw" (decoupled weight decay of matrices), or "sgd" (momentum)
     momentum: float | None = None  # sgd: heavy-ball momentum in [0, 1), default 0.9 (0: plain SGD)
     nesterov: bool = False  # sgd: Nesterov's momentum (needs momentum > 0)
     lr_schedule: str = "constant"  # "constant", "cosine" (to 0 over max_epochs) or "cosine-time"

@@ -195,7 +195,7 @@ def _module_and_loaders(
     """The LightningModule with the objective for the data, and `trainer.fit`'s data arguments."""
     if isinstance(dataset, SequenceDataset):  # text or audio: chunks of one long token stream
         train_dl, val_dl = sequence_loaders(model, dataset, config)
-        objective: Any = SequenceObjective(model, dataset.unit)
+        objective: Any = SequenceObjective(model, dataset.unit, compile=bool(config.compile))
         loaders: dict[str, Any] = {"train_dataloaders": train_dl, "val_dataloaders": val_dl}
     else:
         labels = None

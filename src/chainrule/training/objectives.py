@@ -7,7 +7,8 @@ and the bits figure the objective names. The objectives differ only in batches:
 - `ArrayObjective`: (N, D) rows with their indices; dynamic binarization, `train.perturb_rate`,
   class labels as the condition, `train.compile` of models without their own kernels;
 - `SequenceObjective`: chunks of token streams (sequence_data.py), the state carried from one
-  chunk to the next where the model carries one (truncated BPTT).
+  chunk to the next where the model carries one (truncated BPTT); `train.compile` of the
+  training chunks.
 """
 
 from __future__ import annotations
@@ -118,18 +119,29 @@ class SequenceObjective:
     """-log p of each scored token of a chunk batch: (ids (B, T+1), fresh) for training, the first
     column context only; (ids, valid, fresh) for validation (`chainrule.evaluation.eval_chunks`)."""
 
-    def __init__(self, model: Model, unit: str = "char") -> None:
+    def __init__(self, model: Model, unit: str = "char", compile: bool = False) -> None:
         self.model = model
+        self.compile = compile  # `train.compile`: training chunks through torch.compile
         self.bits_name = f"val_bits_per_{unit}"
         self.dim = 1
         self._train_state = None
         self._val_state = None
+        self._compiled = None  # built on first use (a compiled function does not pickle)
+
+    def _training_chunk_log_prob(self, x: torch.Tensor, state):
+        """`chunk_log_prob` of a training chunk; with `train.compile`, through torch.compile
+        (training chunks all have one shape; validation chunks vary and stay eager)."""
+        if not self.compile:
+            return self.model.chunk_log_prob(x, state)
+        if self._compiled is None:
+            self._compiled = compiled_or_eager(self.model.chunk_log_prob, static=False)
+        return self._compiled(x, state)
 
     def train_nll(self, batch, epoch: int) -> torch.Tensor:
         x, fresh = batch
         model = self.model
         state = model.begin(x[:, :1]) if fresh or self._train_state is None else self._train_state
-        logp, state = model.chunk_log_prob(x[:, 1:], state)
+        logp, state = self._training_chunk_log_prob(x[:, 1:], state)
         if model.carries_state:
             self._train_state = model.detach_state(state)
         return -logp.float()

@@ -1,4 +1,4 @@
-"""The optimizer (Adam, or SGD with momentum) and its learning-rate schedules: constant, cosine to
+"""The optimizer (Adam, AdamW, or SGD with momentum) and its learning-rate schedules: constant, cosine to
 0 over the epochs, or cosine to 0 over a wall-clock budget with a linear warm-up."""
 
 from __future__ import annotations
@@ -22,6 +22,24 @@ def make_adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optim
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
+def make_adamw(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """AdamW (Loshchilov & Hutter 2019): each step shrinks the weights by lr * weight_decay apart
+    from the Adam update, instead of adding weight_decay * w to the gradient, where Adam's scaling
+    would undo it. Only matrices and embeddings (parameters of 2 or more dimensions) decay; biases
+    and normalisation gains keep weight_decay 0 (their group is marked `decays: False`). Fused
+    where PyTorch supports it."""
+    params = [p for p in params if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay, "decays": True},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0, "decays": False},
+    ]
+    groups = [g for g in groups if g["params"]]
+    try:
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups, lr=lr)
+
+
 def make_sgd(
     params, lr: float, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0
 ) -> torch.optim.Optimizer:
@@ -40,6 +58,8 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer `config.optimizer` names, with its learning rate, weight decay and momentum."""
     if config.optimizer == "sgd":
         return make_sgd(params, config.lr, config.sgd_momentum, config.nesterov, config.weight_decay)
+    if config.optimizer == "adamw":
+        return make_adamw(params, lr=config.lr, weight_decay=config.weight_decay)
     return make_adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
@@ -49,7 +69,7 @@ def apply_hyperparameters(optimizer: torch.optim.Optimizer, config: TrainConfig,
     checkpoint's optimizer state restores the hyper-parameters it was saved with, and these keys
     may change on resume (a lower lr is the way out of a diverged run)."""
     for group in optimizer.param_groups:
-        group["weight_decay"] = config.weight_decay
+        group["weight_decay"] = config.weight_decay if group.get("decays", True) else 0.0
         if not scheduled:
             group["lr"] = config.lr
         if config.optimizer == "sgd":
