@@ -89,6 +89,16 @@ def model_row(name: str, data, units: int, decode_units: int) -> dict:
     return row
 
 
+def test_images(n: int) -> torch.Tensor:
+    """The first `n` binarized MNIST test images, as 0/1 integers."""
+    return load_dataset("binarized-mnist").split("test")[:n].round().long()
+
+
+def test_text(chars: int) -> str:
+    """The first `chars` characters of Shakespeare's test plays."""
+    return load_dataset("shakespeare").texts["test"][:chars]
+
+
 def refresh_rows(only: list[str]) -> None:
     """Re-measure the rows of the zoo models in `only` (after one was republished) and keep every
     other row of the last results file; each re-measured row carries its own date."""
@@ -108,9 +118,9 @@ def refresh_rows(only: list[str]) -> None:
                 continue
             if data is None:
                 data = (
-                    load_dataset("shakespeare").texts["test"][: result["text"]["chars"]]
+                    test_text(result["text"]["chars"])
                     if part == "text"
-                    else load_dataset("binarized-mnist").split("test")[: result["images"]["n"]].round().long()
+                    else test_images(result["images"]["n"])
                 )
             units = len(data)
             decode = row["decoded"]
@@ -135,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.only:
         refresh_rows(args.only)
         return
-    images = load_dataset("binarized-mnist").split("test")[: args.n].round().long()
+    images = test_images(args.n)
     bits = images.numpy().astype(np.uint8)
     image_rows = baselines(np.packbits(bits, axis=1).tobytes(), args.n, "packbits")
     image_rows += baselines(bits.tobytes(), args.n, "one byte a pixel")
@@ -143,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         image_rows.append(
             model_row(name, images, args.n, min(args.n, DEFAULT_CHUNK) if name in SLOW else args.n)
         )
-    text = load_dataset("shakespeare").texts["test"][: args.chars]
+    text = test_text(args.chars)
     text_rows = baselines(text.encode("utf-8"), len(text), "UTF-8 bytes")
     for name in TEXT_MODELS:
         text_rows.append(model_row(name, text, len(text), min(len(text), args.decode_chars)))

@@ -53,6 +53,17 @@ def check_dataset_values(model: Model, dataset) -> bool:
     return True
 
 
+def training_call(objective, fn, compile: bool, *args):
+    """`fn(*args)` for a training step of `objective`; with `train.compile` (`compile`) and a model
+    without compiled kernels of its own (`compiles_itself`), through torch.compile, built on first
+    use and kept in `objective._compiled` (a compiled function does not pickle)."""
+    if not compile or objective.model.compiles_itself:
+        return fn(*args)
+    if objective._compiled is None:
+        objective._compiled = compiled_or_eager(fn, static=False)
+    return objective._compiled(*args)
+
+
 class ArrayObjective:
     """-log p(x | cond) of each row of a batch (x, index); `labels` per split for class-conditional
     models (cond = labels[split][index]), `num_values` for `train.perturb_rate`; `values_checked`
@@ -80,13 +91,8 @@ class ArrayObjective:
         return None if self.labels is None else self.labels[split].to(index.device)[index]
 
     def _training_log_prob(self, *args: torch.Tensor) -> torch.Tensor:
-        """The model's training objective; with `train.compile` and a model without compiled
-        kernels of its own, through torch.compile."""
-        if not self.config.compile or self.model.compiles_itself:
-            return self.model.training_log_prob(*args)
-        if self._compiled is None:
-            self._compiled = compiled_or_eager(self.model.training_log_prob, static=False)
-        return self._compiled(*args)
+        """The model's training objective, compiled as `training_call` says."""
+        return training_call(self, self.model.training_log_prob, self.config.compile, *args)
 
     def train_nll(self, batch, epoch: int) -> torch.Tensor:
         """Per-example -log p (a bound for intractable models) of a training batch."""
@@ -129,13 +135,9 @@ class SequenceObjective:
         self._compiled = None  # built on first use (a compiled function does not pickle)
 
     def _training_chunk_log_prob(self, x: torch.Tensor, state):
-        """`chunk_log_prob` of a training chunk; with `train.compile`, through torch.compile
-        (training chunks all have one shape; validation chunks vary and stay eager)."""
-        if not self.compile:
-            return self.model.chunk_log_prob(x, state)
-        if self._compiled is None:
-            self._compiled = compiled_or_eager(self.model.chunk_log_prob, static=False)
-        return self._compiled(x, state)
+        """`chunk_log_prob` of a training chunk, compiled as `training_call` says (training chunks
+        all have one shape; validation chunks vary and stay eager)."""
+        return training_call(self, self.model.chunk_log_prob, self.compile, x, state)
 
     def train_nll(self, batch, epoch: int) -> torch.Tensor:
         x, fresh = batch

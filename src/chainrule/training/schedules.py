@@ -12,14 +12,21 @@ import torch
 from chainrule.training.config import TrainConfig
 
 
+def _fused_if_possible(
+    optimizer: type[torch.optim.Optimizer], params: list, **kw: Any
+) -> torch.optim.Optimizer:
+    """`optimizer(params, **kw)` with its fused kernel, or unfused where PyTorch has none for these
+    parameters (their device or dtype)."""
+    try:
+        return optimizer(params, **kw, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return optimizer(params, **kw)
+
+
 def make_adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """Adam, fused into one kernel where PyTorch supports it: on CPU the unfused update of a large
     model (MADE-8000: 12.5M weights) is memory-bound and costs as much as the matmuls."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return _fused_if_possible(torch.optim.Adam, list(params), lr=lr, weight_decay=weight_decay)
 
 
 def make_adamw(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -33,11 +40,7 @@ def make_adamw(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Opti
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay, "decays": True},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0, "decays": False},
     ]
-    groups = [g for g in groups if g["params"]]
-    try:
-        return torch.optim.AdamW(groups, lr=lr, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(groups, lr=lr)
+    return _fused_if_possible(torch.optim.AdamW, [g for g in groups if g["params"]], lr=lr)
 
 
 def make_sgd(
@@ -46,12 +49,8 @@ def make_sgd(
     """SGD with heavy-ball (or Nesterov) momentum, as PyTorch defines it: with g the minibatch
     gradient plus `weight_decay` * w, the velocity is v <- momentum * v + g (v = g at the first step)
     and the step is w <- w - lr * v (Nesterov: w <- w - lr * (g + momentum * v))."""
-    params = list(params)
     kw = {"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay}
-    try:
-        return torch.optim.SGD(params, **kw, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.SGD(params, **kw)
+    return _fused_if_possible(torch.optim.SGD, list(params), **kw)
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
