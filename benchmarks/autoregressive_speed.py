@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import statistics
 import time
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.common import machine_info, write_result
+from benchmarks.common import RESULTS, machine_info, write_result
 from chainrule.compiling import compiled_or_eager
 from chainrule.models import FVSBN, MADE, NADE
 from chainrule.training import make_adam
@@ -151,11 +152,11 @@ def train_step(model: nn.Module, log_prob: Callable, x: torch.Tensor, bf16: bool
     return step
 
 
-def interleaved(
+def interleaved_times(
     a: Callable, b: Callable, warmup: int, reps: int, budget_s: float, min_s: float = 0.0
-) -> tuple[float, float]:
-    """Median seconds of `a` and of `b`, run alternately: at least `reps` each and `min_s` in all
-    (fast steps get many repetitions), stopping past `budget_s` once 3 of each are in."""
+) -> tuple[list[float], list[float]]:
+    """Seconds of each call of `a` and of `b`, run alternately: at least `reps` each and `min_s`
+    in all (fast steps get many repetitions), stopping past `budget_s` once 3 of each are in."""
     for _ in range(warmup):
         a(), b()
     ta, tb = [], []
@@ -169,7 +170,30 @@ def interleaved(
         i += 1
         if i >= 3 and time.perf_counter() - start > budget_s:
             break
+    return ta, tb
+
+
+def interleaved(
+    a: Callable, b: Callable, warmup: int, reps: int, budget_s: float, min_s: float = 0.0
+) -> tuple[float, float]:
+    """Median seconds of `a` and of `b` from `interleaved_times`."""
+    ta, tb = interleaved_times(a, b, warmup, reps, budget_s, min_s)
     return statistics.median(ta), statistics.median(tb)
+
+
+def ratio_interval(
+    ours: list[float], theirs: list[float], level: float = 0.95, resamples: int = 2000
+) -> tuple[float, float]:
+    """Bootstrap interval (percentile, `level`) of median(theirs) / median(ours): how far the row's
+    ratio could move from noise alone. Steps are resampled as adjacent pairs, so a slow moment of
+    the machine, which hits both sides of a pair, stays paired."""
+    pairs = torch.tensor(list(zip(ours, theirs)), dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    picks = pairs[torch.randint(len(pairs), (resamples, len(pairs)), generator=g)]
+    ratios = picks[..., 1].median(1).values / picks[..., 0].median(1).values
+    tail = (1 - level) / 2
+    low, high = torch.quantile(ratios, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return low, high
 
 
 def chainrule_objective(model: nn.Module, compiled: bool) -> Callable:
@@ -200,7 +224,10 @@ def time_row(name, batch, bf16, threads, compiled, reps, budget_s, pairs) -> dic
     check_discrete(x, model.num_values)  # what the trainer's check_dataset_values does once
     ours = train_step(model, chainrule_objective(model, compiled), x, bf16)
     theirs = train_step(ref, torch.compile(ref.log_prob) if compiled else ref.log_prob, x, bf16)
-    t_ours, t_ref = interleaved(ours, theirs, 1 if reps < 5 else 2, reps, budget_s, min_s=budget_s / 4)
+    times_ours, times_ref = interleaved_times(
+        ours, theirs, 1 if reps < 5 else 2, reps, budget_s, min_s=budget_s / 4
+    )
+    t_ours, t_ref = statistics.median(times_ours), statistics.median(times_ref)
     row = {
         "model": name,
         "batch": batch,
@@ -210,10 +237,14 @@ def time_row(name, batch, bf16, threads, compiled, reps, budget_s, pairs) -> dic
         "chainrule_images_per_s": batch / t_ours,
         "reference_images_per_s": batch / t_ref,
         "ratio": t_ref / t_ours,
+        "ratio_95": ratio_interval(times_ours, times_ref),
+        "steps": len(times_ours),
     }
+    low, high = row["ratio_95"]
     print(
         f"{name:9s} {batch:5d} {row['precision']:>10s} {threads:7d} {row['mode']:>8s}"
-        f" {row['chainrule_images_per_s']:10.0f} {row['reference_images_per_s']:10.0f} {row['ratio']:7.2f}",
+        f" {row['chainrule_images_per_s']:10.0f} {row['reference_images_per_s']:10.0f} {row['ratio']:7.2f}"
+        f"  [{low:.2f}, {high:.2f}]",
         flush=True,
     )
     return row
@@ -242,6 +273,31 @@ def sampling_rows(n: int, pairs, reps: int = 3) -> dict:
     return out
 
 
+def summary(rows: list[dict]) -> str:
+    """How many rows have chainrule at least as fast, and how many are slower beyond the noise
+    (the whole 95 % interval below 1)."""
+    slow = [r for r in rows if r["ratio"] < 1.0]
+    head = f"{len(rows) - len(slow)} of {len(rows)} rows with chainrule at least as fast as the reference"
+    if not all("ratio_95" in r for r in rows):
+        return head
+    clearly = [r for r in slow if r["ratio_95"][1] < 1.0]
+    return f"{head}; {len(clearly)} slower beyond the noise (95 % interval below 1)"
+
+
+def with_history(result: dict, previous: dict | None, keep: int = 6) -> dict:
+    """`result` with the earlier runs' ratios (date, then (model, batch, precision, threads, mode,
+    ratio) rows) from the file it replaces, the newest `keep`: one run on a shared machine can be
+    off, and a row's spread across runs shows by how much."""
+    history = dict((previous or {}).get("earlier_runs", {}))
+    if previous and "training" in previous:
+        date = previous.get("machine", {}).get("date", "unknown date")
+        history[date] = [
+            [r["model"], r["batch"], r["precision"], r["threads"], r["mode"], round(r["ratio"], 3)]
+            for r in previous["training"]
+        ]
+    return {**result, "earlier_runs": dict(sorted(history.items())[-keep:])}
+
+
 def main(
     quick: bool = False,
     models: list[str] | None = None,
@@ -264,7 +320,7 @@ def main(
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     print(
         f"{'model':9s} {'batch':>5s} {'precision':>10s} {'threads':>7s} {'mode':>8s}"
-        f" {'chainrule':>10s} {'reference':>10s} {'ratio':>7s}   (images/s)",
+        f" {'chainrule':>10s} {'reference':>10s} {'ratio':>7s}  95 % interval  (images/s)",
         flush=True,
     )
     try:
@@ -275,12 +331,12 @@ def main(
         samples = {} if not sampling else sampling_rows(2, pairs, 1) if quick else sampling_rows(16, pairs)
     finally:
         torch.set_num_threads(before)
-    slow = [r for r in rows if r["ratio"] < 1.0]
-    print(f"{len(rows) - len(slow)} of {len(rows)} rows with chainrule at least as fast as the reference")
+    print(summary(rows))
     return {
         "machine": machine_info(),
         "load_average": {"start": load_at_start, "end": os.getloadavg()},
         "training": rows,
+        "summary": summary(rows),
         "sampling": samples,
         "dims": D,
         "notes": "ratio = chainrule images/s / reference images/s (sampling: reference s / chainrule s),"
@@ -288,7 +344,8 @@ def main(
         " NADE the B x D x H cumulative-sum formulation, MADE-8000 masked nn.Linear layers; the"
         " same fused Adam step. compiled: the reference's loss under torch.compile, chainrule as"
         " the trainer's train.compile runs it (NADE: its own compiled kernels). chainrule's steps skip"
-        " the per-batch value checks, as the trainer's do once it has checked the whole dataset.",
+        " the per-batch value checks, as the trainer's do once it has checked the whole dataset."
+        " ratio_95: bootstrap 95 % interval of the ratio over adjacent pairs of steps (noise alone).",
     }
 
 
@@ -305,4 +362,6 @@ if __name__ == "__main__":
     args = p.parse_args()
     result = main(args.quick, args.models, args.threads, args.modes, not args.no_sampling)
     if not args.no_write:
-        print("wrote", write_result("autoregressive_speed", result))
+        path = RESULTS / "autoregressive_speed.json"
+        previous = json.loads(path.read_text()) if path.is_file() else None
+        print("wrote", write_result("autoregressive_speed", with_history(result, previous)))

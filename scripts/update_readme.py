@@ -176,19 +176,27 @@ def speed_table() -> str:
         return "_no benchmark results yet: run `make bench`_"
     r = json.loads(path.read_text())
     load = r.get("load_average", {}).get("start")
+    intervals = all("ratio_95" in t for t in r["training"])
     lines = [
         f"Measured {r['machine']['date'][:10]} on {r['machine']['cpu']} ({r['machine']['cores']} cores"
         + (f", load average {load[0]:.1f} at the start" if load else "")
-        + "). ratio = chainrule images/s / reference images/s, medians of alternating steps.",
+        + "). ratio = chainrule images/s / reference images/s, medians of alternating steps"
+        + (
+            "; 95 % interval: bootstrap over adjacent pairs of steps (the noise alone)." if intervals else "."
+        ),
         "",
-        "| model | batch | precision | threads | mode | chainrule images/s | reference images/s | ratio |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | batch | precision | threads | mode | chainrule images/s | reference images/s | ratio |"
+        + (" 95 % interval |" if intervals else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if intervals else ""),
     ]
     for t in r["training"]:
         lines.append(
             f"| {t['model']} | {t['batch']} | {t['precision']} | {t['threads']} | {t['mode']} |"
             f" {t['chainrule_images_per_s']:.0f} | {t['reference_images_per_s']:.0f} | {t['ratio']:.2f} |"
+            + (f" {t['ratio_95'][0]:.2f}-{t['ratio_95'][1]:.2f} |" if intervals else "")
         )
+    if "summary" in r:
+        lines += ["", r["summary"] + f" ({len(r.get('earlier_runs', {}))} earlier runs' ratios in the JSON)."]
     lines += [
         "",
         "| sampler (784 dims) | n | chainrule | reference | ratio |",

@@ -101,7 +101,51 @@ def test_autoregressive_speed_quick_compares_with_the_references() -> None:
         ("made-30", 128, 1),
     }
     assert all(r["ratio"] > 0 for r in out["training"]) and out["machine"]["cores"] >= 1
+    assert all(low <= r["ratio"] <= high for r in out["training"] for low, high in [r["ratio_95"]])
+    assert out["summary"].startswith(f"{sum(r['ratio'] >= 1 for r in out['training'])} of 2 rows")
     assert set(out["sampling"]) == {"fvsbn", "made-30"}
+
+
+def test_speed_ratio_interval_covers_the_noise_and_excludes_a_real_gap() -> None:
+    """The bootstrap interval of a row's ratio contains 1 for two equally fast sides with noisy
+    steps, and lies below 1 when chainrule's steps are 10 % slower."""
+    from benchmarks.autoregressive_speed import ratio_interval, summary
+
+    g = torch.Generator().manual_seed(1)
+    noise = (1 + 0.05 * torch.rand(2, 60, generator=g)).tolist()
+    low, high = ratio_interval(noise[0], noise[1])
+    assert low < 1 < high and high - low < 0.1
+    low, high = ratio_interval([1.1 * t for t in noise[0]], noise[1])
+    assert high < 1
+    rows = [{"ratio": 0.9, "ratio_95": (low, high)}, {"ratio": 1.02, "ratio_95": (0.99, 1.05)}]
+    assert summary(rows) == (
+        "1 of 2 rows with chainrule at least as fast as the reference; 1 slower beyond the noise"
+        " (95 % interval below 1)"
+    )
+
+
+def test_speed_results_keep_the_earlier_runs_ratios() -> None:
+    """Writing a new run keeps the replaced file's ratios under its date (and its own earlier
+    runs), the newest few only."""
+    from benchmarks.autoregressive_speed import with_history
+
+    row = {
+        "model": "fvsbn",
+        "batch": 128,
+        "precision": "fp32",
+        "threads": 1,
+        "mode": "eager",
+        "ratio": 0.98765,
+    }
+    previous = {"machine": {"date": "2026-12-01"}, "training": [row], "earlier_runs": {"2026-11-30": []}}
+    out = with_history({"training": []}, previous)
+    assert out["earlier_runs"] == {
+        "2026-11-30": [],
+        "2026-12-01": [["fvsbn", 128, "fp32", 1, "eager", 0.988]],
+    }
+    many = {"earlier_runs": {f"2026-11-{d:02d}": [] for d in range(1, 20)}}
+    assert list(with_history({}, many, keep=3)["earlier_runs"]) == ["2026-11-17", "2026-11-18", "2026-11-19"]
+    assert with_history({}, None) == {"earlier_runs": {}}
 
 
 def test_time_to_quality_quick_writes_curves_and_times(tmp_path) -> None:
