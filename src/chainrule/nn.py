@@ -53,15 +53,20 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return (x * cos + torch.cat([-x[..., h:], x[..., :h]], -1) * sin).to(x.dtype)
 
 
+def masked_future(scores: torch.Tensor) -> torch.Tensor:
+    """Attention scores (..., L, L) with every key after its query (j > i) set to -inf."""
+    L = scores.shape[-1]
+    future = torch.ones(L, L, dtype=torch.bool, device=scores.device).triu(1)
+    return scores.masked_fill(future, float("-inf"))
+
+
 def causal_softmax(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """Attention weights softmax(q_i . k_j / sqrt(d)) over keys j <= i, zero above the diagonal,
     (B, heads, L, L); computed in float32 when q and k are in lower precision."""
     scores = q @ k.transpose(-1, -2)
     if scores.element_size() < 4:
         scores = scores.float()
-    L = q.shape[-2]
-    future = torch.ones(L, L, dtype=torch.bool, device=q.device).triu(1)
-    return torch.softmax((scores / math.sqrt(q.shape[-1])).masked_fill(future, float("-inf")), -1)
+    return torch.softmax(masked_future(scores / math.sqrt(q.shape[-1])), -1)
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> torch.Tensor:
@@ -75,10 +80,8 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_
     0.25 s so (torch 2.13, 2026-12-06). Both compute the same attention up to rounding."""
     if not (q.device.type == "cpu" and torch.is_grad_enabled() and torch.is_autocast_enabled("cpu")):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout_p)
-    L = q.shape[-2]
     scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-1, -2)
-    future = torch.ones(L, L, dtype=torch.bool, device=q.device).triu(1)
-    weights = torch.softmax(scores.masked_fill(future, float("-inf")), -1)
+    weights = torch.softmax(masked_future(scores), -1)
     if dropout_p:
         weights = dropout(weights, dropout_p)
     return weights @ v

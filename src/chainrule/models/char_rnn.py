@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from chainrule.dropout import Dropout
 from chainrule.errors import ChainruleError
 from chainrule.models.base import register_model
 from chainrule.models.sequence import SequenceModel
@@ -58,7 +59,7 @@ class CharRNN(SequenceModel):
         self.embedding = nn.Embedding(self.num_values + 1, embed)  # + BOS
         between = dropout if layers > 1 else 0.0
         self.rnn = CELLS[cell](embed, hidden, layers, batch_first=True, dropout=between)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.out = nn.Linear(hidden, self.num_values)
 
     def _run(self, inputs: torch.Tensor, hidden):

@@ -23,6 +23,7 @@ import math
 import torch
 from torch import nn
 
+from chainrule.dropout import Dropout
 from chainrule.errors import ChainruleError
 from chainrule.models.base import register_model
 from chainrule.models.sequence import SequenceModel
@@ -67,7 +68,7 @@ class RNNAttention(SequenceModel):
         self.query = nn.Linear(hidden, attention, bias=False)
         self.key = nn.Linear(hidden, attention, bias=False)
         self.combine = nn.Linear(2 * hidden, hidden)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.out = nn.Linear(hidden, self.num_values)
 
     # -- the network -------------------------------------------------------------------------
