@@ -13,8 +13,9 @@ matmul peak the best 2048^3 matmul, each in the same precision.
 FLOPs are those of the matmuls and convolutions that run (torch.utils.flop_counter: mm, addmm,
 bmm, baddbmm, convolution and their backward), 2 per multiply-add; elementwise work (gates,
 activations, the masks' multiplications) is not counted. A masked kernel counts all its taps,
-since the masked weight is applied densely, and the Diagonal BiLSTM counts its whole skewed map
-(H x (W + H - 1) positions, about twice the image). Training FLOPs are counted on a real forward
+since the masked weight is applied densely; the Diagonal BiLSTM's recurrence runs over the
+image's anti-diagonals, H x W positions (the paper's skewed map has H x (W + H - 1), about twice as
+many, and chainrule computed all of them until 2026-12-06). Training FLOPs are counted on a real forward
 and backward pass, so the backward pass counts what it computes (no gradient for the input image).
 
 The sampling comparison draws the same seed through the cached sampler (activation caches for the

@@ -10,7 +10,7 @@ import torch
 
 from chainrule.errors import ChainruleError
 from chainrule.models import DiagonalBiLSTM, RowLSTM, build_model
-from chainrule.models.diagonal_bilstm import skew, unskew
+from chainrule.models.diagonal_bilstm import diagonal_lengths, diagonal_order
 from chainrule.persistence import load, save
 
 MODELS = {"row-lstm": RowLSTM, "diagonal-bilstm": DiagonalBiLSTM}
@@ -126,12 +126,16 @@ def test_row_lstm_triangle_example() -> None:
     assert seen == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0], [1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0]]
 
 
-def test_skew_and_unskew() -> None:
-    x = torch.arange(12.0).view(3, 4, 1).repeat(2, 1, 1, 2)  # (2, H, W, C), channel-last
-    y = skew(x)
-    assert y.shape == (2, 3, 6, 2)
-    assert y[0, 1, :, 1].tolist() == [0, 4, 5, 6, 7, 0] and y[1, 2, :, 0].tolist() == [0, 0, 8, 9, 10, 11]
-    assert torch.equal(unskew(y, 4), x)
+def test_diagonal_order_walks_the_anti_diagonals() -> None:
+    """3 x 4: pixels (row-major indices) in anti-diagonal order, top row first within each, and
+    the diagonals' lengths; the order is a permutation for other shapes too."""
+    assert diagonal_order(3, 4).tolist() == [0, 1, 4, 2, 5, 8, 3, 6, 9, 7, 10, 11]
+    assert diagonal_lengths(3, 4) == [1, 2, 3, 3, 2, 1]
+    for h, w in [(1, 5), (5, 1), (4, 4), (7, 3)]:
+        order = diagonal_order(h, w)
+        assert sorted(order.tolist()) == list(range(h * w)) and sum(diagonal_lengths(h, w)) == h * w
+        sums = [i + j for i, j in zip((order // w).tolist(), (order % w).tolist())]
+        assert sums == sorted(sums) and len(diagonal_lengths(h, w)) == h + w - 1
 
 
 # -- fast sampler == generic sampler -------------------------------------------------------------------

@@ -1,20 +1,24 @@
 """Diagonal BiLSTM (PixelRNN, van den Oord et al. 2016, section 3.2).
 
-Each layer skews its input map (row i shifted right by i, so the diagonals become columns), takes a
-1 × 1 type-B input-to-state convolution, and runs an LSTM along the columns of the skewed map whose
-state-to-state part is a 2 × 1 convolution of the previous column: at skewed position (i, k) it
-reads the states at (i - 1, k - 1) and (i, k - 1), which are the pixel above and the pixel to the
-left in the image. Unskewed, the left-to-right direction is the raster recurrence
+The paper skews each layer's input map (row i shifted right by i, so the diagonals become columns),
+takes a 1 × 1 type-B input-to-state convolution, and runs an LSTM along the columns of the skewed
+map whose state-to-state part is a 2 × 1 convolution of the previous column: at skewed position
+(i, k) it reads the states at (i - 1, k - 1) and (i, k - 1), which are the pixel above and the pixel
+to the left in the image. Unskewed, the left-to-right direction is the raster recurrence
 
     h(i, j) = LSTM(x(i, j), h(i - 1, j), h(i, j - 1)),   c(i, j) from c(i, j - 1),
 
 which sees every pixel above-left. A second direction runs on the mirrored map (right-to-left: it
 reads the pixel above and the pixel to the right); its output map is shifted down one row before
 the two are added, so pixel (i, j) gets it from (i - 1, j), which has seen every pixel of the rows
-above, right and left. The skewed computation equals that raster recurrence with zero states
-outside the image: left of the image the skewed inputs are zero (the input-to-state bias is added
-before skewing) and the state-to-state kernel has no bias, so the states there stay exactly zero;
-right of the image states are non-zero but only ever feed positions further right.
+above, right and left.
+
+Skewed column k holds the anti-diagonal i + j = k of the image and padding (about half of the
+skewed map, whose states never reach a pixel of the image: zero to the left of the image, and to
+the right only feeding positions further right). Here each step takes only the anti-diagonal's
+pixels, gathered once into diagonal order (`diagonal_order`), so the recurrence does half the
+work of the skewed map and the same arithmetic on the pixels: 1.7-1.8x faster training steps
+(eager, one thread, fp32 and bf16, 2026-12-06), equal log-probabilities in fp32.
 
 One gap the paper's description leaves, found by the gradient test: a layer input at (i, j) never
 contains pixel (i, j) itself (the first layer is type A), so the shifted right-to-left state
@@ -44,19 +48,17 @@ from chainrule.models.pixelcnn import pointwise
 from chainrule.models.pixelrnn import PixelRNN, lstm_cell
 
 
-def skew(x: torch.Tensor) -> torch.Tensor:
-    """Channel-last (..., H, W, C) → (..., H, W + H - 1, C) with row i shifted right by i (zeros
-    elsewhere): padding each row to W + H and reading the rows back W + H - 1 long does it."""
-    height, width, channels = x.shape[-3:]
-    flat = F.pad(x, (0, 0, 0, height)).flatten(-3, -2)[..., : height * (width + height - 1), :]
-    return flat.unflatten(-2, (height, width + height - 1))
+def diagonal_order(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """Row-major pixel indices i * width + j sorted by anti-diagonal k = i + j, then by row: the
+    order in which the recurrence visits the pixels (the skewed map's columns without padding)."""
+    i = torch.arange(height, device=device)[:, None]
+    j = torch.arange(width, device=device)[None, :]
+    return torch.argsort(((i + j) * height + i).flatten())
 
 
-def unskew(y: torch.Tensor, width: int) -> torch.Tensor:
-    """Inverse of `skew`: (..., H, W + H - 1, C) → (..., H, W, C), row i read from column i on."""
-    height, skewed = y.shape[-3:-1]
-    flat = F.pad(y.flatten(-3, -2), (0, 0, 0, height))
-    return flat.unflatten(-2, (height, skewed + 1))[..., :width, :]
+def diagonal_lengths(height: int, width: int) -> list[int]:
+    """Number of pixels on each anti-diagonal k = 0 .. height + width - 2."""
+    return [min(k, height - 1) - max(0, k - width + 1) + 1 for k in range(height + width - 1)]
 
 
 class DiagonalBiLSTMLayer(nn.Module):
@@ -92,18 +94,25 @@ class DiagonalBiLSTMLayer(nn.Module):
         image_last = None if image is None else image.permute(0, 2, 3, 1)
         left_pre = self.left_input(x_last)
         right_pre = self.right_input(x_last, image_last).flip(2)  # right-to-left runs on the mirror image
-        pre = skew(torch.stack([left_pre, right_pre]))  # (2, B, H, W + H - 1, 4h)
-        columns = pre.movedim(-2, 0).contiguous().unbind(0)  # W + H - 1 columns (2, B, H, 4h)
+        order = diagonal_order(height, width, x.device)
+        pre = torch.stack([left_pre, right_pre]).flatten(2, 3).movedim(2, 1).index_select(1, order)
         weight = self.state_to_state.transpose(1, 2)  # (2, 2h, 4h)
-        h = c = torch.zeros(2, b, height, ch, device=x.device, dtype=x.dtype)
-        states = []
-        for column in columns:
-            above = F.pad(h, (0, 0, 1, 0))[:, :, :height]  # row i gets row i - 1 of the previous column
-            state = torch.cat([above, h], -1).flatten(1, 2)  # (2, B * H, 2h)
-            gates = torch.baddbmm(column.flatten(1, 2), state, weight).view(column.shape)
-            h, c = lstm_cell(gates, c, dim=-1)
+        h = c = x.new_zeros(2, 0, b, ch)  # the empty diagonal before the first
+        states, first_before = [], 0
+        for k, column in enumerate(pre.split(diagonal_lengths(height, width), 1)):  # (2, n, B, 4h)
+            n, first = column.shape[1], max(0, k - width + 1)  # pixels and first row of diagonal k
+            shift = first - first_before
+            padded = F.pad(h, (0, 0, 0, 0, 1, 1))  # zero states past both ends of the diagonal before
+            # row i reads row i - 1 (the pixel above) and row i (the pixel before) of diagonal k - 1
+            state = torch.cat([padded[:, shift : shift + n], padded[:, shift + 1 : shift + n + 1]], -1)
+            gates = torch.baddbmm(column.flatten(1, 2), state.flatten(1, 2), weight)
+            c_before = F.pad(c, (0, 0, 0, 0, 0, 1))[:, shift : shift + n]
+            h, c = lstm_cell(gates, c_before.flatten(1, 2), dim=-1)
+            h, c = h.view(2, n, b, ch), c.view(2, n, b, ch)
             states.append(h)
-        states = unskew(torch.stack(states, -2), width)  # (2, B, H, W, h)
+            first_before = first
+        states = torch.cat(states, 1).index_select(1, torch.argsort(order))  # (2, H W, B, h), raster order
+        states = states.movedim(2, 1).unflatten(2, (height, width))  # (2, B, H, W, h)
         left, right = states[0], states[1].flip(2)
         right = F.pad(right, (0, 0, 0, 0, 1, 0))[:, :height]  # shifted down: (i, j) gets (i - 1, j)
         return x + pointwise(self.out, left + right).permute(0, 3, 1, 2)
