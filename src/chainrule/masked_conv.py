@@ -91,12 +91,22 @@ class MaskedConv2d(nn.Conv2d):
         self.mask_type = mask_type
         mask = raster_mask(out_channels, in_channels, (kh, kw), colours, mask_type, centre, out_repeat)
         self.register_buffer("mask", mask, persistent=False)
+        # kernel rows below the centre are all zero in the mask: the forward pass leaves them out
+        used = torch.nonzero(mask.flatten(0, 1).any(0).any(1))
+        self.rows = max(int(used.max()) + 1 if used.numel() else 1, 1)
+        left, right, top, _ = self.pads
+        self.cropped_pads = (left, right, top, self.rows - 1 - top)
 
     def masked_weight(self) -> torch.Tensor:
         return self.weight * self.mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(x, self.pads), self.masked_weight(), self.bias)
+        """The convolution with the kernel's first `rows` rows only (the rest is masked out), so a
+        3 x 3 type-B kernel costs 2 x 3 taps and the 7 x 7 type-A first layer 4 x 7: the same
+        output, a third and three sevenths fewer multiply-adds."""
+        rows = self.rows
+        weight = self.weight[:, :, :rows] * self.mask[:, :, :rows]
+        return F.conv2d(F.pad(x, self.cropped_pads), weight, self.bias)
 
     def output_at(self, padded: torch.Tensor, i: int, j: int) -> torch.Tensor:
         """Output (B, out) at pixel (i, j) from the input already padded by `self.pads`
