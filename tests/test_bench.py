@@ -87,6 +87,25 @@ def test_image_speed_quick_mode_measures_every_image_model() -> None:
         assert m["bf16-mixed"]["images_per_s"] > 0 and m["fp32"]["fraction_of_matmul_peak"] > 0
 
 
+def test_image_speed_results_keep_the_replaced_run_and_other_sections() -> None:
+    """A new image_speed run moves the replaced file's run to previous_run and keeps the sections
+    other scripts added (image_speed_compare's before/after)."""
+    from benchmarks.image_speed import keeping_earlier
+
+    old = {
+        "machine": {"date": "d0"},
+        "batch": 64,
+        "peaks_gflops": {},
+        "models": [1],
+        "before_after": {"x": 1},
+    }
+    new = {"batch": 64, "peaks_gflops": {"conv_bf16": 1.0}, "models": [2]}
+    out = keeping_earlier(new, {**old, "previous_run": {"models": [0]}})
+    assert out["models"] == [2] and out["before_after"] == {"x": 1}
+    assert out["previous_run"] == {"machine": {"date": "d0"}, "batch": 64, "peaks_gflops": {}, "models": [1]}
+    assert keeping_earlier(new, None) == new
+
+
 def test_autoregressive_speed_quick_compares_with_the_references() -> None:
     """The benchmark's quick mode times chainrule against its plain references, same weights."""
     from benchmarks.autoregressive_speed import main, make_pair
