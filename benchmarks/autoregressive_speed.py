@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import statistics
 import time
@@ -28,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.common import RESULTS, machine_info, write_result
+from benchmarks.common import machine_info, read_result, write_result
 from chainrule.compiling import compiled_or_eager
 from chainrule.models import FVSBN, MADE, NADE
 from chainrule.training import make_adam
@@ -331,12 +330,13 @@ def main(
         samples = {} if not sampling else sampling_rows(2, pairs, 1) if quick else sampling_rows(16, pairs)
     finally:
         torch.set_num_threads(before)
-    print(summary(rows))
+    counts = summary(rows)
+    print(counts)
     return {
         "machine": machine_info(),
         "load_average": {"start": load_at_start, "end": os.getloadavg()},
         "training": rows,
-        "summary": summary(rows),
+        "summary": counts,
         "sampling": samples,
         "dims": D,
         "notes": "ratio = chainrule images/s / reference images/s (sampling: reference s / chainrule s),"
@@ -362,6 +362,5 @@ if __name__ == "__main__":
     args = p.parse_args()
     result = main(args.quick, args.models, args.threads, args.modes, not args.no_sampling)
     if not args.no_write:
-        path = RESULTS / "autoregressive_speed.json"
-        previous = json.loads(path.read_text()) if path.is_file() else None
+        previous = read_result("autoregressive_speed")
         print("wrote", write_result("autoregressive_speed", with_history(result, previous)))

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.common import RESULTS, best_time, matmul_peak_gflops, write_result
+from benchmarks.common import best_time, matmul_peak_gflops, read_result, write_result
 from chainrule.models import MODEL_REGISTRY, build_model
 from chainrule.recipes import load_recipe
 from chainrule.training import make_adam
@@ -202,8 +202,7 @@ def main() -> None:
         assert all(m["sampling_28x28"]["identical_images"] for m in result["models"]), "samplers disagree"
         print(json.dumps(result)[:300], "... (not written: --quick)")
         return
-    path = RESULTS / "image_speed.json"
-    previous = json.loads(path.read_text()) if path.is_file() else None
+    previous = read_result("image_speed")
     print("wrote", write_result("image_speed", keeping_earlier(run(args.batch, args.sample_n), previous)))
 
 
@@ -212,8 +211,8 @@ def keeping_earlier(result: dict, previous: dict | None) -> dict:
     `previous_run` (for before/after), other sections (image_speed_compare's) stay."""
     if not previous:
         return result
-    kept = {k: v for k, v in previous.items() if k not in ("batch", "peaks_gflops", "models", "machine")}
     run_keys = ("machine", "batch", "peaks_gflops", "models")
+    kept = {k: v for k, v in previous.items() if k not in run_keys}
     kept["previous_run"] = {k: previous[k] for k in run_keys if k in previous}
     return {**kept, **result}
 

@@ -16,15 +16,15 @@ unchanged by this work; they are timed as they are, for the table.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import RESULTS, machine_info
+from benchmarks.common import RESULTS, machine_info, read_result
 from benchmarks.image_speed import MODELS, flops_per_image, recipe_model, training_step
 from chainrule.models.row_lstm import RowLSTMLayer
+from chainrule.persistence import atomic_write_json
 
 
 def main_lstm_cell(gates: torch.Tensor, c: torch.Tensor, dim: int = 1):
@@ -150,10 +150,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     args = p.parse_args()
     result = run(args.rounds, args.batch)
-    path = RESULTS / "image_speed.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
+    data = read_result("image_speed") or {}
     data["before_after_1_thread"] = result
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    path = RESULTS / "image_speed.json"
+    atomic_write_json(path, data)  # keeps the file's own machine record: this adds one section
     print(f"wrote {path}")
 
 

@@ -93,7 +93,7 @@ class MaskedConv2d(nn.Conv2d):
         self.register_buffer("mask", mask, persistent=False)
         # kernel rows below the centre are all zero in the mask: the forward pass leaves them out
         used = torch.nonzero(mask.flatten(0, 1).any(0).any(1))
-        self.rows = max(int(used.max()) + 1 if used.numel() else 1, 1)
+        self.rows = int(used.max()) + 1 if used.numel() else 1
         left, right, top, _ = self.pads
         self.cropped_pads = (left, right, top, self.rows - 1 - top)
 

@@ -98,10 +98,10 @@ class DiagonalBiLSTMLayer(nn.Module):
         pre = torch.stack([left_pre, right_pre]).flatten(2, 3).movedim(2, 1).index_select(1, order)
         weight = self.state_to_state.transpose(1, 2)  # (2, 2h, 4h)
         h = c = x.new_zeros(2, 0, b, ch)  # the empty diagonal before the first
-        states, first_before = [], 0
+        states = []
         for k, column in enumerate(pre.split(diagonal_lengths(height, width), 1)):  # (2, n, B, 4h)
-            n, first = column.shape[1], max(0, k - width + 1)  # pixels and first row of diagonal k
-            shift = first - first_before
+            n = column.shape[1]
+            shift = int(k >= width)  # past the right edge a diagonal starts a row below the one before
             padded = F.pad(h, (0, 0, 0, 0, 1, 1))  # zero states past both ends of the diagonal before
             # row i reads row i - 1 (the pixel above) and row i (the pixel before) of diagonal k - 1
             state = torch.cat([padded[:, shift : shift + n], padded[:, shift + 1 : shift + n + 1]], -1)
@@ -110,7 +110,6 @@ class DiagonalBiLSTMLayer(nn.Module):
             h, c = lstm_cell(gates, c_before.flatten(1, 2), dim=-1)
             h, c = h.view(2, n, b, ch), c.view(2, n, b, ch)
             states.append(h)
-            first_before = first
         states = torch.cat(states, 1).index_select(1, torch.argsort(order))  # (2, H W, B, h), raster order
         states = states.movedim(2, 1).unflatten(2, (height, width))  # (2, B, H, W, h)
         left, right = states[0], states[1].flip(2)
