@@ -200,3 +200,38 @@ def test_compiled_bf16_made_matches_eager_for_every_member() -> None:
             torch.testing.assert_close(g, w, rtol=5e-2, atol=0.1)
         for layer in [*model.layers, model.out]:
             assert torch.all(layer.weight.grad[layer.mask == 0] == 0)
+
+
+def test_compiled_fp32_triangle_takes_blocks_with_the_eager_values() -> None:
+    """Under torch.compile an fp32 triangle (FVSBN) is computed in row blocks of plain ops, the
+    leading columns unmasked; values and gradients are the eager layer's, and the masked-out
+    (upper) weights get exactly no gradient."""
+    from chainrule.compiling import compiled_or_eager
+
+    torch.manual_seed(0)
+    model = FVSBN(400)
+    with torch.no_grad():
+        model.linear.weight.normal_(0, 0.05)
+        model.linear.bias.normal_(0, 0.1)
+    assert model.linear.blocks is not None and model.linear.diagonal == -1
+    x = torch.bernoulli(torch.full((16, 400), 0.4))
+    results = []
+    for fn in (compiled_or_eager(model.training_log_prob, static=False), model.training_log_prob):
+        model.zero_grad()
+        out = fn(x)
+        out.sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+    (got, got_grads), (want, want_grads) = results
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
+    for g, w in zip(got_grads, want_grads):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+    assert torch.all(got_grads[0][model.linear.mask == 0] == 0)
+
+    linears = []
+
+    def count_linears(gm: torch.fx.GraphModule, _inputs) -> torch.fx.GraphModule:
+        linears.append(sum(node.target is F.linear for node in gm.graph.nodes))
+        return gm
+
+    torch.compile(model.linear, backend=count_linears)(x)
+    assert linears == [sum(1 + (c > f) for _, _, c, f in model.linear.blocks)]  # not one dense matmul

@@ -111,10 +111,12 @@ class MaskedLinear(nn.Linear):
         if compiling() and (dtype != self.weight.dtype or self.diagonal is not None):
             # torch.compile fuses the mask and the cast with autograd's own graph into one dense
             # matmul; measured faster in bf16 than compiling the functions below or the blocks in
-            # plain ops (MADE-8000 bf16: 1.7x faster than compiled blocks, 2-core EPYC), and for
-            # FVSBN's triangle in fp32 too (2 threads, batch 128: 0.96 of a plain compiled masked
-            # linear, against 0.86 in compiled blocks)
-            return _plain(x, self.weight, self.mask, self.bias, None)
+            # plain ops (MADE-8000 bf16: 1.7x faster than compiled blocks, 2-core EPYC; FVSBN's
+            # triangle bf16: 0.73-0.89 of the dense graph). A triangle in fp32 compiles to blocks in
+            # plain ops, whose leading columns take the weight unmasked: 1.08-1.27x the dense
+            # graph (FVSBN training step, batch 128 and 256, 1 and 2 threads, 2026-12-06)
+            fp32_triangle = dtype == self.weight.dtype and self.diagonal is not None
+            return _plain(x, self.weight, self.mask, self.bias, blocks if fp32_triangle else None)
         if x.dtype not in (self.weight.dtype, dtype):
             return _plain(x, self.weight, self.mask, self.bias, blocks)
         args = (x, self.weight, self.mask, self.bias, dtype, self.diagonal)
@@ -130,13 +132,15 @@ class MaskedLinear(nn.Linear):
 
 def _plain(x, weight, mask, bias, blocks: RowBlocks) -> torch.Tensor:
     """The layer in plain autograd ops (devices without autocast, inputs in another dtype than
-    the layer computes in, and bf16 under torch.compile with `blocks` None)."""
+    the layer computes in, and under torch.compile)."""
     if blocks is None:
         return F.linear(x, weight * mask, bias)
-    parts = [
-        F.linear(x[:, :c], weight[r0:r1, :c] * mask[r0:r1, :c], None if bias is None else bias[r0:r1])
-        for r0, r1, c, _ in blocks
-    ]
+    parts = []
+    for r0, r1, c, f in blocks:  # the leading f columns, which all the block's rows use, unmasked
+        part = F.linear(x[:, :f], weight[r0:r1, :f], None if bias is None else bias[r0:r1])
+        if c > f:
+            part = part + F.linear(x[:, f:c], weight[r0:r1, f:c] * mask[r0:r1, f:c])
+        parts.append(part)
     return torch.cat(parts, 1)
 
 
