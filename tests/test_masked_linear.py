@@ -235,3 +235,26 @@ def test_compiled_fp32_triangle_takes_blocks_with_the_eager_values() -> None:
 
     torch.compile(model.linear, backend=count_linears)(x)
     assert linears == [sum(1 + (c > f) for _, _, c, f in model.linear.blocks)]  # not one dense matmul
+
+
+def test_bf16_triangle_in_blocks_matches_the_dense_bf16_layer() -> None:
+    """An FVSBN-sized triangle under bf16 autocast is cast once and multiplied in row blocks of
+    that copy: values and all three gradients are those of the dense bf16 product, and the
+    upper triangle's weights get exactly no gradient (its unwritten block corners included)."""
+    torch.manual_seed(0)
+    layer = MaskedLinear(400, 400)
+    layer.set_mask(strictly_lower_mask(400))
+    assert layer.blocks is not None and layer.diagonal == -1
+    x = torch.bernoulli(torch.full((24, 400), 0.4)).requires_grad_()
+    results = []
+    for blocked in (True, False):
+        layer.zero_grad()
+        x.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = layer(x) if blocked else F.linear(x, layer.weight * layer.mask, layer.bias)
+        seed = torch.linspace(-1, 1, y.numel()).reshape(y.shape)
+        (y.float() * seed).sum().backward()
+        results.append((y.float(), x.grad.clone(), layer.weight.grad.clone(), layer.bias.grad.clone()))
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, rtol=1e-2, atol=2e-2)
+    assert torch.all(results[0][2][layer.mask == 0] == 0)

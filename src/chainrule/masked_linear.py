@@ -121,13 +121,12 @@ class MaskedLinear(nn.Linear):
             return _plain(x, self.weight, self.mask, self.bias, blocks)
         args = (x, self.weight, self.mask, self.bias, dtype, self.diagonal)
         if dtype != self.weight.dtype and self.diagonal is not None:
-            # a triangle in reduced precision: the masked cast is one cast and a cheap tril_, and
-            # blocks save no bf16 (AMX) matmul time at FVSBN's size while adding ops (784 x 784,
-            # 2 threads, batch 256: 98k images/s dense against 87k in blocks)
-            blocks = None
+            # a triangle in reduced precision: the whole weight cast once with a cheap tril_, then
+            # each row block multiplied with its column prefix, views of that one copy
+            return _MaskedLinearFn.apply(*args, blocks)
         if blocks is not None:
             return _BlockedMaskedLinearFn.apply(*args, blocks)
-        return _MaskedLinearFn.apply(*args)
+        return _MaskedLinearFn.apply(*args, None)
 
 
 def _plain(x, weight, mask, bias, blocks: RowBlocks) -> torch.Tensor:
@@ -172,36 +171,62 @@ def shifted(diagonal: int | None, first_row: int) -> int | None:
     return None if diagonal is None else diagonal + first_row
 
 
+def blocked_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, blocks) -> torch.Tensor:
+    """`F.linear(x, w, b)` for a 2-D `x` and a `w` that is zero right of each row block's
+    column prefix (`row_blocks`): each block multiplied with its prefix only."""
+    out = x.new_empty(x.shape[0], w.shape[0])
+    for r0, r1, c, _ in blocks:
+        if b is None:
+            torch.mm(x[:, :c], w[r0:r1, :c].t(), out=out[:, r0:r1])
+        else:
+            torch.addmm(b[r0:r1], x[:, :c], w[r0:r1, :c].t(), out=out[:, r0:r1])
+    return out
+
+
 class _MaskedLinearFn(torch.autograd.Function):
     """`F.linear(x, W * M, b)` computed in `dtype` (autocast's, or the weight's), with the weight
     gradient masked in place: autograd's version allocates and writes one more weight-sized tensor
     per layer and step for `grad * M` (and under autocast one more for the cast), which for wide
-    layers (MADE-8000: 6.3M weights per layer) costs about as much as a small matmul."""
+    layers (MADE-8000: 6.3M weights per layer) costs about as much as a small matmul. With
+    `blocks` (a 2-D input), the three matmuls skip each row block's all-zero columns (FVSBN's
+    triangle in bf16: the one masked copy, multiplied in blocks)."""
 
     @staticmethod
-    def forward(ctx, x, weight, mask, bias, dtype, diagonal):
+    def forward(ctx, x, weight, mask, bias, dtype, diagonal, blocks):
         w = masked_cast(weight, mask, dtype, diagonal)
         xc = x.to(dtype)
         ctx.save_for_backward(xc, w, mask)
-        ctx.has_bias, ctx.x_dtype, ctx.diagonal = bias is not None, x.dtype, diagonal
+        ctx.has_bias, ctx.x_dtype, ctx.diagonal, ctx.blocks = bias is not None, x.dtype, diagonal, blocks
         b = None if bias is None else bias.to(dtype)
         if autocast_would_recast(x.device.type, dtype):
             with torch.autocast(x.device.type, enabled=False):
-                return F.linear(xc, w, b)
-        return F.linear(xc, w, b)
+                return F.linear(xc, w, b) if blocks is None else blocked_linear(xc, w, b, blocks)
+        return F.linear(xc, w, b) if blocks is None else blocked_linear(xc, w, b, blocks)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         x, w, mask = ctx.saved_tensors
-        grad = grad.to(w.dtype)
+        grad, blocks = grad.to(w.dtype), ctx.blocks
         g2, x2 = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
-        gx = (grad @ w).to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
-        gw = None
-        if ctx.needs_input_grad[1]:
+        gx = gw = None
+        if ctx.needs_input_grad[0] and blocks is None:
+            gx = (grad @ w).to(ctx.x_dtype)
+        elif ctx.needs_input_grad[0]:
+            gx = torch.zeros_like(x)
+            for r0, r1, c, _ in blocks:
+                gx[:, :c].addmm_(grad[:, r0:r1], w[r0:r1, :c])
+            gx = gx.to(ctx.x_dtype)
+        if ctx.needs_input_grad[1] and blocks is None:
             gw = mask_gradient_(torch.mm(g2.t(), x2).to(mask.dtype), mask, ctx.diagonal)
+        elif ctx.needs_input_grad[1]:
+            # right of the blocks: left unwritten for a triangle, whose tril_ writes the zeros there
+            full = w.new_empty(w.shape) if ctx.diagonal is not None else w.new_zeros(w.shape)
+            for r0, r1, c, _ in blocks:
+                torch.mm(grad[:, r0:r1].t(), x[:, :c], out=full[r0:r1, :c])
+            gw = mask_gradient_(full.to(mask.dtype), mask, ctx.diagonal)
         gb = g2.sum(0).to(mask.dtype) if ctx.has_bias and ctx.needs_input_grad[3] else None
-        return gx, gw, None, gb, None, None
+        return gx, gw, None, gb, None, None, None
 
 
 class _BlockedMaskedLinearFn(torch.autograd.Function):
