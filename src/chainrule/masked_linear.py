@@ -108,25 +108,41 @@ class MaskedLinear(nn.Linear):
         dtype = self.weight.dtype
         if torch.is_autocast_enabled(kind) and dtype == torch.float32:
             dtype = torch.get_autocast_dtype(kind)
+        if compiling() and dtype != self.weight.dtype and self.diagonal is None and blocks is not None:
+            # a staircase (MADE's first member) in reduced precision: the eager row blocks, outside
+            # the graph, beat inductor's one dense matmul (MADE-8000 bf16 compiled: 0.90-1.12 of
+            # the compiled reference with the dense graph, against eager blocks at 1.6-1.85 of the
+            # eager reference; 2026-12-06, 2-core EPYC)
+            return _eager_outside_graph(x, self.weight, self.mask, self.bias, dtype, None, blocks)
         if compiling() and (dtype != self.weight.dtype or self.diagonal is not None):
             # torch.compile fuses the mask and the cast with autograd's own graph into one dense
             # matmul; measured faster in bf16 than compiling the functions below or the blocks in
             # plain ops (MADE-8000 bf16: 1.7x faster than compiled blocks, 2-core EPYC; FVSBN's
-            # triangle bf16: 0.73-0.89 of the dense graph). A triangle in fp32 compiles to blocks in
-            # plain ops, whose leading columns take the weight unmasked: 1.08-1.27x the dense
-            # graph (FVSBN training step, batch 128 and 256, 1 and 2 threads, 2026-12-06)
+            # triangle bf16: 0.73-0.89 of the dense graph, and eager blocks outside the graph
+            # 0.85-0.90). A triangle in fp32 compiles to blocks in plain ops, whose leading columns
+            # take the weight unmasked: 1.08-1.27x the dense graph (FVSBN training step, batch 128
+            # and 256, 1 and 2 threads, 2026-12-06)
             fp32_triangle = dtype == self.weight.dtype and self.diagonal is not None
             return _plain(x, self.weight, self.mask, self.bias, blocks if fp32_triangle else None)
         if x.dtype not in (self.weight.dtype, dtype):
             return _plain(x, self.weight, self.mask, self.bias, blocks)
-        args = (x, self.weight, self.mask, self.bias, dtype, self.diagonal)
-        if dtype != self.weight.dtype and self.diagonal is not None:
-            # a triangle in reduced precision: the whole weight cast once with a cheap tril_, then
-            # each row block multiplied with its column prefix, views of that one copy
-            return _MaskedLinearFn.apply(*args, blocks)
-        if blocks is not None:
-            return _BlockedMaskedLinearFn.apply(*args, blocks)
-        return _MaskedLinearFn.apply(*args, None)
+        return _eager(x, self.weight, self.mask, self.bias, dtype, self.diagonal, blocks)
+
+
+def _eager(x, weight, mask, bias, dtype: torch.dtype, diagonal: int | None, blocks: RowBlocks):
+    """The layer's own autograd functions, for an input in the weight's or the compute dtype."""
+    args = (x, weight, mask, bias, dtype, diagonal)
+    if dtype != weight.dtype and diagonal is not None:
+        # a triangle in reduced precision: the whole weight cast once with a cheap tril_, then
+        # each row block multiplied with its column prefix, views of that one copy
+        return _MaskedLinearFn.apply(*args, blocks)
+    if blocks is not None:
+        return _BlockedMaskedLinearFn.apply(*args, blocks)
+    return _MaskedLinearFn.apply(*args, None)
+
+
+#: `_eager` called from compiled code as it is (a graph break): torch.compile runs it eagerly
+_eager_outside_graph = torch.compiler.disable(_eager)
 
 
 def _plain(x, weight, mask, bias, blocks: RowBlocks) -> torch.Tensor:
