@@ -129,7 +129,9 @@ class MaskedLinear(nn.Linear):
         return _eager(x, self.weight, self.mask, self.bias, dtype, self.diagonal, blocks)
 
 
-def _eager(x, weight, mask, bias, dtype: torch.dtype, diagonal: int | None, blocks: RowBlocks):
+def _eager(
+    x, weight, mask, bias, dtype: torch.dtype, diagonal: int | None, blocks: RowBlocks
+) -> torch.Tensor:
     """The layer's own autograd functions, for an input in the weight's or the compute dtype."""
     args = (x, weight, mask, bias, dtype, diagonal)
     if dtype != weight.dtype and diagonal is not None:
