@@ -176,13 +176,15 @@ def test_made_keeps_its_members_masks_and_rebuilds_them_after_a_dtype_change() -
 
 
 def test_compiled_bf16_made_matches_eager_for_every_member() -> None:
-    """Under torch.compile and bf16 autocast a masked layer is one dense matmul with the mask
-    and the cast fused; values and gradients are those of the eager layers (row blocks for the
-    sorted first member, one dense matmul for the others), and masked-out weights get none."""
+    """Under torch.compile and bf16 autocast a masked layer with a staircase (the sorted first
+    member's first layer) runs its eager row blocks outside the graph, the others one dense
+    matmul with the mask and the cast fused; values and gradients are those of the eager layers,
+    and masked-out weights get none."""
     from chainrule.compiling import compiled_or_eager
 
     torch.manual_seed(0)
-    model = MADE(30, hidden=[50], num_masks=2, seed=1)
+    model = MADE(30, hidden=[400], num_masks=2, seed=1)
+    assert model.layers[0].blocks is not None  # a staircase: eager blocks, outside the graph
     x = torch.bernoulli(torch.full((16, 30), 0.4))
     objective = compiled_or_eager(model.training_log_prob, static=False)
     for member in (0, 1, 0):
