@@ -175,6 +175,18 @@ def test_made_keeps_its_members_masks_and_rebuilds_them_after_a_dtype_change() -
         torch.testing.assert_close(model.training_log_prob(x.double()).float(), fresh[m][0])
 
 
+def value_and_gradients(
+    model: torch.nn.Module, fn, x: torch.Tensor, bf16: bool = False
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """`fn(x)` in float32 (under bf16 autocast if `bf16`) and the gradients of its sum for every
+    parameter of `model`, from zero: what a compiled objective is compared with eager on."""
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = fn(x)
+    out.float().sum().backward()
+    return out.detach().float(), [p.grad.clone() for p in model.parameters()]
+
+
 def test_compiled_bf16_made_matches_eager_for_every_member() -> None:
     """Under torch.compile and bf16 autocast a masked layer with a staircase (the sorted first
     member's first layer) runs its eager row blocks outside the graph, the others one dense
@@ -189,14 +201,9 @@ def test_compiled_bf16_made_matches_eager_for_every_member() -> None:
     objective = compiled_or_eager(model.training_log_prob, static=False)
     for member in (0, 1, 0):
         model.use_mask(member)
-        results = []
-        for fn in (objective, model.training_log_prob):
-            model.zero_grad()
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                out = fn(x)
-            out.float().sum().backward()
-            results.append((out.float(), [p.grad.clone() for p in model.parameters()]))
-        (got, got_grads), (want, want_grads) = results
+        (got, got_grads), (want, want_grads) = (
+            value_and_gradients(model, fn, x, bf16=True) for fn in (objective, model.training_log_prob)
+        )
         torch.testing.assert_close(got, want, rtol=2e-2, atol=0.1)
         for g, w in zip(got_grads, want_grads):
             torch.testing.assert_close(g, w, rtol=5e-2, atol=0.1)
@@ -217,13 +224,10 @@ def test_compiled_fp32_triangle_takes_blocks_with_the_eager_values() -> None:
         model.linear.bias.normal_(0, 0.1)
     assert model.linear.blocks is not None and model.linear.diagonal == -1
     x = torch.bernoulli(torch.full((16, 400), 0.4))
-    results = []
-    for fn in (compiled_or_eager(model.training_log_prob, static=False), model.training_log_prob):
-        model.zero_grad()
-        out = fn(x)
-        out.sum().backward()
-        results.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
-    (got, got_grads), (want, want_grads) = results
+    (got, got_grads), (want, want_grads) = (
+        value_and_gradients(model, fn, x)
+        for fn in (compiled_or_eager(model.training_log_prob, static=False), model.training_log_prob)
+    )
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
     for g, w in zip(got_grads, want_grads):
         torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)

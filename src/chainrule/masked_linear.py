@@ -113,7 +113,7 @@ class MaskedLinear(nn.Linear):
             # the graph, beat inductor's one dense matmul (MADE-8000 bf16 compiled: 0.90-1.12 of
             # the compiled reference with the dense graph, against eager blocks at 1.6-1.85 of the
             # eager reference; 2026-12-06, 2-core EPYC)
-            return _eager_outside_graph(x, self.weight, self.mask, self.bias, dtype, None, blocks)
+            return _eager_outside_graph(x, self.weight, self.mask, self.bias, dtype, self.diagonal, blocks)
         if compiling() and (dtype != self.weight.dtype or self.diagonal is not None):
             # torch.compile fuses the mask and the cast with autograd's own graph into one dense
             # matmul; measured faster in bf16 than compiling the functions below or the blocks in
@@ -189,9 +189,13 @@ def shifted(diagonal: int | None, first_row: int) -> int | None:
     return None if diagonal is None else diagonal + first_row
 
 
-def blocked_linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, blocks) -> torch.Tensor:
-    """`F.linear(x, w, b)` for a 2-D `x` and a `w` that is zero right of each row block's
-    column prefix (`row_blocks`): each block multiplied with its prefix only."""
+def blocked_linear(
+    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, blocks: RowBlocks
+) -> torch.Tensor:
+    """`F.linear(x, w, b)`; with `blocks`, for a 2-D `x` and a `w` that is zero right of each row
+    block's column prefix (`row_blocks`), each block multiplied with its prefix only."""
+    if blocks is None:
+        return F.linear(x, w, b)
     out = x.new_empty(x.shape[0], w.shape[0])
     for r0, r1, c, _ in blocks:
         if b is None:
@@ -218,8 +222,8 @@ class _MaskedLinearFn(torch.autograd.Function):
         b = None if bias is None else bias.to(dtype)
         if autocast_would_recast(x.device.type, dtype):
             with torch.autocast(x.device.type, enabled=False):
-                return F.linear(xc, w, b) if blocks is None else blocked_linear(xc, w, b, blocks)
-        return F.linear(xc, w, b) if blocks is None else blocked_linear(xc, w, b, blocks)
+                return blocked_linear(xc, w, b, blocks)
+        return blocked_linear(xc, w, b, blocks)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
