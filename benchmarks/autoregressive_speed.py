@@ -12,6 +12,9 @@ with the obvious sampler (one conditioner pass per dimension; NADE's incremental
 
 Run: `python -m benchmarks.autoregressive_speed` (about 15 minutes on an idle 2-core machine;
 `--quick`: one small configuration, for tests). Writes benchmarks/results/autoregressive_speed.json.
+`--passes N` times the grid N times in turn (a row's passes minutes apart, steps pooled): on a
+shared 2-core machine a 2-thread row moves by up to 15 % between windows. `--models fvsbn
+--merge` re-times some rows and keeps the rest of the file.
 """
 
 from __future__ import annotations
@@ -113,6 +116,8 @@ def obvious_sample(ref: nn.Module, n: int) -> torch.Tensor:
 
 
 MODELS = ["fvsbn", "nade-500", "made-8000"]
+#: what names a row of the training table
+KEY = ("model", "batch", "precision", "threads", "mode")
 QUICK_MODELS = ["fvsbn", "nade-500", "made-1000"]  # MADE-8000's reference sampler alone takes 10 s
 
 
@@ -215,6 +220,8 @@ def chainrule_objective(model: nn.Module, compiled: bool) -> Callable:
 
 
 def time_row(name, batch, bf16, threads, compiled, reps, budget_s, pairs) -> dict:
+    """One (model, batch, precision, threads, mode) row: chainrule's and the reference's training
+    steps alternated; the steps' seconds are kept (`times`) for `combine_passes`."""
     torch.set_num_threads(threads)
     if compiled:  # a training run compiles for its one batch shape: so does each row, both sides
         torch._dynamo.reset()
@@ -226,27 +233,53 @@ def time_row(name, batch, bf16, threads, compiled, reps, budget_s, pairs) -> dic
     times_ours, times_ref = interleaved_times(
         ours, theirs, 1 if reps < 5 else 2, reps, budget_s, min_s=budget_s / 4
     )
-    t_ours, t_ref = statistics.median(times_ours), statistics.median(times_ref)
     row = {
         "model": name,
         "batch": batch,
         "precision": "bf16-mixed" if bf16 else "fp32",
         "threads": threads,
         "mode": "compiled" if compiled else "eager",
+    }
+    return {**row, **ratios(times_ours, times_ref, batch), "times": (times_ours, times_ref)}
+
+
+def ratios(times_ours: list[float], times_ref: list[float], batch: int) -> dict:
+    """Images/s of both sides from the medians of their steps, their ratio and its interval."""
+    t_ours, t_ref = statistics.median(times_ours), statistics.median(times_ref)
+    return {
         "chainrule_images_per_s": batch / t_ours,
         "reference_images_per_s": batch / t_ref,
         "ratio": t_ref / t_ours,
         "ratio_95": ratio_interval(times_ours, times_ref),
         "steps": len(times_ours),
     }
+
+
+def print_row(row: dict) -> None:
     low, high = row["ratio_95"]
+    passes = "  passes " + " ".join(f"{r:.2f}" for r in row["pass_ratios"]) if "pass_ratios" in row else ""
     print(
-        f"{name:9s} {batch:5d} {row['precision']:>10s} {threads:7d} {row['mode']:>8s}"
+        f"{row['model']:9s} {row['batch']:5d} {row['precision']:>10s} {row['threads']:7d} {row['mode']:>8s}"
         f" {row['chainrule_images_per_s']:10.0f} {row['reference_images_per_s']:10.0f} {row['ratio']:7.2f}"
-        f"  [{low:.2f}, {high:.2f}]",
+        f"  [{low:.2f}, {high:.2f}]{passes}",
         flush=True,
     )
-    return row
+
+
+def combine_passes(passes: list[list[dict]]) -> list[dict]:
+    """One row per configuration from several passes over the grid (each pass times every row
+    once, so a row's passes lie minutes apart): the steps of all passes pooled, and each pass's
+    own ratio listed (`pass_ratios`), which shows how far the machine moved a row between
+    windows; rows of a single pass are returned as they are."""
+    if len(passes) == 1:
+        return [{k: v for k, v in row.items() if k != "times"} for row in passes[0]]
+    out = []
+    for same in zip(*passes):
+        ours = [t for row in same for t in row["times"][0]]
+        ref = [t for row in same for t in row["times"][1]]
+        keys = {k: same[0][k] for k in KEY}
+        out.append({**keys, **ratios(ours, ref, keys["batch"]), "pass_ratios": [r["ratio"] for r in same]})
+    return out
 
 
 def samplers(name: str, model: nn.Module, ref: nn.Module, n: int) -> tuple[Callable, Callable]:
@@ -303,30 +336,46 @@ def main(
     threads: list[int] | None = None,
     modes: list[str] | None = None,
     sampling: bool = True,
+    passes: int = 1,
 ) -> dict:
     names = models or (QUICK_MODELS if quick else MODELS)
     pairs = {name: make_pair(name) for name in names}
-    grid = itertools.product(
-        names,
-        [128] if quick else [128, 256],
-        [False] if quick else [False, True],
-        threads or ([1] if quick else [1, 2]),
-        [m == "compiled" for m in modes or (["eager"] if quick else ["eager", "compiled"])],
+    grid = list(
+        itertools.product(
+            names,
+            [128] if quick else [128, 256],
+            [False] if quick else [False, True],
+            threads or ([1] if quick else [1, 2]),
+            [m == "compiled" for m in modes or (["eager"] if quick else ["eager", "compiled"])],
+        )
     )
     before = torch.get_num_threads()
     load_at_start = os.getloadavg()  # other work on the machine: these ratios are meant for an idle one
     # every (batch, precision) of each model is its own compiled graph: room for all of them
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-    print(
+    header = (
         f"{'model':9s} {'batch':>5s} {'precision':>10s} {'threads':>7s} {'mode':>8s}"
-        f" {'chainrule':>10s} {'reference':>10s} {'ratio':>7s}  95 % interval  (images/s)",
-        flush=True,
+        f" {'chainrule':>10s} {'reference':>10s} {'ratio':>7s}  95 % interval  (images/s)"
     )
+    print(header, flush=True)
     try:
-        rows = [
-            time_row(*cfg, reps=3 if quick else 7, budget_s=2.0 if quick else 12.0, pairs=pairs)
-            for cfg in grid
-        ]
+        per_pass = []
+        for p in range(passes):
+            if passes > 1:
+                print(f"pass {p + 1} of {passes}", flush=True)
+            per_pass.append(
+                [
+                    time_row(*cfg, reps=3 if quick else 7, budget_s=2.0 if quick else 12.0, pairs=pairs)
+                    for cfg in grid
+                ]
+            )
+            for row in per_pass[-1]:
+                print_row(row)
+        rows = combine_passes(per_pass)
+        if passes > 1:
+            print(f"all {passes} passes, steps pooled\n{header}", flush=True)
+            for row in rows:
+                print_row(row)
         samples = {} if not sampling else sampling_rows(2, pairs, 1) if quick else sampling_rows(16, pairs)
     finally:
         torch.set_num_threads(before)
@@ -335,6 +384,7 @@ def main(
     return {
         "machine": machine_info(),
         "load_average": {"start": load_at_start, "end": os.getloadavg()},
+        "passes": passes,
         "training": rows,
         "summary": counts,
         "sampling": samples,
@@ -345,8 +395,31 @@ def main(
         " same fused Adam step. compiled: the reference's loss under torch.compile, chainrule as"
         " the trainer's train.compile runs it (NADE: its own compiled kernels). chainrule's steps skip"
         " the per-batch value checks, as the trainer's do once it has checked the whole dataset."
-        " ratio_95: bootstrap 95 % interval of the ratio over adjacent pairs of steps (noise alone).",
+        " ratio_95: bootstrap 95 % interval of the ratio over adjacent pairs of steps (noise alone)."
+        " passes > 1: the grid timed that many times in turn, steps pooled, each pass's ratio in"
+        " pass_ratios.",
     }
+
+
+def merged(result: dict, previous: dict | None) -> dict:
+    """`result`'s rows put in place of the same configurations' rows of the file it updates (a
+    run of some models, threads or modes), each row dated; the other rows, sampling and the
+    summary's count are kept or recomputed over the whole table."""
+    if not previous or "training" not in previous:
+        return result
+    cpu, old_cpu = result["machine"].get("cpu"), previous.get("machine", {}).get("cpu")
+    if cpu != old_cpu:
+        raise SystemExit(
+            f"--merge: the results file was measured on {old_cpu!r}, this run on {cpu!r}; rows of two"
+            " machines in one table would not compare: run the whole grid (without --merge)"
+        )
+    date = result["machine"]["date"]
+    new = {tuple(r[k] for k in KEY): {**r, "date": date} for r in result["training"]}
+    old_date = previous.get("machine", {}).get("date")
+    rows = [new.pop(tuple(r[k] for k in KEY), None) or {"date": old_date, **r} for r in previous["training"]]
+    rows += list(new.values())
+    sampling = {**previous.get("sampling", {}), **result["sampling"]}
+    return {**previous, **result, "training": rows, "sampling": sampling, "summary": summary(rows)}
 
 
 if __name__ == "__main__":
@@ -358,9 +431,23 @@ if __name__ == "__main__":
     p.add_argument("--threads", nargs="*", type=int, help="thread counts (default 1 2)")
     p.add_argument("--modes", nargs="*", choices=["eager", "compiled"], help="default: both")
     p.add_argument("--no-sampling", action="store_true", help="training rows only")
+    p.add_argument(
+        "--passes",
+        type=int,
+        default=1,
+        help="time the grid this many times in turn, steps pooled (default 1)",
+    )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the rows this run timed in the results file, keeping the others",
+    )
     p.add_argument("--no-write", action="store_true", help="print only, do not write the results file")
     args = p.parse_args()
-    result = main(args.quick, args.models, args.threads, args.modes, not args.no_sampling)
+    if args.passes < 1:
+        p.error(f"--passes must be 1 or more, got {args.passes}")
+    result = main(args.quick, args.models, args.threads, args.modes, not args.no_sampling, args.passes)
     if not args.no_write:
         previous = read_result("autoregressive_speed")
-        print("wrote", write_result("autoregressive_speed", with_history(result, previous)))
+        result = with_history(merged(result, previous) if args.merge else result, previous)
+        print("wrote", write_result("autoregressive_speed", result))

@@ -177,23 +177,34 @@ def speed_table() -> str:
     r = json.loads(path.read_text())
     load = r.get("load_average", {}).get("start")
     intervals = all("ratio_95" in t for t in r["training"])
+    passes = any("pass_ratios" in t for t in r["training"])
+    dates = sorted({t["date"][:16] for t in r["training"] if "date" in t})
     lines = [
         f"Measured {r['machine']['date'][:10]} on {r['machine']['cpu']} ({r['machine']['cores']} cores"
         + (f", load average {load[0]:.1f} at the start" if load else "")
         + "). ratio = chainrule images/s / reference images/s, medians of alternating steps"
+        + ("; 95 % interval: bootstrap over adjacent pairs of steps (the noise alone)." if intervals else ".")
         + (
-            "; 95 % interval: bootstrap over adjacent pairs of steps (the noise alone)." if intervals else "."
+            " Rows with passes were timed in several windows minutes apart (`--passes`), their steps"
+            " pooled; the passes column gives each window's ratio."
+            if passes
+            else ""
+        )
+        + (
+            f" Rows were timed at {', '.join(dates)} UTC (`--merge` re-timed some)." if len(dates) > 1 else ""
         ),
         "",
         "| model | batch | precision | threads | mode | chainrule images/s | reference images/s | ratio |"
-        + (" 95 % interval |" if intervals else ""),
-        "|---|---|---|---|---|---|---|---|" + ("---|" if intervals else ""),
+        + (" 95 % interval |" if intervals else "")
+        + (" passes |" if passes else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if intervals else "") + ("---|" if passes else ""),
     ]
     for t in r["training"]:
         lines.append(
             f"| {t['model']} | {t['batch']} | {t['precision']} | {t['threads']} | {t['mode']} |"
             f" {t['chainrule_images_per_s']:.0f} | {t['reference_images_per_s']:.0f} | {t['ratio']:.2f} |"
             + (f" {t['ratio_95'][0]:.2f}-{t['ratio_95'][1]:.2f} |" if intervals else "")
+            + (f" {' '.join(f'{x:.2f}' for x in t.get('pass_ratios', []))} |" if passes else "")
         )
     if "summary" in r:
         lines += ["", r["summary"] + f" ({len(r.get('earlier_runs', {}))} earlier runs' ratios in the JSON)."]

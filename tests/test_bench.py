@@ -189,3 +189,34 @@ def test_time_to_quality_quick_writes_curves_and_times(tmp_path) -> None:
             assert r["seconds_to_target"] is None
     assert any(r["reached"] for r in saved["models"])
     assert "| made |" in format_table(saved)
+
+
+def test_speed_passes_pool_their_steps_and_merge_replaces_only_the_rows_timed() -> None:
+    """`--passes`: one row per configuration, steps of every pass pooled, each pass's ratio kept;
+    `--merge`: re-timed rows replace theirs (dated), the others stay, and rows of another CPU are
+    refused."""
+    from benchmarks.autoregressive_speed import combine_passes, merged
+
+    key = {"model": "fvsbn", "batch": 128, "precision": "fp32", "threads": 2, "mode": "eager"}
+    fast = {**key, "ratio": 2.0, "times": ([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])}
+    slow = {**key, "ratio": 0.5, "times": ([4.0, 4.0], [2.0, 2.0])}
+    (row,) = combine_passes([[fast], [slow]])
+    assert row["pass_ratios"] == [2.0, 0.5] and row["steps"] == 5 and "times" not in row
+    assert row["ratio"] == 2.0 / 1.0  # pooled medians: ours 1.0 (three of five), theirs 2.0
+    assert "pass_ratios" not in combine_passes([[fast]])[0]
+
+    other = {**key, "threads": 1, "ratio": 1.5}
+    machine = {"cpu": "X", "date": "2026-12-06T15:00"}
+    previous = {
+        "machine": {"cpu": "X", "date": "2026-12-06T12:00"},
+        "training": [other, {**key, "ratio": 0.8}],
+    }
+    previous["sampling"] = {"fvsbn": {"ratio": 20.0}}
+    out = merged({"machine": machine, "training": [{**key, "ratio": 1.1}], "sampling": {}}, previous)
+    assert [(r["threads"], r["ratio"], r["date"]) for r in out["training"]] == [
+        (1, 1.5, "2026-12-06T12:00"),
+        (2, 1.1, "2026-12-06T15:00"),
+    ]
+    assert out["sampling"] == previous["sampling"] and out["summary"].startswith("2 of 2 rows")
+    with pytest.raises(SystemExit, match="measured on 'X', this run on 'Y'"):
+        merged({"machine": {"cpu": "Y", "date": "d"}, "training": [], "sampling": {}}, previous)
