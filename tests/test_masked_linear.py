@@ -243,6 +243,41 @@ def test_compiled_fp32_triangle_takes_blocks_with_the_eager_values() -> None:
     assert linears == [sum(1 + (c > f) for _, _, c, f in model.linear.blocks)]  # not one dense matmul
 
 
+def test_compiled_bf16_triangle_reads_no_mask_and_gives_the_eager_values() -> None:
+    """Under torch.compile and bf16 autocast a triangle (FVSBN) is one dense matmul of the weight's
+    `tril` (no mask read, forward or gradient): values and gradients agree with the eager bf16
+    layer's within bf16 rounding, and the masked-out weights get exactly no gradient."""
+    from chainrule.compiling import compiled_or_eager
+
+    torch.manual_seed(0)
+    model = FVSBN(300)
+    with torch.no_grad():
+        model.linear.weight.normal_(0, 0.05)
+        model.linear.bias.normal_(0, 0.1)
+    x = torch.bernoulli(torch.full((16, 300), 0.4))
+    (got, got_grads), (want, want_grads) = (
+        value_and_gradients(model, fn, x, bf16=True)
+        for fn in (compiled_or_eager(model.training_log_prob, static=False), model.training_log_prob)
+    )
+    torch.testing.assert_close(got, want, rtol=1e-2, atol=0.5)
+    for g, w in zip(got_grads, want_grads):
+        torch.testing.assert_close(g, w, rtol=2e-2, atol=2e-2)
+    assert torch.all(got_grads[0][model.linear.mask == 0] == 0)
+
+    ops = []
+
+    def record(gm: torch.fx.GraphModule, _inputs) -> torch.fx.GraphModule:
+        ops.extend(str(node.target) for node in gm.graph.nodes if node.op == "call_method")
+        ops.extend(
+            getattr(node.target, "__name__", "") for node in gm.graph.nodes if node.op == "call_function"
+        )
+        return gm
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.compile(model.linear, backend=record)(x)
+    assert "tril" in ops and "mul" not in ops and ops.count("linear") == 1
+
+
 def test_bf16_triangle_in_blocks_matches_the_dense_bf16_layer() -> None:
     """An FVSBN-sized triangle under bf16 autocast is cast once and multiplied in row blocks of
     that copy: values and all three gradients are those of the dense bf16 product, and the

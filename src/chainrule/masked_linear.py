@@ -114,14 +114,21 @@ class MaskedLinear(nn.Linear):
             # the compiled reference with the dense graph, against eager blocks at 1.6-1.85 of the
             # eager reference; 2026-12-06, 2-core EPYC)
             return _eager_outside_graph(x, self.weight, self.mask, self.bias, dtype, self.diagonal, blocks)
+        if compiling() and self.diagonal is not None and dtype != self.weight.dtype:
+            # a triangle in reduced precision (FVSBN, bf16): one dense matmul of the weight's
+            # `tril`, which inductor fuses with the cast, forward and gradient, without reading a
+            # mask: 1.00-1.02 of the compiled reference where the masked product gave 0.96-0.99,
+            # and the blocks below 0.73-0.89 (training step, batch 128 and 256, 1 thread, 2-core
+            # EPYC, 2026-12-06/07)
+            return F.linear(x, self.weight.tril(self.diagonal), self.bias)
         if compiling() and (dtype != self.weight.dtype or self.diagonal is not None):
             # torch.compile fuses the mask and the cast with autograd's own graph into one dense
             # matmul; measured faster in bf16 than compiling the functions below or the blocks in
-            # plain ops (MADE-8000 bf16: 1.7x faster than compiled blocks, 2-core EPYC; FVSBN's
-            # triangle bf16: 0.73-0.89 of the dense graph, and eager blocks outside the graph
-            # 0.85-0.90). A triangle in fp32 compiles to blocks in plain ops, whose leading columns
-            # take the weight unmasked: 1.08-1.27x the dense graph (FVSBN training step, batch 128
-            # and 256, 1 and 2 threads, 2026-12-06)
+            # plain ops (MADE-8000 bf16: 1.7x faster than compiled blocks, 2-core EPYC). A triangle
+            # in fp32 compiles to blocks in plain ops, whose leading columns take the weight
+            # unmasked: 1.08-1.27x the dense graph (FVSBN training step, batch 128 and 256, 1 and 2
+            # threads, 2026-12-06); the blocks' triangles taken with `tril` instead of the mask
+            # were slower (1.04 against 1.11 of the reference, 1 thread)
             fp32_triangle = dtype == self.weight.dtype and self.diagonal is not None
             return _plain(x, self.weight, self.mask, self.bias, blocks if fp32_triangle else None)
         if x.dtype not in (self.weight.dtype, dtype):
