@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from chainrule import masked_linear
 from chainrule.checks import check_model
 from chainrule.masked_linear import MaskedLinear, _plain, row_blocks, triangle
 from chainrule.models import FVSBN, MADE
@@ -278,10 +279,17 @@ def test_compiled_bf16_triangle_reads_no_mask_and_gives_the_eager_values() -> No
     assert "tril" in ops and "mul" not in ops and ops.count("linear") == 1
 
 
-def test_bf16_triangle_in_blocks_matches_the_dense_bf16_layer() -> None:
+@pytest.mark.parametrize("rows_per_thread", [0, 10**6], ids=["blocks", "dense"])
+def test_bf16_triangle_in_blocks_matches_the_dense_bf16_layer(rows_per_thread: int, monkeypatch) -> None:
     """An FVSBN-sized triangle under bf16 autocast is cast once and multiplied in row blocks of
-    that copy: values and all three gradients are those of the dense bf16 product, and the
-    upper triangle's weights get exactly no gradient (its unwritten block corners included)."""
+    that copy (or, for a batch too small for the threads, in one matmul): values and all three
+    gradients are those of the dense bf16 product, and the upper triangle's weights get exactly
+    no gradient (its unwritten block corners included)."""
+    monkeypatch.setattr(masked_linear, "TRIANGLE_BLOCK_ROWS_PER_THREAD", rows_per_thread)
+    seen, plain = [], masked_linear.blocked_linear
+    monkeypatch.setattr(
+        masked_linear, "blocked_linear", lambda x, w, b, blocks: seen.append(blocks) or plain(x, w, b, blocks)
+    )
     torch.manual_seed(0)
     layer = MaskedLinear(400, 400)
     layer.set_mask(strictly_lower_mask(400))
@@ -299,3 +307,15 @@ def test_bf16_triangle_in_blocks_matches_the_dense_bf16_layer() -> None:
     for got, want in zip(*results):
         torch.testing.assert_close(got, want, rtol=1e-2, atol=2e-2)
     assert torch.all(results[0][2][layer.mask == 0] == 0)
+    assert seen == [layer.blocks if rows_per_thread == 0 else None]
+
+
+def test_triangle_blocks_pay_only_for_enough_rows_per_thread() -> None:
+    """A reduced-precision triangle takes its row blocks from 128 rows of the batch per thread."""
+    before = torch.get_num_threads()
+    try:
+        for threads, rows, pays in [(1, 128, True), (1, 127, False), (2, 128, False), (2, 256, True)]:
+            torch.set_num_threads(threads)
+            assert masked_linear.triangle_blocks_pay(torch.zeros(rows, 3)) == pays
+    finally:
+        torch.set_num_threads(before)

@@ -9,17 +9,34 @@ draws on the GPU.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
 
+def first_parameter(module: nn.Module) -> nn.Parameter | None:
+    """`next(module.parameters(), None)` without its generators: the module's own parameters
+    first, then its children's, depth first (the same order). Models look it up on every batch
+    for their dtype and device, where `parameters()` took about 10 us of Python (a 2-thread
+    training step of FVSBN-784 in bf16 takes about 2 ms)."""
+    for p in module._parameters.values():
+        if p is not None:
+            return p
+    for child in module._modules.values():
+        p = None if child is None else first_parameter(child)
+        if p is not None:
+            return p
+    return None
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (or buffer): where its inputs must be. CPU for a
     module that holds neither."""
-    for t in itertools.chain(model.parameters(), model.buffers()):
+    p = first_parameter(model)
+    if p is not None:
+        return p.device
+    for t in model.buffers():
         return t.device
     return torch.device("cpu")
 

@@ -143,11 +143,25 @@ def _eager(
     args = (x, weight, mask, bias, dtype, diagonal)
     if dtype != weight.dtype and diagonal is not None:
         # a triangle in reduced precision: the whole weight cast once with a cheap tril_, then
-        # each row block multiplied with its column prefix, views of that one copy
-        return _MaskedLinearFn.apply(*args, blocks)
+        # each row block multiplied with its column prefix, views of that one copy; one dense
+        # matmul instead when the threads would share a small batch (`triangle_blocks_pay`)
+        return _MaskedLinearFn.apply(*args, blocks if triangle_blocks_pay(x) else None)
     if blocks is not None:
         return _BlockedMaskedLinearFn.apply(*args, blocks)
     return _MaskedLinearFn.apply(*args, None)
+
+
+#: rows of the batch per thread from which a reduced-precision triangle pays for its row blocks
+TRIANGLE_BLOCK_ROWS_PER_THREAD = 128
+
+
+def triangle_blocks_pay(x: torch.Tensor) -> bool:
+    """Whether the row blocks of a triangle in reduced precision beat one dense matmul for input
+    `x`: not when the threads split a small batch, whose small block products parallelise badly
+    (FVSBN-784 bf16 training step, eager, against the reference: 2 threads, batch 128, blocks
+    0.93-0.95 and dense 0.96-1.07 in five A/B pairs; batch 256 blocks 1.02-1.03, dense 1.00-1.01;
+    1 thread, batch 128 blocks 1.05-1.09, dense 1.05; 2-core EPYC, 2026-12-06)."""
+    return x.shape[0] >= TRIANGLE_BLOCK_ROWS_PER_THREAD * torch.get_num_threads()
 
 
 #: `_eager` called from compiled code as it is (a graph break): torch.compile runs it eagerly

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from chainrule.devices import model_device
+from chainrule.devices import first_parameter, model_device
 from chainrule.distributions import Bernoulli, Categorical, Head
 from chainrule.errors import ChainruleError
 from chainrule.models.base import Model
@@ -96,7 +96,7 @@ class AutoregressiveModel(Model):
         (inputs held on the CPU are scored by a model on a GPU)."""
         x = as_batch(x, self.event_shape, what)
         self.head.validate(x, what)
-        p = next(self.parameters(), None)  # one lookup for both: it runs on every batch
+        p = first_parameter(self)  # one lookup for both: it runs on every batch
         if p is None:
             return x.to(device=model_device(self), dtype=torch.get_default_dtype())
         return x.to(device=p.device, dtype=p.dtype)
@@ -113,7 +113,7 @@ class AutoregressiveModel(Model):
         return self.head.log_prob(self.conditioner(x, cond), x)
 
     def _dtype(self) -> torch.dtype:
-        p = next(self.parameters(), None)
+        p = first_parameter(self)
         return p.dtype if p is not None else torch.get_default_dtype()
 
     def _start(self, n, given, mask):
