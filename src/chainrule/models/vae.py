@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from chainrule.devices import draw, model_device
+from chainrule.devices import draw, first_parameter
 from chainrule.distributions import Bernoulli, Categorical, Head
 from chainrule.distributions import Gaussian as GaussianHead
 from chainrule.errors import ChainruleError
@@ -114,7 +114,8 @@ class VAE(Model):
         device."""
         x = as_batch(x, self.event_shape, what)
         self.head.validate(x, what)
-        return x.to(device=model_device(self), dtype=next(self.parameters()).dtype)
+        p = first_parameter(self)  # on every batch: dtype and device from one lookup
+        return x.to(device=p.device, dtype=p.dtype)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-standard-deviation of q(z|x), each (B, latent)."""
