@@ -17,9 +17,9 @@ from torch.utils._pytree import tree_flatten
 
 import chainrule.distributions
 import chainrule.models.vae
-from chainrule.devices import draw_device, model_device
+from chainrule.devices import draw_device, first_parameter, model_device
 from chainrule.evaluation import evaluate_nll
-from chainrule.models import build_model
+from chainrule.models import MODEL_REGISTRY, build_model
 from chainrule.models.base import Model
 from chainrule.tasks.anomaly import log_likelihood
 from chainrule.tasks.classify import class_log_likelihoods
@@ -197,3 +197,12 @@ def test_cpu_and_float64_sampling_is_seeded_as_before(row: str) -> None:
         a = model.sample(4, generator=torch.Generator().manual_seed(3))
         b = model.sample(4, generator=torch.Generator().manual_seed(3), **kw)
         assert a.dtype == dtype and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_REGISTRY))
+def test_first_parameter_is_the_first_of_parameters(name: str) -> None:
+    """The per-batch lookup finds the parameter `parameters()` yields first (the one whose dtype
+    and device the model's inputs take), for every registered model, and None without any."""
+    model = build_model(name, **MODEL_REGISTRY[name].tiny_config())
+    assert first_parameter(model) is next(model.parameters(), None)
+    assert first_parameter(torch.nn.Sequential(torch.nn.ReLU())) is None
