@@ -7,7 +7,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from chainrule.report import figure_html, png_file_html
+from chainrule.report import epoch_curves, figure_html, plot_curves, png_file_html
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -38,3 +38,19 @@ def test_png_file_html_embeds_the_file_bytes_with_its_caption(tmp_path: Path) ->
 def test_png_file_html_says_where_a_missing_picture_will_come_from(tmp_path: Path) -> None:
     text = png_file_html(tmp_path / "absent.png", "completions")
     assert "<img" not in text and "absent.png" in text and "published" in text
+
+
+def test_curves_leave_out_a_last_epoch_cut_short_by_the_time_budget(tmp_path: Path) -> None:
+    """A run whose budget ended one step into a new epoch: that epoch keeps its validation point
+    but not its one-minibatch training mean; a full last epoch keeps both."""
+    logs = tmp_path / "logs"
+    (logs / "part0").mkdir(parents=True)
+    rows = ["epoch,step,train_nll_epoch,val_nll"]
+    for ep, step in [(0, 99), (1, 199), (2, 200)]:
+        rows += [f"{ep},{step},,{90 - ep}", f"{ep},{step},{91 - ep - (5 if ep == 2 else 0)},"]
+    (logs / "part0" / "metrics.csv").write_text("\n".join(rows) + "\n")
+    train, val = epoch_curves(logs)
+    assert train == {0: 91.0, 1: 90.0} and val == {0: 90.0, 1: 89.0, 2: 88.0}
+    assert plot_curves(logs, tmp_path / "curves.png").stat().st_size > 0
+    (logs / "part0" / "metrics.csv").write_text("\n".join(rows).replace("2,200", "2,299") + "\n")
+    assert epoch_curves(logs)[0] == {0: 91.0, 1: 90.0, 2: 84.0}
