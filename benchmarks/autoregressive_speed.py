@@ -12,7 +12,8 @@ with the obvious sampler (one conditioner pass per dimension; NADE's incremental
 
 Run: `python -m benchmarks.autoregressive_speed` (about 15 minutes on an idle 2-core machine;
 `--quick`: one small configuration, for tests). Writes benchmarks/results/autoregressive_speed.json.
-`--passes N` times the grid N times in turn (a row's passes minutes apart, steps pooled): on a
+`--passes N` times the grid N times in turn (a row's passes minutes apart; the geometric mean of
+their ratios): on a
 shared 2-core machine a 2-thread row moves by up to 15 % between windows. `--models fvsbn
 --merge` re-times some rows and keeps the rest of the file.
 """
@@ -186,15 +187,24 @@ def interleaved(
 
 
 def ratio_interval(
-    ours: list[float], theirs: list[float], level: float = 0.95, resamples: int = 2000
+    ours: list[float] | list[list[float]],
+    theirs: list[float] | list[list[float]],
+    level: float = 0.95,
+    resamples: int = 2000,
 ) -> tuple[float, float]:
     """Bootstrap interval (percentile, `level`) of median(theirs) / median(ours): how far the row's
     ratio could move from noise alone. Steps are resampled as adjacent pairs, so a slow moment of
-    the machine, which hits both sides of a pair, stays paired."""
-    pairs = torch.tensor(list(zip(ours, theirs)), dtype=torch.float64)
+    the machine, which hits both sides of a pair, stays paired. Given lists of passes (lists of
+    steps), each pass is resampled on its own and the ratio is the geometric mean of the passes'
+    ratios, as `combine_passes` reports it."""
+    passes = (ours, theirs) if ours and isinstance(ours[0], list) else ([ours], [theirs])
     g = torch.Generator().manual_seed(0)
-    picks = pairs[torch.randint(len(pairs), (resamples, len(pairs)), generator=g)]
-    ratios = picks[..., 1].median(1).values / picks[..., 0].median(1).values
+    logs = torch.zeros(resamples, dtype=torch.float64)
+    for a, b in zip(*passes):
+        pairs = torch.tensor(list(zip(a, b)), dtype=torch.float64)
+        picks = pairs[torch.randint(len(pairs), (resamples, len(pairs)), generator=g)]
+        logs += (picks[..., 1].median(1).values / picks[..., 0].median(1).values).log()
+    ratios = (logs / len(passes[0])).exp()
     tail = (1 - level) / 2
     low, high = torch.quantile(ratios, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
     return low, high
@@ -268,17 +278,28 @@ def print_row(row: dict) -> None:
 
 def combine_passes(passes: list[list[dict]]) -> list[dict]:
     """One row per configuration from several passes over the grid (each pass times every row
-    once, so a row's passes lie minutes apart): the steps of all passes pooled, and each pass's
-    own ratio listed (`pass_ratios`), which shows how far the machine moved a row between
-    windows; rows of a single pass are returned as they are."""
+    once, so a row's passes lie minutes apart): the geometric mean of the passes' ratios, each
+    pass's own ratio listed (`pass_ratios`: how far the machine moved a row between windows), and
+    the images/s averaged. Pooling the steps instead let a window where the machine was busy for
+    both sides tip the two medians onto different windows (passes 0.96 and 1.13 pooled to 0.91);
+    rows of a single pass are returned as they are."""
     if len(passes) == 1:
         return [{k: v for k, v in row.items() if k != "times"} for row in passes[0]]
     out = []
     for same in zip(*passes):
-        ours = [t for row in same for t in row["times"][0]]
-        ref = [t for row in same for t in row["times"][1]]
         keys = {k: same[0][k] for k in KEY}
-        out.append({**keys, **ratios(ours, ref, keys["batch"]), "pass_ratios": [r["ratio"] for r in same]})
+        ratio = statistics.geometric_mean([r["ratio"] for r in same])
+        out.append(
+            {
+                **keys,
+                "chainrule_images_per_s": statistics.fmean(r["chainrule_images_per_s"] for r in same),
+                "reference_images_per_s": statistics.fmean(r["reference_images_per_s"] for r in same),
+                "ratio": ratio,
+                "ratio_95": ratio_interval([r["times"][0] for r in same], [r["times"][1] for r in same]),
+                "steps": sum(r["steps"] for r in same),
+                "pass_ratios": [r["ratio"] for r in same],
+            }
+        )
     return out
 
 
@@ -373,7 +394,7 @@ def main(
                 print_row(row)
         rows = combine_passes(per_pass)
         if passes > 1:
-            print(f"all {passes} passes, steps pooled\n{header}", flush=True)
+            print(f"all {passes} passes: geometric mean of their ratios\n{header}", flush=True)
             for row in rows:
                 print_row(row)
         samples = {} if not sampling else sampling_rows(2, pairs, 1) if quick else sampling_rows(16, pairs)
@@ -396,8 +417,8 @@ def main(
         " the trainer's train.compile runs it (NADE: its own compiled kernels). chainrule's steps skip"
         " the per-batch value checks, as the trainer's do once it has checked the whole dataset."
         " ratio_95: bootstrap 95 % interval of the ratio over adjacent pairs of steps (noise alone)."
-        " passes > 1: the grid timed that many times in turn, steps pooled, each pass's ratio in"
-        " pass_ratios.",
+        " passes > 1: the grid timed that many times in turn; ratio the geometric mean of the passes'"
+        " ratios (each in pass_ratios), ratio_95 from resampling each pass's pairs.",
     }
 
 
@@ -435,7 +456,7 @@ if __name__ == "__main__":
         "--passes",
         type=int,
         default=1,
-        help="time the grid this many times in turn, steps pooled (default 1)",
+        help="time the grid this many times in turn; a row gives the geometric mean of their ratios",
     )
     p.add_argument(
         "--merge",

@@ -185,8 +185,8 @@ def speed_table() -> str:
         + "). ratio = chainrule images/s / reference images/s, medians of alternating steps"
         + ("; 95 % interval: bootstrap over adjacent pairs of steps (the noise alone)." if intervals else ".")
         + (
-            " Rows with passes were timed in several windows minutes apart (`--passes`), their steps"
-            " pooled; the passes column gives each window's ratio."
+            " Rows with passes were timed in several windows minutes apart (`--passes`): their ratio"
+            " is the geometric mean of the windows' ratios, which the passes column gives."
             if passes
             else ""
         )

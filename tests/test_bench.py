@@ -191,18 +191,20 @@ def test_time_to_quality_quick_writes_curves_and_times(tmp_path) -> None:
     assert "| made |" in format_table(saved)
 
 
-def test_speed_passes_pool_their_steps_and_merge_replaces_only_the_rows_timed() -> None:
-    """`--passes`: one row per configuration, steps of every pass pooled, each pass's ratio kept;
-    `--merge`: re-timed rows replace theirs (dated), the others stay, and rows of another CPU are
-    refused."""
+def test_speed_passes_combine_by_their_ratios_and_merge_replaces_only_the_rows_timed() -> None:
+    """`--passes`: one row per configuration, the geometric mean of the passes' ratios (each kept),
+    not pooled steps, which a pass slow on both sides would tip; `--merge`: re-timed rows replace
+    theirs (dated), the others stay, and rows of another CPU are refused."""
     from benchmarks.autoregressive_speed import combine_passes, merged
 
     key = {"model": "fvsbn", "batch": 128, "precision": "fp32", "threads": 2, "mode": "eager"}
-    fast = {**key, "ratio": 2.0, "times": ([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])}
-    slow = {**key, "ratio": 0.5, "times": ([4.0, 4.0], [2.0, 2.0])}
-    (row,) = combine_passes([[fast], [slow]])
-    assert row["pass_ratios"] == [2.0, 0.5] and row["steps"] == 5 and "times" not in row
-    assert row["ratio"] == 2.0 / 1.0  # pooled medians: ours 1.0 (three of five), theirs 2.0
+    speeds = {"chainrule_images_per_s": 100.0, "reference_images_per_s": 100.0, "steps": 3}
+    fast = {**key, **speeds, "ratio": 1.25, "times": ([1.0, 1.1, 0.9], [1.25, 1.4, 1.1])}
+    busy = {**key, **speeds, "ratio": 1.25, "times": ([4.0, 4.4, 3.6], [5.0, 5.5, 4.5])}
+    (row,) = combine_passes([[fast], [busy]])
+    assert row["pass_ratios"] == [1.25, 1.25] and row["steps"] == 6 and "times" not in row
+    assert row["ratio"] == pytest.approx(1.25)  # pooled medians would give 1.4 / 1.1
+    assert row["ratio_95"][0] <= 1.25 <= row["ratio_95"][1]
     assert "pass_ratios" not in combine_passes([[fast]])[0]
 
     other = {**key, "threads": 1, "ratio": 1.5}
