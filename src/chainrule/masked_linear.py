@@ -141,26 +141,28 @@ def _eager(
 ) -> torch.Tensor:
     """The layer's own autograd functions, for an input in the weight's or the compute dtype."""
     args = (x, weight, mask, bias, dtype, diagonal)
+    if diagonal is not None and not triangle_blocks_pay(x):
+        blocks = None  # a triangle whose batch is small for the threads: one dense matmul
     if dtype != weight.dtype and diagonal is not None:
         # a triangle in reduced precision: the whole weight cast once with a cheap tril_, then
-        # each row block multiplied with its column prefix, views of that one copy; one dense
-        # matmul instead when the threads would share a small batch (`triangle_blocks_pay`)
-        return _MaskedLinearFn.apply(*args, blocks if triangle_blocks_pay(x) else None)
+        # each row block multiplied with its column prefix, views of that one copy
+        return _MaskedLinearFn.apply(*args, blocks)
     if blocks is not None:
         return _BlockedMaskedLinearFn.apply(*args, blocks)
     return _MaskedLinearFn.apply(*args, None)
 
 
-#: rows of the batch per thread from which a reduced-precision triangle pays for its row blocks
+#: rows of the batch per thread from which a triangle pays for its row blocks (eager mode)
 TRIANGLE_BLOCK_ROWS_PER_THREAD = 128
 
 
 def triangle_blocks_pay(x: torch.Tensor) -> bool:
-    """Whether the row blocks of a triangle in reduced precision beat one dense matmul for input
-    `x`: not when the threads split a small batch, whose small block products parallelise badly
-    (FVSBN-784 bf16 training step, eager, against the reference: 2 threads, batch 128, blocks
-    0.93-0.95 and dense 0.96-1.07 in five A/B pairs; batch 256 blocks 1.02-1.03, dense 1.00-1.01;
-    1 thread, batch 128 blocks 1.05-1.09, dense 1.05; 2-core EPYC, 2026-12-06)."""
+    """Whether a triangle's row blocks beat one dense matmul in eager mode for input `x`: not
+    when the threads split a small batch, whose small block products parallelise badly (FVSBN-784
+    training step, eager, against the reference, 2-core EPYC, 2026-12-06: bf16, 2 threads, batch
+    128, blocks 0.93-0.95 and dense 0.96-1.07 in five A/B pairs; batch 256 blocks 1.02-1.03, dense
+    1.00-1.01; 1 thread, batch 128 blocks 1.05-1.09, dense 1.05. fp32, 2 threads, batch 128, four
+    windows: blocks 0.81-1.02, mean 0.92, dense 0.96-1.07, mean 1.01)."""
     return x.shape[0] >= TRIANGLE_BLOCK_ROWS_PER_THREAD * torch.get_num_threads()
 
 
