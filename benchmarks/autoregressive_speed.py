@@ -13,9 +13,8 @@ with the obvious sampler (one conditioner pass per dimension; NADE's incremental
 Run: `python -m benchmarks.autoregressive_speed` (about 15 minutes on an idle 2-core machine;
 `--quick`: one small configuration, for tests). Writes benchmarks/results/autoregressive_speed.json.
 `--passes N` times the grid N times in turn (a row's passes minutes apart; the geometric mean of
-their ratios): on a
-shared 2-core machine a 2-thread row moves by up to 15 % between windows. `--models fvsbn
---merge` re-times some rows and keeps the rest of the file.
+their ratios): on a shared 2-core machine a 2-thread row moves by up to 15 % between windows.
+`--models fvsbn --merge` re-times some rows and keeps the rest of the file.
 """
 
 from __future__ import annotations

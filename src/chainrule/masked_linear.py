@@ -108,29 +108,30 @@ class MaskedLinear(nn.Linear):
         dtype = self.weight.dtype
         if torch.is_autocast_enabled(kind) and dtype == torch.float32:
             dtype = torch.get_autocast_dtype(kind)
-        if compiling() and dtype != self.weight.dtype and self.diagonal is None and blocks is not None:
+        reduced = dtype != self.weight.dtype
+        if compiling() and reduced and self.diagonal is None and blocks is not None:
             # a staircase (MADE's first member) in reduced precision: the eager row blocks, outside
             # the graph, beat inductor's one dense matmul (MADE-8000 bf16 compiled: 0.90-1.12 of
             # the compiled reference with the dense graph, against eager blocks at 1.6-1.85 of the
             # eager reference; 2026-12-06, 2-core EPYC)
             return _eager_outside_graph(x, self.weight, self.mask, self.bias, dtype, self.diagonal, blocks)
-        if compiling() and self.diagonal is not None and dtype != self.weight.dtype:
+        if compiling() and reduced and self.diagonal is not None:
             # a triangle in reduced precision (FVSBN, bf16): one dense matmul of the weight's
             # `tril`, which inductor fuses with the cast, forward and gradient, without reading a
             # mask: 1.00-1.02 of the compiled reference where the masked product gave 0.96-0.99,
             # and the blocks below 0.73-0.89 (training step, batch 128 and 256, 1 thread, 2-core
-            # EPYC, 2026-12-06/07)
+            # EPYC, 2026-12-06)
             return F.linear(x, self.weight.tril(self.diagonal), self.bias)
-        if compiling() and (dtype != self.weight.dtype or self.diagonal is not None):
-            # torch.compile fuses the mask and the cast with autograd's own graph into one dense
-            # matmul; measured faster in bf16 than compiling the functions below or the blocks in
-            # plain ops (MADE-8000 bf16: 1.7x faster than compiled blocks, 2-core EPYC). A triangle
-            # in fp32 compiles to blocks in plain ops, whose leading columns take the weight
-            # unmasked: 1.08-1.27x the dense graph (FVSBN training step, batch 128 and 256, 1 and 2
-            # threads, 2026-12-06); the blocks' triangles taken with `tril` instead of the mask
-            # were slower (1.04 against 1.11 of the reference, 1 thread)
-            fp32_triangle = dtype == self.weight.dtype and self.diagonal is not None
-            return _plain(x, self.weight, self.mask, self.bias, blocks if fp32_triangle else None)
+        if compiling() and (reduced or self.diagonal is not None):
+            # Left here: other masks in reduced precision, which have no blocks (those with blocks
+            # returned above): torch.compile fuses the mask and the cast with autograd's own graph
+            # into one dense matmul, measured faster in bf16 than compiling the functions below or
+            # the blocks in plain ops (MADE-8000 bf16: 1.7x faster than compiled blocks, 2-core
+            # EPYC). And a triangle in fp32, compiled to blocks in plain ops whose leading columns
+            # take the weight unmasked: 1.08-1.27x the dense graph (FVSBN training step, batch 128
+            # and 256, 1 and 2 threads, 2026-12-06); the blocks' triangles taken with `tril`
+            # instead of the mask were slower (1.04 against 1.11 of the reference, 1 thread)
+            return _plain(x, self.weight, self.mask, self.bias, blocks)
         if x.dtype not in (self.weight.dtype, dtype):
             return _plain(x, self.weight, self.mask, self.bias, blocks)
         return _eager(x, self.weight, self.mask, self.bias, dtype, self.diagonal, blocks)
