@@ -101,40 +101,50 @@ class MaskedLinear(nn.Linear):
         return self.weight * self.mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kind = x.device.type
         blocks = self.blocks if x.dim() == 2 else None
+        if compiling():
+            return self._compiled_forward(x, blocks)
+        kind = x.device.type
         if not torch.amp.is_autocast_available(kind):  # e.g. the meta device: no autocast to ask about
             return _plain(x, self.weight, self.mask, self.bias, blocks)
         dtype = self.weight.dtype
-        if torch.is_autocast_enabled(kind) and dtype == torch.float32:
+        if dtype == torch.float32 and torch.is_autocast_enabled(kind):
             dtype = torch.get_autocast_dtype(kind)
+        if x.dtype not in (self.weight.dtype, dtype):
+            return _plain(x, self.weight, self.mask, self.bias, blocks)
+        return _eager(x, self.weight, self.mask, self.bias, dtype, self.diagonal, blocks)
+
+    def _compiled_forward(self, x: torch.Tensor, blocks: RowBlocks) -> torch.Tensor:
+        """The layer as torch.compile traces it (each branch measured against the alternatives)."""
+        dtype = self.weight.dtype
+        if torch.is_autocast_enabled(x.device.type) and dtype == torch.float32:
+            dtype = torch.get_autocast_dtype(x.device.type)
         reduced = dtype != self.weight.dtype
-        if compiling() and reduced and self.diagonal is None and blocks is not None:
+        if reduced and self.diagonal is None and blocks is not None:
             # a staircase (MADE's first member) in reduced precision: the eager row blocks, outside
             # the graph, beat inductor's one dense matmul (MADE-8000 bf16 compiled: 0.90-1.12 of
             # the compiled reference with the dense graph, against eager blocks at 1.6-1.85 of the
             # eager reference; 2026-12-06, 2-core EPYC)
             return _eager_outside_graph(x, self.weight, self.mask, self.bias, dtype, self.diagonal, blocks)
-        if compiling() and reduced and self.diagonal is not None:
+        if reduced and self.diagonal is not None:
             # a triangle in reduced precision (FVSBN, bf16): one dense matmul of the weight's
             # `tril`, which inductor fuses with the cast, forward and gradient, without reading a
             # mask: 1.00-1.02 of the compiled reference where the masked product gave 0.96-0.99,
             # and the blocks below 0.73-0.89 (training step, batch 128 and 256, 1 thread, 2-core
             # EPYC, 2026-12-06)
             return F.linear(x, self.weight.tril(self.diagonal), self.bias)
-        if compiling() and (reduced or self.diagonal is not None):
-            # Left here: other masks in reduced precision, which have no blocks (those with blocks
-            # returned above): torch.compile fuses the mask and the cast with autograd's own graph
-            # into one dense matmul, measured faster in bf16 than compiling the functions below or
-            # the blocks in plain ops (MADE-8000 bf16: 1.7x faster than compiled blocks, 2-core
-            # EPYC). And a triangle in fp32, compiled to blocks in plain ops whose leading columns
-            # take the weight unmasked: 1.08-1.27x the dense graph (FVSBN training step, batch 128
-            # and 256, 1 and 2 threads, 2026-12-06); the blocks' triangles taken with `tril`
-            # instead of the mask were slower (1.04 against 1.11 of the reference, 1 thread)
+        # Left here: other masks in reduced precision, which have no blocks (those with blocks
+        # returned above): torch.compile fuses the mask and the cast with autograd's own graph
+        # into one dense matmul, measured faster in bf16 than compiling the functions below or
+        # the blocks in plain ops (MADE-8000 bf16: 1.7x faster than compiled blocks, 2-core
+        # EPYC). A triangle in fp32 is compiled to blocks in plain ops whose leading columns
+        # take the weight unmasked: 1.08-1.27x the dense graph (FVSBN training step, batch 128
+        # and 256, 1 and 2 threads, 2026-12-06); the blocks' triangles taken with `tril` instead
+        # of the mask were slower (1.04 against 1.11 of the reference, 1 thread)
+        if reduced or self.diagonal is not None or x.dtype != self.weight.dtype:
             return _plain(x, self.weight, self.mask, self.bias, blocks)
-        if x.dtype not in (self.weight.dtype, dtype):
-            return _plain(x, self.weight, self.mask, self.bias, blocks)
-        return _eager(x, self.weight, self.mask, self.bias, dtype, self.diagonal, blocks)
+        # other masks in the weight's dtype (MADE in fp32): the layer's autograd functions, traced
+        return _eager(x, self.weight, self.mask, self.bias, dtype, None, blocks)
 
 
 def _eager(
@@ -142,8 +152,15 @@ def _eager(
 ) -> torch.Tensor:
     """The layer's own autograd functions, for an input in the weight's or the compute dtype."""
     args = (x, weight, mask, bias, dtype, diagonal)
-    if diagonal is not None and not triangle_blocks_pay(x):
-        blocks = None  # a triangle whose batch is small for the threads: one dense matmul
+    if diagonal is not None and (blocks is None or not triangle_blocks_pay(x)):
+        if dtype == weight.dtype:
+            # a triangle in the weight's own dtype without blocks, or whose batch is small for the
+            # threads: one matmul of the weight's `tril` in plain autograd ops (no mask read
+            # either way), which spares the custom function's ~50 us of Python a step (FVSBN-8
+            # training step, 1 thread, batch 64: 353 -> 293 us, the reference 274 us; 2026-12-06,
+            # 2-core EPYC)
+            return F.linear(x, weight.tril(diagonal), bias)
+        blocks = None  # ... in reduced precision: the custom function below, without blocks
     if dtype != weight.dtype and diagonal is not None:
         # a triangle in reduced precision: the whole weight cast once with a cheap tril_, then
         # each row block multiplied with its column prefix, views of that one copy

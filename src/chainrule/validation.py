@@ -16,7 +16,9 @@ def as_batch(x: torch.Tensor, event_shape: tuple[int, ...], what: str = "x") -> 
     trailing shape (e.g. (B, 28, 28) for a 784-dimensional model)."""
     if not isinstance(x, torch.Tensor):
         raise ChainruleError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
-    if x.is_complex():
+    if x.dim() and x.shape[0] and x.shape[1:] == event_shape and not x.dtype.is_complex:
+        return x  # already (B, *event_shape): the common case, on every training batch
+    if x.dtype.is_complex:
         raise ChainruleError(f"{what} is a complex tensor; real values are expected")
     size = math.prod(event_shape)
     if x.dim() < 1 or x.shape[0] == 0:
