@@ -10,8 +10,9 @@ Each model scores the first N test images of --data (in-distribution) and of eac
 the typicality reference Ĥ is the mean NLL of the first N validation images of --data. Scores:
 see `chainrule.tasks.anomaly`; `typicality_batch_m10` is the batch test on random disjoint batches
 of 10 inputs (N / 10 batches a side). Results are merged into benchmarks/results/ood.json (a run
-replaces the entries of the same model, data and OOD data, and keeps the others); histograms of
-the first model's scores go to --figures as ood-<model>-<ood data>.png.
+replaces the entries of the same model, data, OOD data and background model, and keeps the
+others); histograms of the first model's scores go to --figures as ood-<model>-<ood data>.png
+(ood-<model>-<ood data>-bg-<background>.png with a background model).
 
 `--independent` adds the independent-pixel model p(x) = Π_d p_d(x_d) counted on the training split
 (seconds, no gradient training) with a background model counted on perturbed training data.
@@ -104,7 +105,9 @@ def report(
     print(format_table(summary), flush=True)
     figure = None
     if figures is not None:
-        figure = figures / f"ood-{name}-{ood_name}.png"
+        background = fields.get("background_dir")
+        suffix = f"-bg-{model_name(background)}" if background else ""
+        figure = figures / f"ood-{name}-{ood_name}{suffix}.png"
         score_histograms(
             scores_in,
             scores_ood,
@@ -254,8 +257,9 @@ def model_name(model_dir: str) -> str:
     return path.parent.name if path.name == "model" else path.name
 
 
-#: what identifies an entry of ood.json: a rerun of the same replaces it
-OOD_KEY = ("model", "data", "ood_data")
+#: what identifies an entry of ood.json: a rerun of the same replaces it (one model's ratios against
+#: different background models are different entries)
+OOD_KEY = ("model", "data", "ood_data", "background_dir")
 
 
 def merge(entries: list[dict], path: Path, fields: tuple[str, ...] = OOD_KEY) -> list[dict]:
@@ -264,7 +268,7 @@ def merge(entries: list[dict], path: Path, fields: tuple[str, ...] = OOD_KEY) ->
     old = json.loads(path.read_text()).get("runs", []) if path.is_file() else []
 
     def key(e: dict) -> tuple:
-        return tuple(e[f] for f in fields)
+        return tuple(e.get(f) for f in fields)
 
     keys = {key(e) for e in entries}
     return [e for e in old if key(e) not in keys] + entries

@@ -329,3 +329,21 @@ def test_background_sweep_scores_validation_images_and_merges_its_json(saved, tm
     assert [r["background"] for r in runs] == ["untrained", "m"]
     with pytest.raises(ChainruleError, match="-n must be at least 1"):
         sweep.main([*args, "-n", "0", "--backgrounds", str(saved / "m")])
+
+
+def test_ood_results_keep_one_entry_per_background_model(tmp_path):
+    """benchmarks/ood.py merges by model, data, OOD data and background: a run with another
+    background adds its entry, a rerun with the same one replaces it, and entries written before
+    the key had a background (none) still match a run without one."""
+    import json
+
+    from benchmarks.ood import merge
+
+    path = tmp_path / "ood.json"
+    base = {"model": "m", "data": "d", "ood_data": "o"}
+    earlier = [{**base, "auroc": 0.5}, {**base, "background_dir": "bg1", "auroc": 0.9}]
+    path.write_text(json.dumps({"runs": earlier}))
+    got = merge([{**base, "background_dir": "bg2", "auroc": 0.99}], path)
+    assert [e.get("background_dir") for e in got] == [None, "bg1", "bg2"]
+    got = merge([{**base, "background_dir": "bg1", "auroc": 0.95}, {**base, "background_dir": None}], path)
+    assert [(e.get("background_dir"), e.get("auroc")) for e in got] == [("bg1", 0.95), (None, None)]

@@ -323,26 +323,28 @@ def test_triangle_blocks_pay_only_for_enough_rows_per_thread() -> None:
 
 
 @pytest.mark.parametrize("rows_per_thread", [0, 10**6], ids=["blocks", "dense"])
-def test_fp32_triangle_below_the_block_threshold_is_one_plain_tril_matmul(
-    rows_per_thread: int, monkeypatch
+@pytest.mark.parametrize("shape", [(24, 400), (3, 8, 400)], ids=["2d", "3d"])
+def test_fp32_triangle_below_the_block_threshold_takes_the_lean_triangle_function(
+    rows_per_thread: int, shape: tuple[int, ...], monkeypatch
 ) -> None:
-    """An fp32 triangle whose batch is small for the threads is one matmul of the weight's `tril`
-    in plain autograd ops (no custom function, whose Python costs more than the matmul at small
-    sizes); with enough rows it keeps its blocked function. Both give the masked product's values
-    and gradients, and no gradient above the diagonal."""
+    """An fp32 triangle whose batch is small for the threads (or whose input is not 2-D, which
+    has no blocks) is `_TriangleLinearFn`; with enough rows it keeps its blocked function. Both
+    give the masked product's values and all three gradients, and the weight no gradient above
+    the diagonal."""
     monkeypatch.setattr(masked_linear, "TRIANGLE_BLOCK_ROWS_PER_THREAD", rows_per_thread)
     torch.manual_seed(0)
     layer = MaskedLinear(400, 400)
     layer.set_mask(strictly_lower_mask(400))
-    x = torch.bernoulli(torch.full((24, 400), 0.4))
+    x = torch.bernoulli(torch.full(shape, 0.4)).requires_grad_()
     y = layer(x)
-    custom = type(y.grad_fn).__name__.startswith("_")
-    assert custom == (rows_per_thread == 0), type(y.grad_fn).__name__
+    blocked = rows_per_thread == 0 and len(shape) == 2
+    want_fn = "_BlockedMaskedLinearFnBackward" if blocked else "_TriangleLinearFnBackward"
+    assert type(y.grad_fn).__name__ == want_fn
     seed = torch.randn_like(y)
-    got = torch.autograd.grad((y * seed).sum(), [layer.weight, layer.bias])
+    got = torch.autograd.grad((y * seed).sum(), [x, layer.weight, layer.bias])
     dense = F.linear(x, layer.weight * layer.mask, layer.bias)
-    want = torch.autograd.grad((dense * seed).sum(), [layer.weight, layer.bias])
+    want = torch.autograd.grad((dense * seed).sum(), [x, layer.weight, layer.bias])
     torch.testing.assert_close(y, dense)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w)
-    assert torch.all(got[0][layer.mask == 0] == 0)
+    assert torch.all(got[1][layer.mask == 0] == 0)
