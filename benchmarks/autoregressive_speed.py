@@ -228,9 +228,27 @@ def chainrule_objective(model: nn.Module, compiled: bool) -> Callable:
     return checked_once
 
 
+def parallel_speedup(threads: int, reps: int = 100) -> float:
+    """How much faster `threads` threads run a plain fp32 matmul (256 x 784 by 784 x 784) than one:
+    the machine's state when a multi-thread row is timed (this 2-core VM moves between ~1.9 and
+    ~1.5 for two threads, and the rows with it)."""
+    a, b = torch.randn(256, D), torch.randn(D, D)
+    seconds = {}
+    for t in (1, threads):
+        torch.set_num_threads(t)
+        for _ in range(10):
+            a @ b
+        start = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        seconds[t] = time.perf_counter() - start
+    return seconds[1] / seconds[threads]
+
+
 def time_row(name, batch, bf16, threads, compiled, reps, budget_s, pairs) -> dict:
     """One (model, batch, precision, threads, mode) row: chainrule's and the reference's training
     steps alternated; the steps' seconds are kept (`times`) for `combine_passes`."""
+    speedup = parallel_speedup(threads) if threads > 1 else None
     torch.set_num_threads(threads)
     if compiled:  # a training run compiles for its one batch shape: so does each row, both sides
         torch._dynamo.reset()
@@ -249,6 +267,8 @@ def time_row(name, batch, bf16, threads, compiled, reps, budget_s, pairs) -> dic
         "threads": threads,
         "mode": "compiled" if compiled else "eager",
     }
+    if speedup is not None:
+        row["parallel_speedup"] = round(speedup, 2)
     return {**row, **ratios(times_ours, times_ref, batch), "times": (times_ours, times_ref)}
 
 
@@ -267,6 +287,10 @@ def ratios(times_ours: list[float], times_ref: list[float], batch: int) -> dict:
 def print_row(row: dict) -> None:
     low, high = row["ratio_95"]
     passes = "  passes " + " ".join(f"{r:.2f}" for r in row["pass_ratios"]) if "pass_ratios" in row else ""
+    if "pass_parallel_speedups" in row:
+        passes += "  (threads' speed-up " + " ".join(f"{r:.2f}" for r in row["pass_parallel_speedups"]) + ")"
+    elif "parallel_speedup" in row:
+        passes += f"  (threads' speed-up {row['parallel_speedup']:.2f})"
     print(
         f"{row['model']:9s} {row['batch']:5d} {row['precision']:>10s} {row['threads']:7d} {row['mode']:>8s}"
         f" {row['chainrule_images_per_s']:10.0f} {row['reference_images_per_s']:10.0f} {row['ratio']:7.2f}"
@@ -299,6 +323,8 @@ def combine_passes(passes: list[list[dict]]) -> list[dict]:
                 "pass_ratios": [r["ratio"] for r in same],
             }
         )
+        if "parallel_speedup" in same[0]:
+            out[-1]["pass_parallel_speedups"] = [r["parallel_speedup"] for r in same]
     return out
 
 
@@ -417,7 +443,9 @@ def main(
         " the per-batch value checks, as the trainer's do once it has checked the whole dataset."
         " ratio_95: bootstrap 95 % interval of the ratio over adjacent pairs of steps (noise alone)."
         " passes > 1: the grid timed that many times in turn; ratio the geometric mean of the passes'"
-        " ratios (each in pass_ratios), ratio_95 from resampling each pass's pairs.",
+        " ratios (each in pass_ratios), ratio_95 from resampling each pass's pairs. parallel_speedup:"
+        " how much faster the row's threads ran a plain fp32 matmul than one thread, just before the"
+        " row (the machine's state; pass_parallel_speedups with passes).",
     }
 
 

@@ -170,6 +170,14 @@ def text_speed_table() -> str:
     return "\n".join(lines)
 
 
+def pass_cell(row: dict) -> str:
+    """A row's passes: their ratios, and for several threads the threads' speed-up in each."""
+    cell = " ".join(f"{x:.2f}" for x in row.get("pass_ratios", []))
+    if row.get("pass_parallel_speedups"):
+        cell += "; " + " ".join(f"{x:.1f}x" for x in row["pass_parallel_speedups"])
+    return cell
+
+
 def speed_table() -> str:
     path = ROOT / "benchmarks/results/autoregressive_speed.json"
     if not path.is_file():
@@ -186,7 +194,9 @@ def speed_table() -> str:
         + ("; 95 % interval: bootstrap over adjacent pairs of steps (the noise alone)." if intervals else ".")
         + (
             " Rows with passes were timed in several windows minutes apart (`--passes`): their ratio"
-            " is the geometric mean of the windows' ratios, which the passes column gives."
+            " is the geometric mean of the windows' ratios, which the passes column gives (for two"
+            " threads, after the semicolon: how much faster two threads ran a plain matmul than one just"
+            " before each window, the machine's state: this VM moves between ~1.9 and ~1.5)."
             if passes
             else ""
         )
@@ -204,7 +214,7 @@ def speed_table() -> str:
             f"| {t['model']} | {t['batch']} | {t['precision']} | {t['threads']} | {t['mode']} |"
             f" {t['chainrule_images_per_s']:.0f} | {t['reference_images_per_s']:.0f} | {t['ratio']:.2f} |"
             + (f" {t['ratio_95'][0]:.2f}-{t['ratio_95'][1]:.2f} |" if intervals else "")
-            + (f" {' '.join(f'{x:.2f}' for x in t.get('pass_ratios', []))} |" if passes else "")
+            + (f" {pass_cell(t)} |" if passes else "")
         )
     if "summary" in r:
         lines += ["", r["summary"] + f" ({len(r.get('earlier_runs', {}))} earlier runs' ratios in the JSON)."]

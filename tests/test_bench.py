@@ -191,6 +191,17 @@ def test_time_to_quality_quick_writes_curves_and_times(tmp_path) -> None:
     assert "| made |" in format_table(saved)
 
 
+def test_parallel_speedup_measures_the_threads_against_one() -> None:
+    """The machine-state probe of multi-thread rows gives a plausible speed-up of the threads."""
+    from benchmarks.autoregressive_speed import parallel_speedup
+
+    before = torch.get_num_threads()
+    try:
+        assert 0.2 < parallel_speedup(2, reps=3) < 4
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_speed_passes_combine_by_their_ratios_and_merge_replaces_only_the_rows_timed() -> None:
     """`--passes`: one row per configuration, the geometric mean of the passes' ratios (each kept),
     not pooled steps, which a pass slow on both sides would tip; `--merge`: re-timed rows replace
@@ -206,6 +217,9 @@ def test_speed_passes_combine_by_their_ratios_and_merge_replaces_only_the_rows_t
     assert row["ratio"] == pytest.approx(1.25)  # pooled medians would give 1.4 / 1.1
     assert row["ratio_95"][0] <= 1.25 <= row["ratio_95"][1]
     assert "pass_ratios" not in combine_passes([[fast]])[0]
+    assert "pass_parallel_speedups" not in row
+    states = [{**fast, "parallel_speedup": 1.9}], [{**busy, "parallel_speedup": 1.5}]
+    assert combine_passes(list(states))[0]["pass_parallel_speedups"] == [1.9, 1.5]
 
     other = {**key, "threads": 1, "ratio": 1.5}
     machine = {"cpu": "X", "date": "2026-12-06T15:00"}

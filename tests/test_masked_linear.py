@@ -37,6 +37,7 @@ def layer_pair(mask: torch.Tensor, dtype=torch.float64) -> tuple[MaskedLinear, t
 @pytest.mark.parametrize("name", list(staircase_masks()))
 def test_row_blocks_give_the_dense_values_and_gradients(name: str, monkeypatch) -> None:
     monkeypatch.setattr(masked_linear, "TRIANGLE_BLOCK_ROWS_PER_THREAD", 0)  # blocks for any batch
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # ... and threads (fp32 triangles)
     mask = staircase_masks()[name]
     layer, x = layer_pair(mask)
     assert layer.blocks is not None and len(layer.blocks) > 1
@@ -312,12 +313,16 @@ def test_bf16_triangle_in_blocks_matches_the_dense_bf16_layer(rows_per_thread: i
 
 
 def test_triangle_blocks_pay_only_for_enough_rows_per_thread() -> None:
-    """A triangle takes its row blocks in eager mode from 128 rows of the batch per thread."""
+    """A triangle takes its row blocks in eager mode from 128 rows of the batch per thread, and
+    in fp32 only with one thread."""
     before = torch.get_num_threads()
+    cases = [(1, 128, True), (1, 127, False), (2, 128, False), (2, 256, True), (2, 4096, True)]
     try:
-        for threads, rows, pays in [(1, 128, True), (1, 127, False), (2, 128, False), (2, 256, True)]:
+        for threads, rows, pays in cases:
             torch.set_num_threads(threads)
-            assert masked_linear.triangle_blocks_pay(torch.zeros(rows, 3)) == pays
+            assert masked_linear.triangle_blocks_pay(torch.zeros(rows, 3), reduced=True) == pays
+            fp32_pays = pays and threads == 1
+            assert masked_linear.triangle_blocks_pay(torch.zeros(rows, 3), reduced=False) == fp32_pays
     finally:
         torch.set_num_threads(before)
 
@@ -332,6 +337,7 @@ def test_fp32_triangle_below_the_block_threshold_takes_the_lean_triangle_functio
     give the masked product's values and all three gradients, and the weight no gradient above
     the diagonal."""
     monkeypatch.setattr(masked_linear, "TRIANGLE_BLOCK_ROWS_PER_THREAD", rows_per_thread)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # fp32 blocks are for one thread
     torch.manual_seed(0)
     layer = MaskedLinear(400, 400)
     layer.set_mask(strictly_lower_mask(400))

@@ -152,10 +152,10 @@ def _eager(
 ) -> torch.Tensor:
     """The layer's own autograd functions, for an input in the weight's or the compute dtype."""
     args = (x, weight, mask, bias, dtype, diagonal)
-    if diagonal is not None and (blocks is None or not triangle_blocks_pay(x)):
+    if diagonal is not None and (blocks is None or not triangle_blocks_pay(x, dtype != weight.dtype)):
         if dtype == weight.dtype:
-            # a triangle in the weight's own dtype without blocks, or whose batch is small for the
-            # threads: `_TriangleLinearFn`, the least Python a masked matmul with an in-place
+            # a triangle in the weight's own dtype without blocks, or with several threads:
+            # `_TriangleLinearFn`, the least Python a masked matmul with an in-place
             # gradient `tril_` takes (FVSBN-784 fp32 training step, 2 threads, batch 128, against
             # the reference: 1.01-1.03, where `_MaskedLinearFn` gave 0.96-0.99, the reference's own
             # ops 0.95-0.98 and plain autograd `weight.tril(diagonal)` 0.83-0.94, as out-of-place
@@ -175,14 +175,18 @@ def _eager(
 TRIANGLE_BLOCK_ROWS_PER_THREAD = 128
 
 
-def triangle_blocks_pay(x: torch.Tensor) -> bool:
-    """Whether a triangle's row blocks beat one dense matmul in eager mode for input `x`: not
-    when the threads split a small batch, whose small block products parallelise badly (FVSBN-784
-    training step, eager, against the reference, 2-core EPYC, 2026-12-06: bf16, 2 threads, batch
-    128, blocks 0.93-0.95 and dense 0.96-1.07 in five A/B pairs; batch 256 blocks 1.02-1.03, dense
-    1.00-1.01; 1 thread, batch 128 blocks 1.05-1.09, dense 1.05. fp32, 2 threads, batch 128, four
-    windows: blocks 0.81-1.02, mean 0.92, dense 0.96-1.07, mean 1.01)."""
-    return x.shape[0] >= TRIANGLE_BLOCK_ROWS_PER_THREAD * torch.get_num_threads()
+def triangle_blocks_pay(x: torch.Tensor, reduced: bool) -> bool:
+    """Whether a triangle's row blocks beat one dense matmul in eager mode for input `x` (in
+    reduced precision if `reduced`): not when the threads split a small batch, whose small block
+    products parallelise badly, and in fp32 not with several threads at all. FVSBN-784 training
+    step, eager, against the reference, 2-core EPYC, 2026-12-06: bf16, 2 threads, batch 128,
+    blocks 0.93-0.95 and dense 0.96-1.07 in five A/B pairs; batch 256 blocks 1.02-1.03, dense
+    1.00-1.01; 1 thread, batch 128 blocks 1.05-1.09, dense 1.05. fp32, 2 threads: this VM
+    switches between a state where two threads run 1.9x one (blocks 1.05-1.19 of the reference,
+    dense 1.01-1.05) and one where they run 1.5-1.6x (blocks 0.81-0.98, dense 1.03-1.07), so the
+    dense function, at least as fast as the reference in both, is taken."""
+    threads = torch.get_num_threads()
+    return (reduced or threads == 1) and x.shape[0] >= TRIANGLE_BLOCK_ROWS_PER_THREAD * threads
 
 
 #: `_eager` called from compiled code as it is (a graph break): torch.compile runs it eagerly
