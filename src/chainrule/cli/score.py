@@ -16,7 +16,9 @@ def add_parser(sub) -> CommandParser:
         help="out-of-distribution detection: score in-distribution vs OOD data; table and histograms",
         description="Score the test images of --data (in-distribution) and of --ood-data with every OOD"
         " score (higher = more anomalous): negative log-likelihood, bits/dim, likelihood ratio against"
-        " --background (a model trained with train.perturb_rate), input complexity (NLL in bits minus"
+        " --background (a small local model of the same data, e.g."
+        " zoo/gated-pixelcnn-fashion-local-background, or one trained with train.perturb_rate),"
+        " input complexity (NLL in bits minus"
         " a lossless compressor's bits) and typicality (|NLL - mean NLL of --data's validation"
         " split|, its training split when --split val). Prints a table of AUROC, AUPR and FPR at"
         " 95 % TPR (OOD = positive) to stderr, one JSON line to stdout, and writes a PNG of the"
@@ -25,7 +27,10 @@ def add_parser(sub) -> CommandParser:
     sc.add_argument("model_dir")
     sc.add_argument("--data", required=True, help="the model's own (in-distribution) dataset")
     sc.add_argument("--ood-data", required=True, help="the out-of-distribution dataset")
-    sc.add_argument("--background", help="background model folder, for the likelihood-ratio score")
+    sc.add_argument(
+        "--background",
+        help="background model folder, for the likelihood-ratio score (same data kind as the model)",
+    )
     sc.add_argument("--split", default="test", choices=SPLITS, help="(default test)")
     sc.add_argument("-n", type=int, default=None, help="use the first N images of each split (default all)")
     sc.add_argument("--out", default="ood-scores.png", help="histogram PNG path (default ood-scores.png)")
