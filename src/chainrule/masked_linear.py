@@ -155,11 +155,11 @@ def _eager(
     if diagonal is not None and (blocks is None or not triangle_blocks_pay(x, dtype != weight.dtype)):
         if dtype == weight.dtype:
             # a triangle in the weight's own dtype without blocks, or with several threads:
-            # `_TriangleLinearFn`, the least Python a masked matmul with an in-place
-            # gradient `tril_` takes (FVSBN-784 fp32 training step, 2 threads, batch 128, against
-            # the reference: 1.01-1.03, where `_MaskedLinearFn` gave 0.96-0.99, the reference's own
-            # ops 0.95-0.98 and plain autograd `weight.tril(diagonal)` 0.83-0.94, as out-of-place
-            # `tril` is 2-3x slower than the mask product; 2026-12-06, 2-core EPYC)
+            # `_TriangleLinearFn`, the least Python a masked matmul with an in-place gradient
+            # `tril_` takes (FVSBN-784 fp32 training step, 2 threads, against the reference:
+            # 0.97-0.99 and 1.03-1.16 in the VM's two states, `_MaskedLinearFn` 3-5 % slower,
+            # plain autograd `weight.tril(diagonal)` 0.83-0.94, as out-of-place `tril` is 2-3x
+            # slower than the mask product; 2026-12-06, 2-core EPYC)
             return _TriangleLinearFn.apply(x, weight, mask, bias, diagonal)
         blocks = None  # ... in reduced precision: the custom function below, without blocks
     if dtype != weight.dtype and diagonal is not None:
