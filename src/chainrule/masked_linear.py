@@ -184,8 +184,8 @@ def triangle_blocks_pay(x: torch.Tensor, reduced: bool) -> bool:
     1.00-1.01; 1 thread, batch 128 blocks 1.05-1.09, dense 1.05. fp32, 2 threads, batch 128 and
     256: this VM moves between a state where two threads run a plain matmul 1.8-1.9x as fast as
     one (blocks 1.04-1.19 of the reference, the dense `_TriangleLinearFn` 0.97-1.06) and one where
-    they run it 1.4-1.6x as fast (blocks 0.72-0.98, dense 1.03-1.16); the dense function, which
-    loses at most 3 % in either state where the blocks lose up to 28 %, is taken."""
+    they run it 1.4-1.6x as fast (blocks 0.75-0.98, dense 1.03-1.16); the dense function, which
+    loses at most 3 % in either state where the blocks lose up to 25 %, is taken."""
     threads = torch.get_num_threads()
     return (reduced or threads == 1) and x.shape[0] >= TRIANGLE_BLOCK_ROWS_PER_THREAD * threads
 
