@@ -154,10 +154,10 @@ def _eager(
     args = (x, weight, mask, bias, dtype, diagonal)
     if diagonal is not None and (blocks is None or not triangle_blocks_pay(x, dtype != weight.dtype)):
         if dtype == weight.dtype:
-            # a triangle in the weight's own dtype without blocks, or with several threads:
-            # `_TriangleLinearFn`, the least Python a masked matmul with an in-place gradient
-            # `tril_` takes (FVSBN-784 fp32 training step, 2 threads, against the reference:
-            # 0.97-0.99 and 1.03-1.16 in the VM's two states, `_MaskedLinearFn` 3-5 % slower,
+            # a triangle in the weight's own dtype without blocks, with two or more threads or a
+            # small batch: `_TriangleLinearFn`, the least Python a masked matmul with an in-place
+            # gradient `tril_` takes (FVSBN-784 fp32 training step, 2 threads, against the reference:
+            # 0.97-1.06 and 1.03-1.16 in the VM's two states, `_MaskedLinearFn` 3-5 % slower,
             # plain autograd `weight.tril(diagonal)` 0.83-0.94, as out-of-place `tril` is 2-3x
             # slower than the mask product; 2026-12-06, 2-core EPYC)
             return _TriangleLinearFn.apply(x, weight, mask, bias, diagonal)
