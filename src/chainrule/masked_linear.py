@@ -100,6 +100,14 @@ class MaskedLinear(nn.Linear):
         """The weight times the mask: the matrix the layer actually applies."""
         return self.weight * self.mask
 
+    def compute_dtype(self, kind: str) -> torch.dtype:
+        """The dtype the layer computes in on device type `kind`: autocast's for a float32 weight
+        under autocast, else the weight's own."""
+        dtype = self.weight.dtype
+        if dtype == torch.float32 and torch.is_autocast_enabled(kind):
+            return torch.get_autocast_dtype(kind)
+        return dtype
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         blocks = self.blocks if x.dim() == 2 else None
         if compiling():
@@ -107,18 +115,14 @@ class MaskedLinear(nn.Linear):
         kind = x.device.type
         if not torch.amp.is_autocast_available(kind):  # e.g. the meta device: no autocast to ask about
             return _plain(x, self.weight, self.mask, self.bias, blocks)
-        dtype = self.weight.dtype
-        if dtype == torch.float32 and torch.is_autocast_enabled(kind):
-            dtype = torch.get_autocast_dtype(kind)
+        dtype = self.compute_dtype(kind)
         if x.dtype not in (self.weight.dtype, dtype):
             return _plain(x, self.weight, self.mask, self.bias, blocks)
         return _eager(x, self.weight, self.mask, self.bias, dtype, self.diagonal, blocks)
 
     def _compiled_forward(self, x: torch.Tensor, blocks: RowBlocks) -> torch.Tensor:
         """The layer as torch.compile traces it (each branch measured against the alternatives)."""
-        dtype = self.weight.dtype
-        if torch.is_autocast_enabled(x.device.type) and dtype == torch.float32:
-            dtype = torch.get_autocast_dtype(x.device.type)
+        dtype = self.compute_dtype(x.device.type)
         reduced = dtype != self.weight.dtype
         if reduced and self.diagonal is None and blocks is not None:
             # a staircase (MADE's first member) in reduced precision: the eager row blocks, outside
