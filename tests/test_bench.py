@@ -128,7 +128,7 @@ def test_autoregressive_speed_quick_compares_with_the_references() -> None:
 def test_speed_ratio_interval_covers_the_noise_and_excludes_a_real_gap() -> None:
     """The bootstrap interval of a row's ratio contains 1 for two equally fast sides with noisy
     steps, and lies below 1 when chainrule's steps are 10 % slower."""
-    from benchmarks.autoregressive_speed import ratio_interval, summary
+    from benchmarks.speed_ratios import ratio_interval, summary
 
     g = torch.Generator().manual_seed(1)
     noise = (1 + 0.05 * torch.rand(2, 60, generator=g)).tolist()
@@ -146,7 +146,7 @@ def test_speed_ratio_interval_covers_the_noise_and_excludes_a_real_gap() -> None
 def test_speed_results_keep_the_earlier_runs_ratios() -> None:
     """Writing a new run keeps the replaced file's ratios under its date (and its own earlier
     runs), the newest few only."""
-    from benchmarks.autoregressive_speed import with_history
+    from benchmarks.speed_ratios import with_history
 
     row = {
         "model": "fvsbn",
@@ -206,7 +206,7 @@ def test_speed_passes_combine_by_their_ratios_and_merge_replaces_only_the_rows_t
     """`--passes`: one row per configuration, the geometric mean of the passes' ratios (each kept),
     not pooled steps, which a pass slow on both sides would tip; `--merge`: re-timed rows replace
     theirs (dated), the others stay, and rows of another CPU are refused."""
-    from benchmarks.autoregressive_speed import combine_passes, merged
+    from benchmarks.speed_ratios import combine_passes, merged
 
     key = {"model": "fvsbn", "batch": 128, "precision": "fp32", "threads": 2, "mode": "eager"}
     speeds = {"chainrule_images_per_s": 100.0, "reference_images_per_s": 100.0, "steps": 3}
