@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import torch
 
-
-def _cell_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+from chainrule.activations import cell_dtype, lstm_gate_scale, tanh_into
 
 
 def _gather(buf: torch.Tensor, h: torch.Tensor, offsets: tuple[int, ...]) -> None:
@@ -54,6 +52,21 @@ def _scatter_add(dh: torch.Tensor, dbuf: torch.Tensor, offsets: tuple[int, ...])
             dh[..., : size + o, :].add_(block[..., -o:, :])
 
 
+_sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input  # dy σ (1 - σ), into grad_input
+_tanh_backward = torch.ops.aten.tanh_backward.grad_input  # dy (1 - y²), into grad_input
+
+
+def _activations_into(gates: torch.Tensor, act: torch.Tensor, ch: int, scale: torch.Tensor | None) -> None:
+    """act = [σ(o f i), tanh(g)] of pre-activations `gates` (..., 4 ch), in act's (cell) dtype; on
+    the CPU (`scale` from `lstm_gate_scale`) one sigmoid for all four, tanh(g) = 2 σ(2g) - 1."""
+    if scale is None:
+        torch.sigmoid(gates[..., : 3 * ch], out=act[..., : 3 * ch])
+        torch.tanh(gates[..., 3 * ch :], out=act[..., 3 * ch :])
+        return
+    torch.mul(gates, scale, out=act).sigmoid_()  # the product also lifts bf16 gates to float32
+    act[..., 3 * ch :].mul_(2).sub_(1)
+
+
 class LSTMScan(torch.autograd.Function):
     """h (G, T, B, P, ch) from pre (G, T, B, P, 4 ch) and weight (G, K ch, 4 ch): G independent
     recurrences (directions), T steps, B × P positions per step, K neighbour taps at `offsets`."""
@@ -62,28 +75,28 @@ class LSTMScan(torch.autograd.Function):
     def forward(ctx, pre: torch.Tensor, weight: torch.Tensor, offsets: tuple[int, ...]) -> torch.Tensor:
         g_, steps, b, p, four = pre.shape
         ch, k = four // 4, len(offsets)
-        cell = _cell_dtype(pre.dtype)
+        cell = cell_dtype(pre.dtype)
         w = weight.to(pre.dtype)
         bufs = pre.new_zeros(g_, steps, b, p, k * ch)  # neighbours' states, the matmuls' input
         acts = torch.empty(g_, steps, b, p, four, dtype=cell, device=pre.device)  # σ(o f i), tanh g
         cs = torch.empty(g_, steps, b, p, ch, dtype=cell, device=pre.device)
         tcs = torch.empty_like(cs)  # tanh(c)
         hs = torch.empty_like(cs)
+        scale = lstm_gate_scale(four, cell, pre.device) if pre.device.type == "cpu" else None
         for t in range(steps):
             if t == 0:  # zero states before the first step
-                gates = pre[:, 0].to(cell)
+                gates = pre[:, 0]
             else:
                 _gather(bufs[:, t], hs[:, t - 1], offsets)
                 flat = torch.baddbmm(pre[:, t].reshape(g_, b * p, four), bufs[:, t].view(g_, b * p, -1), w)
-                gates = flat.view(g_, b, p, four).to(cell)
+                gates = flat.view(g_, b, p, four)
             act = acts[:, t]
-            torch.sigmoid(gates[..., : 3 * ch], out=act[..., : 3 * ch])
-            torch.tanh(gates[..., 3 * ch :], out=act[..., 3 * ch :])
+            _activations_into(gates, act, ch, scale)
             o, f, i, g = act.split(ch, -1)
             c = torch.mul(i, g, out=cs[:, t])
             if t > 0:
                 c.addcmul_(f, cs[:, t - 1])
-            torch.tanh(c, out=tcs[:, t])
+            tanh_into(c, tcs[:, t])
             torch.mul(o, tcs[:, t], out=hs[:, t])
         ctx.offsets = offsets
         ctx.pre_dtype, ctx.weight_dtype = pre.dtype, weight.dtype
@@ -105,16 +118,17 @@ class LSTMScan(torch.autograd.Function):
             o, f, i, g = acts[:, t].split(ch, -1)
             do, df, di, dg = dpre[:, t].split(ch, -1)
             tc = tcs[:, t]
-            # dc += dh * o * (1 - tanh(c)^2); do = dh * tanh(c) * o * (1 - o)
-            torch.mul(tc, tc, out=tmp).neg_().add_(1).mul_(o).mul_(dh)
+            # dc += dh o (1 - tanh(c)²); do = dh tanh(c) o (1 - o); df = dc c' f (1 - f); ...: each a
+            # product and aten's fused sigmoid/tanh backward, in place in dpre
+            _tanh_backward(torch.mul(dh, o, out=tmp), tc, grad_input=tmp)
             dc.add_(tmp)
-            torch.mul(dh, tc, out=do).mul_(o).mul_(1 - o)
+            _sigmoid_backward(torch.mul(dh, tc, out=do), o, grad_input=do)
             if t > 0:
-                torch.mul(dc, cs[:, t - 1], out=df).mul_(f).mul_(1 - f)
+                _sigmoid_backward(torch.mul(dc, cs[:, t - 1], out=df), f, grad_input=df)
             else:
                 df.zero_()
-            torch.mul(dc, g, out=di).mul_(i).mul_(1 - i)
-            torch.mul(g, g, out=dg).neg_().add_(1).mul_(i).mul_(dc)
+            _sigmoid_backward(torch.mul(dc, g, out=di), i, grad_input=di)
+            _tanh_backward(torch.mul(dc, i, out=dg), g, grad_input=dg)
             dc.mul_(f)
             dh.zero_()
             if t > 0:

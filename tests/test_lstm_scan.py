@@ -1,0 +1,79 @@
+"""The Row LSTM's scan (hand-written forward and backward) against the step-by-step LSTM through
+autograd: equal hidden states and equal gradients for the pre-activations and the weight."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from chainrule.models.lstm_scan import lstm_scan
+from chainrule.models.pixelrnn import lstm_cell
+
+
+def shifted(h: torch.Tensor, offset: int) -> torch.Tensor:
+    """out[..., p, :] = h[..., p + offset, :] inside 0..P-1, else 0."""
+    out = torch.zeros_like(h)
+    size = h.shape[-2]
+    if offset >= 0:
+        out[..., : size - offset, :] = h[..., offset:, :]
+    else:
+        out[..., -offset:, :] = h[..., : size + offset, :]
+    return out
+
+
+def step_by_step(pre: torch.Tensor, weight: torch.Tensor, offsets: tuple[int, ...]) -> torch.Tensor:
+    """The recurrence of `lstm_scan`'s docstring, one autograd step at a time with `lstm_cell`."""
+    g_, steps, b, p, four = pre.shape
+    h = c = pre.new_zeros(g_, b, p, four // 4)
+    states = []
+    for t in range(steps):
+        neighbours = torch.cat([shifted(h, o) for o in offsets], -1)  # (G, B, P, K ch)
+        gates = pre[:, t] + torch.einsum("gbpk,gkf->gbpf", neighbours, weight)
+        h, c = lstm_cell(gates, c, dim=-1)
+        states.append(h)
+    return torch.stack(states, 1)
+
+
+@pytest.mark.parametrize("offsets", [(-1, 0, 1), (0,), (-2, 1)])
+def test_scan_matches_step_by_step_values_and_gradients(offsets: tuple[int, ...]) -> None:
+    gen = torch.Generator().manual_seed(0)
+    g_, steps, b, p, ch = 2, 4, 3, 5, 2
+    pre = torch.randn(g_, steps, b, p, 4 * ch, generator=gen, dtype=torch.double, requires_grad=True)
+    weight = torch.randn(g_, len(offsets) * ch, 4 * ch, generator=gen, dtype=torch.double)
+    weight.requires_grad_()
+    upstream = torch.randn(g_, steps, b, p, ch, generator=gen, dtype=torch.double)
+
+    results = []
+    for fn in (lstm_scan, step_by_step):
+        h = fn(pre, weight, offsets)
+        results.append((h, *torch.autograd.grad((h * upstream).sum(), (pre, weight))))
+    for ours, reference in zip(*results, strict=True):
+        assert torch.allclose(ours, reference, rtol=1e-12, atol=1e-12)
+
+
+def test_scan_in_bfloat16_follows_the_float32_cell() -> None:
+    """bf16 pre-activations: the cell runs in float32 (states returned in float32), close to the
+    all-float32 scan."""
+    gen = torch.Generator().manual_seed(1)
+    pre = torch.randn(2, 6, 2, 4, 8, generator=gen)
+    weight = torch.randn(2, 6, 8, generator=gen) * 0.3
+    low = lstm_scan(pre.bfloat16(), weight, (-1, 0, 1))
+    assert low.dtype == torch.float32
+    assert torch.allclose(low, lstm_scan(pre, weight, (-1, 0, 1)), atol=0.05)
+
+
+@pytest.mark.parametrize("dim", [1, -1])
+def test_lstm_cell_is_the_textbook_update(dim: int) -> None:
+    """c' = σ(f) c + σ(i) tanh(g), h' = σ(o) tanh(c') with torch's own sigmoid and tanh, gates
+    [o, f, i, g] along `dim` (the CPU path takes tanh through the sigmoid)."""
+    gen = torch.Generator().manual_seed(2)
+    gates = torch.randn(3, 8, 5, generator=gen, dtype=torch.double) * 3
+    gates = gates if dim == 1 else gates.transpose(1, 2)
+    c = torch.randn(
+        gates.shape[: dim % 3] + (2,) + gates.shape[dim % 3 + 1 :], generator=gen, dtype=torch.double
+    )
+    o, f, i, g = gates.chunk(4, dim)
+    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h, c_out = lstm_cell(gates, c, dim=dim)
+    assert torch.allclose(c_out, c_new, rtol=0, atol=1e-14)
+    assert torch.allclose(h, torch.sigmoid(o) * torch.tanh(c_new), rtol=0, atol=1e-14)
