@@ -1,12 +1,11 @@
-"""chainrule.activations: tanh through the sigmoid agrees with torch.tanh, and the gated activation
-with its autograd formulation, in values and gradients."""
+"""chainrule.activations: tanh through the sigmoid agrees with torch.tanh, values and gradients."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from chainrule.activations import gated_tanh, tanh, tanh_into
+from chainrule.activations import tanh, tanh_into
 
 
 def grid() -> torch.Tensor:
@@ -43,33 +42,3 @@ def test_into_writes_the_same_values_into_a_view(dtype: torch.dtype) -> None:
 
 def test_nan_stays_nan() -> None:
     assert tanh(torch.tensor([float("nan")])).isnan().all()
-
-
-def autograd_gate(pre: torch.Tensor) -> torch.Tensor:
-    """tanh(a) σ(b) through autograd, in float32 for bf16 input (what gated_tanh computes)."""
-    a, b = pre.chunk(2, 1)
-    if pre.dtype == torch.bfloat16:
-        return (tanh(a.float()) * torch.sigmoid(b.float())).to(pre.dtype)
-    return tanh(a) * torch.sigmoid(b)
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("shape", [(3, 8), (2, 6, 4, 5)])
-def test_gated_tanh_matches_autograd(dtype: torch.dtype, shape: tuple[int, ...]) -> None:
-    gen = torch.Generator().manual_seed(0)
-    pre = (torch.randn(shape, generator=gen) * 3).to(dtype).requires_grad_()
-    upstream = torch.randn(shape[0], shape[1] // 2, *shape[2:], generator=gen).to(dtype)
-    ours, reference = gated_tanh(pre), autograd_gate(pre)
-    tol = {torch.float64: 1e-12, torch.float32: 1e-6, torch.bfloat16: 1e-2}[dtype]
-    assert ours.dtype == dtype and torch.allclose(ours, reference, rtol=0, atol=tol)
-    (g_ours,) = torch.autograd.grad((ours * upstream).sum(), pre)
-    (g_ref,) = torch.autograd.grad((reference * upstream).sum(), pre)
-    assert g_ours.dtype == dtype
-    assert torch.allclose(g_ours.double(), g_ref.double(), rtol=0, atol=10 * tol)
-
-
-def test_gated_tanh_compiles_without_graph_breaks() -> None:
-    """The recipes train with torch.compile: the gate must trace as one graph."""
-    pre = torch.randn(2, 4, 3, 3, requires_grad=True)
-    explained = torch._dynamo.explain(lambda p: gated_tanh(p).sum())(pre)
-    assert explained.graph_break_count == 0

@@ -1,15 +1,19 @@
-"""tanh through the sigmoid on the CPU, tanh(x) = 2 σ(2x) - 1, and the gated activation
-tanh(a) σ(b) with a hand-written backward.
+"""tanh through the sigmoid on the CPU, tanh(x) = 2 σ(2x) - 1, for PixelRNN's LSTM cells.
 
 torch's CPU tanh (a 1-ulp vector routine) is several times slower than its sigmoid: on 2.4 million
 float32 values, 3.4 ms against 0.49 ms (2 threads, AMD EPYC with AVX-512, torch 2.13,
-2026-12-06), and 1.0 ms through the identity (four kernels). The gated activations of Gated PixelCNN and
-the LSTM cells of PixelRNN spend much of their elementwise time in tanh, so they take it from here.
-The identity costs at most 2e-7 absolute error near 0 (float32's resolution at 1/2, doubled),
-far below what a gate or a cell state can resolve; the gradient is tanh's own, 1 - y².
+2026-12-06), and 1.0 ms through the identity (four kernels). The identity costs at most 2e-7
+absolute error near 0 (float32's resolution at 1/2, doubled), far below what a gate or a cell state
+can resolve; the gradient is tanh's own, 1 - y².
 
-`gated_tanh` (Gated PixelCNN, WaveNet) also writes its backward out: autograd's version of
-tanh(a) σ(b) on half-precision input copies each half to float32 and back in both directions.
+In a training step the gain is smaller, as the tensors are smaller and other elementwise work
+dominates (in-process A/B, 2 threads, batch 64, 2026-12-06): the Row LSTM's scan (`lstm_scan`)
+trains 2 % faster with it, and 4-10 % faster with one sigmoid for all four gates
+(`lstm_gate_scale`) and aten's fused backward; the Diagonal BiLSTM's step-by-step `lstm_cell` is
+within the noise (x0.96-1.02), and keeps the same arithmetic as the scan, so that the Row LSTM's
+fast sampler (`lstm_cell`) and its generic one (the scan) agree exactly. Gated PixelCNN's
+tanh(a) σ(b) gained nothing from it (x0.99-1.01), and a hand-written backward for that gate lost
+1-9 % (more kernels than autograd's in fp32), so it keeps torch.tanh.
 
 Other devices keep torch.tanh (fast there). The function is the same in every mode (training,
 evaluation, sampling), so log-probabilities agree between them exactly.
@@ -66,39 +70,3 @@ def lstm_gate_scale(four: int, dtype: torch.dtype, device: torch.device) -> torc
     scale = torch.ones(four, dtype=dtype, device=device)
     scale[3 * (four // 4) :] = 2
     return scale
-
-
-class _GatedTanh(torch.autograd.Function):
-    """tanh(a) σ(b) of the halves of pre along dim 1, in float32 for half-precision input, with
-    the backward written out: dpre = [dy σ(b) (1 - tanh²(a)), dy tanh(a) σ(b) (1 - σ(b))], each a
-    product and aten's fused tanh/sigmoid backward (autograd's version of the same arithmetic:
-    9 kernels forward, about 10 backward; these: 7 and 5, and no copies of the halves)."""
-
-    @staticmethod
-    def forward(ctx, pre: torch.Tensor) -> torch.Tensor:
-        a, b = pre.chunk(2, 1)
-        cell = cell_dtype(pre.dtype)
-        t = torch.empty(a.shape, dtype=cell, device=pre.device)
-        torch.mul(a, 2, out=t).sigmoid_().mul_(2).sub_(1)  # tanh(a) = 2 σ(2a) - 1
-        s = torch.empty_like(t).copy_(b).sigmoid_()
-        out = torch.empty(a.shape, dtype=pre.dtype, device=pre.device)
-        torch.mul(t, s, out=out)
-        ctx.save_for_backward(t, s)
-        return out
-
-    @staticmethod
-    def backward(ctx, dy: torch.Tensor) -> torch.Tensor:
-        t, s = ctx.saved_tensors
-        da = torch.ops.aten.tanh_backward(dy * s, t)
-        db = torch.ops.aten.sigmoid_backward(dy * t, s)
-        dpre = torch.cat([da, db], 1)
-        return dpre.to(dy.dtype)
-
-
-def gated_tanh(pre: torch.Tensor) -> torch.Tensor:
-    """The gated activation tanh(a) σ(b) of pre = [a, b] split along dim 1 (Gated PixelCNN,
-    WaveNet), in pre's dtype; on the CPU computed in float32 and through the sigmoid (see above)."""
-    if pre.device.type != "cpu":
-        a, b = pre.chunk(2, 1)
-        return torch.tanh(a) * torch.sigmoid(b)
-    return _GatedTanh.apply(pre)

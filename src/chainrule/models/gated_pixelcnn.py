@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chainrule.activations import gated_tanh
 from chainrule.errors import ChainruleError
 from chainrule.greyscale import check_grey, greyscale
 from chainrule.masked_conv import MaskedConv2d
@@ -43,6 +42,16 @@ def row_of(bias: torch.Tensor, i: int) -> torch.Tensor:
 def pixel_of(bias: torch.Tensor, i: int, j: int) -> torch.Tensor:
     """The (B, C) bias at pixel (i, j) of a map, or the global one."""
     return bias[:, :, 0, 0] if bias.shape[2] == 1 else bias[:, :, i, j]
+
+
+def gate(pre: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """tanh(a) * sigmoid(b) of the two halves of `pre` along `dim`."""
+    a, b = pre.chunk(2, dim)
+    if pre.device.type == "cpu" and pre.dtype in (torch.bfloat16, torch.float16):
+        # on the CPU, tanh and sigmoid are several times slower in bf16 than in float32 (the
+        # gates of one bf16 training step: 2.8x faster through float32, torch 2.13, 2026-12-05)
+        return (torch.tanh(a.float()) * torch.sigmoid(b.float())).to(pre.dtype)
+    return torch.tanh(a) * torch.sigmoid(b)
 
 
 class GatedLayer(nn.Module):
@@ -69,8 +78,8 @@ class GatedLayer(nn.Module):
         if bias is not None:
             v_pre = v_pre + bias
             h_pre = h_pre + bias
-        h_new = self.h_out(gated_tanh(h_pre))
-        return gated_tanh(v_pre), h_new if self.first else h + h_new
+        h_new = self.h_out(gate(h_pre))
+        return gate(v_pre), h_new if self.first else h + h_new
 
 
 @register_model("gated-pixelcnn")
@@ -283,7 +292,7 @@ class GatedPixelCNN(ImageAutoregressiveModel):
                 if n + 1 < len(self.layers):
                     nxt = self.layers[n + 1]
                     k2n = nxt.horizontal.pads[0]
-                    cache.v_in[n + 1][:, :, i - 1 + nxt.vpads[2], k2n : k2n + self.width] = gated_tanh(v_pre)
+                    cache.v_in[n + 1][:, :, i - 1 + nxt.vpads[2], k2n : k2n + self.width] = gate(v_pre)
             cache.v_to_h.append(
                 F.conv1d(pre, layer.v_to_h.weight[:, :, 0], layer.v_to_h.bias)
                 if i > 0
@@ -298,7 +307,7 @@ class GatedPixelCNN(ImageAutoregressiveModel):
             h_pre = h_pre + cache.v_to_h[n][:, :, j]
             if cache.biases[n] is not None:
                 h_pre = h_pre + pixel_of(cache.biases[n], i, j)
-            h_new = pointwise(layer.h_out, gated_tanh(h_pre))
+            h_new = pointwise(layer.h_out, gate(h_pre))
             h = h_new if layer.first else h + h_new
             if n + 1 < len(self.layers):
                 k2n = self.layers[n + 1].horizontal.pads[0]

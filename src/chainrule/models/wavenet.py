@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from chainrule.activations import gated_tanh
 from chainrule.errors import ChainruleError
 from chainrule.models.base import register_model
 from chainrule.models.sequence import SequenceModel
@@ -29,14 +28,18 @@ class GatedResidualLayer(nn.Module):
         self.res = nn.Conv1d(channels, channels, 1)
         self.skip = nn.Conv1d(channels, skip_channels, 1)
 
+    def _gate(self, a: torch.Tensor, dim: int) -> torch.Tensor:
+        t, s = a.chunk(2, dim)
+        return torch.tanh(t) * torch.sigmoid(s)
+
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """h (B, C, L) -> (new h, skip (B, S, L))."""
-        g = gated_tanh(self.conv(h))
+        g = self._gate(self.conv(h), 1)
         return h + self.res(g), self.skip(g)
 
     def step(self, past: torch.Tensor, now: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One position from (B, C) inputs at t - dilation and t."""
-        g = gated_tanh(self.conv.step(past, now))
+        g = self._gate(self.conv.step(past, now), 1)
         res = nn.functional.linear(g, self.res.weight[:, :, 0], self.res.bias)
         return now + res, nn.functional.linear(g, self.skip.weight[:, :, 0], self.skip.bias)
 
