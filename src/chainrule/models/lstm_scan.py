@@ -6,8 +6,13 @@ c[t - 1, p]. Run step by step through autograd, every step costs a dozen small o
 and more backward (pads, slices and concatenations of the neighbours, three sigmoids, their
 gradients, zero-filled slice gradients). Here the forward writes the shifted neighbours into one
 preallocated buffer per step and keeps the gate activations; the backward runs the steps in
-reverse with in-place arithmetic and computes the weight gradient as one large matmul over all
-steps.
+reverse with in-place arithmetic (each gate's gradient one product and aten's fused sigmoid or tanh
+backward: 3-4 % faster training steps than the arithmetic written out, in-process A/B, 2 threads,
+batch 64, 2026-12-06) and computes the weight gradient as one large matmul over all steps.
+
+torch's CPU tanh is about 7x slower than its sigmoid on large tensors (2.4 million float32 values:
+3.4 against 0.49 ms, 2-core EPYC), but computing tanh(x) as 2 σ(2x) - 1 here gained only 2 % more
+and made small-batch sampling 1.4-1.5x slower (four kernels for one), so the cell keeps torch.tanh.
 
 The arithmetic is that of `pixelrnn.lstm_cell` (half-precision pre-activations lifted to float32
 for the cell; the matmuls in the pre-activations' precision), so results equal the step-by-step
@@ -22,7 +27,9 @@ from __future__ import annotations
 
 import torch
 
-from chainrule.activations import cell_dtype, lstm_gate_scale, tanh_into
+
+def _cell_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def _gather(buf: torch.Tensor, h: torch.Tensor, offsets: tuple[int, ...]) -> None:
@@ -56,17 +63,6 @@ _sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input  # dy σ (1 - σ)
 _tanh_backward = torch.ops.aten.tanh_backward.grad_input  # dy (1 - y²), into grad_input
 
 
-def _activations_into(gates: torch.Tensor, act: torch.Tensor, ch: int, scale: torch.Tensor | None) -> None:
-    """act = [σ(o f i), tanh(g)] of pre-activations `gates` (..., 4 ch), in act's (cell) dtype; on
-    the CPU (`scale` from `lstm_gate_scale`) one sigmoid for all four, tanh(g) = 2 σ(2g) - 1."""
-    if scale is None:
-        torch.sigmoid(gates[..., : 3 * ch], out=act[..., : 3 * ch])
-        torch.tanh(gates[..., 3 * ch :], out=act[..., 3 * ch :])
-        return
-    torch.mul(gates, scale, out=act).sigmoid_()  # the product also lifts bf16 gates to float32
-    act[..., 3 * ch :].mul_(2).sub_(1)
-
-
 class LSTMScan(torch.autograd.Function):
     """h (G, T, B, P, ch) from pre (G, T, B, P, 4 ch) and weight (G, K ch, 4 ch): G independent
     recurrences (directions), T steps, B × P positions per step, K neighbour taps at `offsets`."""
@@ -75,28 +71,28 @@ class LSTMScan(torch.autograd.Function):
     def forward(ctx, pre: torch.Tensor, weight: torch.Tensor, offsets: tuple[int, ...]) -> torch.Tensor:
         g_, steps, b, p, four = pre.shape
         ch, k = four // 4, len(offsets)
-        cell = cell_dtype(pre.dtype)
+        cell = _cell_dtype(pre.dtype)
         w = weight.to(pre.dtype)
         bufs = pre.new_zeros(g_, steps, b, p, k * ch)  # neighbours' states, the matmuls' input
         acts = torch.empty(g_, steps, b, p, four, dtype=cell, device=pre.device)  # σ(o f i), tanh g
         cs = torch.empty(g_, steps, b, p, ch, dtype=cell, device=pre.device)
         tcs = torch.empty_like(cs)  # tanh(c)
         hs = torch.empty_like(cs)
-        scale = lstm_gate_scale(four, cell, pre.device) if pre.device.type == "cpu" else None
         for t in range(steps):
             if t == 0:  # zero states before the first step
-                gates = pre[:, 0]
+                gates = pre[:, 0].to(cell)
             else:
                 _gather(bufs[:, t], hs[:, t - 1], offsets)
                 flat = torch.baddbmm(pre[:, t].reshape(g_, b * p, four), bufs[:, t].view(g_, b * p, -1), w)
-                gates = flat.view(g_, b, p, four)
+                gates = flat.view(g_, b, p, four).to(cell)
             act = acts[:, t]
-            _activations_into(gates, act, ch, scale)
+            torch.sigmoid(gates[..., : 3 * ch], out=act[..., : 3 * ch])
+            torch.tanh(gates[..., 3 * ch :], out=act[..., 3 * ch :])
             o, f, i, g = act.split(ch, -1)
             c = torch.mul(i, g, out=cs[:, t])
             if t > 0:
                 c.addcmul_(f, cs[:, t - 1])
-            tanh_into(c, tcs[:, t])
+            torch.tanh(c, out=tcs[:, t])
             torch.mul(o, tcs[:, t], out=hs[:, t])
         ctx.offsets = offsets
         ctx.pre_dtype, ctx.weight_dtype = pre.dtype, weight.dtype

@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from chainrule.activations import cell_dtype, lstm_gate_scale, tanh
 from chainrule.errors import ChainruleError
 from chainrule.masked_conv import MaskedConv2d
 from chainrule.models.image import ImageAutoregressiveModel, SamplerCache
@@ -29,21 +28,13 @@ from chainrule.models.pixelcnn import pointwise
 def lstm_cell(gates: torch.Tensor, c: torch.Tensor, dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """One LSTM update from pre-activations [o, f, i, g] stacked along `dim`: c' = σ(f) c + σ(i)
     tanh(g), h' = σ(o) tanh(c'). Half-precision gates (bf16 autocast) are lifted to float32 so the
-    cell state does not lose precision along a long recurrence. On the CPU one sigmoid serves all
-    four gates (`lstm_gate_scale`: torch's CPU tanh is several times slower than its sigmoid)."""
-    four = gates.shape[dim]
-    if gates.device.type == "cpu":
-        scale = lstm_gate_scale(four, cell_dtype(gates.dtype), gates.device)
-        scale = scale.view(four, *[1] * (gates.dim() - 1 - dim % gates.dim()))  # along `dim`
-        o, f, i, g = torch.sigmoid(gates * scale).chunk(4, dim)
-        g = g * 2 - 1
-    else:
-        gates = gates.to(cell_dtype(gates.dtype))
-        sig, g = gates.split([3 * four // 4, four // 4], dim)
-        o, f, i = sig.sigmoid().chunk(3, dim)  # one sigmoid (and one backward) for the three gates
-        g = g.tanh()
-    c = torch.addcmul(f * c, i, g)
-    return o * tanh(c), c
+    cell state does not lose precision along a long recurrence."""
+    if gates.dtype in (torch.float16, torch.bfloat16):
+        gates = gates.float()
+    sig, g = gates.split([3 * gates.shape[dim] // 4, gates.shape[dim] // 4], dim)
+    o, f, i = sig.sigmoid().chunk(3, dim)  # one sigmoid (and one backward) for the three gates
+    c = torch.addcmul(f * c, i, g.tanh())
+    return o * c.tanh(), c
 
 
 def positive_int(value, name: str, minimum: int = 1) -> int:
