@@ -8,9 +8,11 @@ the working tree. Each version runs in its own worker process (one chainrule per
 this file's harness and `benchmarks.image_speed`'s training step, so both are timed by the same
 code: `--rounds` alternations of before, after, each measuring its own convolution and matmul
 peaks and then the full training steps (forward, backward, fused Adam) of the image models at the
-recipes' sizes, fp32 and bf16 autocast, best of 3 steps. A version's figure is its best round:
-this 2-core VM moves between a fast and a slow state for minutes at a time, and the fraction of a
-peak measured in the same process is the comparable number.
+recipes' sizes, fp32 and bf16 autocast, best of 3 steps. A version's figure is its best round
+(every round's images/s are kept in "rounds_seen"): this 2-core VM moves between a fast and a slow
+state for minutes at a time, and the fraction of a peak measured in the same process is the
+comparable number. A model whose code the change leaves alone is the control: its row shows how
+far two runs of the same code differ (say so with `--note`, which the README prints).
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ def best_rounds(rounds: list[dict]) -> dict:
     return best
 
 
-def compare(before: str, models: list[str], rounds: int, batch: int) -> dict:
+def compare(before: str, models: list[str], rounds: int, batch: int, note: str = "") -> dict:
     from benchmarks.common import machine_info
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,7 +128,12 @@ def compare(before: str, models: list[str], rounds: int, batch: int) -> dict:
         "rounds": rounds,
         "note": "best round of each version (wall-clock best of 3 steps, torch's default threads);"
         " fractions against the peaks measured in that round's process",
+        "reading": note,
         "rows": table,
+        "rounds_seen": {
+            version: [{key: row["images_per_s"] for key, row in r["rows"].items()} for r in runs]
+            for version, runs in results.items()
+        },
     }
 
 
@@ -136,6 +143,7 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     p.add_argument("--rounds", type=int, default=2, help="alternations of before and after")
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--note", default="", help="what to read from the table (shown under it in the README)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -144,7 +152,7 @@ def main() -> None:
     from benchmarks.common import read_result, write_result
 
     result = read_result("image_speed") or {}
-    result["before_after"] = compare(args.before, args.models, args.rounds, args.batch)
+    result["before_after"] = compare(args.before, args.models, args.rounds, args.batch, args.note)
     for key, row in result["before_after"]["rows"].items():
         b, a = row["before"], row["after"]
         print(

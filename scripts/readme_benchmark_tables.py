@@ -278,7 +278,11 @@ def before_after_lines(ba: dict) -> list[str]:
             f" {b['fraction_of_matmul_peak']:.2f} | {a['fraction_of_matmul_peak']:.2f} |"
             f" {b['fraction_of_conv_peak']:.2f} | {a['fraction_of_conv_peak']:.2f} |"
         )
-    lines += ["", f"Reproduce: `python -m benchmarks.image_speed_before_after --before {ba['before']}`."]
+    reading = f"{ba['reading']} " if ba.get("reading") else ""
+    lines += [
+        "",
+        f"{reading}Reproduce: `python -m benchmarks.image_speed_before_after --before {ba['before']}`.",
+    ]
     return lines
 
 
