@@ -18,6 +18,12 @@ from readme_zoo_tables import continuous_zoo_lines
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def result(name: str) -> dict | None:
+    """benchmarks/results/NAME.json, or None before the benchmark has run."""
+    path = ROOT / "benchmarks" / "results" / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def load_phrase(machine: dict) -> str:
     """How busy the machine was: the load when the benchmark started says whether others shared it."""
     start = machine.get("load_average_1min_at_start")
@@ -32,10 +38,9 @@ def load_phrase(machine: dict) -> str:
 
 
 def text_speed_table() -> str:
-    path = ROOT / "benchmarks/results/text_speed.json"
-    if not path.is_file():
+    r = result("text_speed")
+    if r is None:
         return "_no results yet: run `python -m benchmarks.text_speed`_"
-    r = json.loads(path.read_text())
     peak = r["matmul_peak_gflops"]
     load = load_phrase(r["machine"])
     lines = [
@@ -74,10 +79,9 @@ def pass_cell(row: dict) -> str:
 
 
 def speed_table() -> str:
-    path = ROOT / "benchmarks/results/autoregressive_speed.json"
-    if not path.is_file():
+    r = result("autoregressive_speed")
+    if r is None:
         return "_no benchmark results yet: run `make bench`_"
-    r = json.loads(path.read_text())
     load = r.get("load_average", {}).get("start")
     intervals = all("ratio_95" in t for t in r["training"])
     passes = any("pass_ratios" in t for t in r["training"])
@@ -126,10 +130,9 @@ def speed_table() -> str:
 
 
 def continuous_table() -> str:
-    path = ROOT / "benchmarks/results/continuous_density.json"
-    if not path.is_file():
+    r = result("continuous_density")
+    if r is None:
         return "_no results yet: run `python -m benchmarks.continuous_density`_"
-    r = json.loads(path.read_text())
     lines = [
         f"Measured {r['machine']['date'][:10]} by `python -m benchmarks.continuous_density`"
         f" ({r['seconds'] / 60:.0f} min on {r['machine']['cores']} cores). Wine: mean test log-likelihood"
@@ -182,10 +185,9 @@ def continuous_table() -> str:
 
 def deep_nade_lines() -> list[str]:
     """The deep order-agnostic RNADE rows (benchmarks/results/deep_nade_wine.json), if measured."""
-    path = ROOT / "benchmarks/results/deep_nade_wine.json"
-    if not path.is_file():
+    r = result("deep_nade_wine")
+    if r is None:
         return []
-    r = json.loads(path.read_text())
     lines = [
         "",
         f"Deep order-agnostic RNADE (`deep-rnade`, Uria et al. 2014), measured {r['machine']['date'][:10]} by"
@@ -214,10 +216,9 @@ IMAGE_MODELS = ("gated-pixelcnn", "pixelcnn", "row-lstm", "diagonal-bilstm")
 
 def image_speed_table() -> str:
     """Cached vs generic sampling and training throughput of the image models."""
-    path = ROOT / "benchmarks/results/image_speed.json"
-    if not path.is_file():
+    r = result("image_speed")
+    if r is None:
         return "_Run `python -m benchmarks.image_speed` to fill this table._"
-    r = json.loads(path.read_text())
     peaks = r["peaks_gflops"]
     rows = [
         "| model | parameters | train images/s bf16 (fp32) | of conv peak, bf16 |"
@@ -312,22 +313,21 @@ def pixeldefend_table() -> str:
     sys.path.insert(0, str(ROOT))  # run as a script: make the benchmarks package importable
     from benchmarks.pixeldefend import format_result
 
-    path = ROOT / "benchmarks/results/pixeldefend.json"
-    return format_result(json.loads(path.read_text())) if path.is_file() else "not run yet"
+    r = result("pixeldefend")
+    return "not run yet" if r is None else format_result(r)
 
 
 def generative_classification_table() -> str:
     """benchmarks/results/generative_classification.json's markdown table."""
-    path = ROOT / "benchmarks/results/generative_classification.json"
-    return json.loads(path.read_text())["table"] if path.is_file() else "not run yet"
+    r = result("generative_classification")
+    return "not run yet" if r is None else r["table"]
 
 
 def compression_table() -> str:
     """benchmarks/results/compression.json: bits per image / character next to gzip, bz2, xz."""
-    path = ROOT / "benchmarks/results/compression.json"
-    if not path.is_file():
+    r = result("compression")
+    if r is None:
         return "_not run yet: `python -m benchmarks.compression`_"
-    r = json.loads(path.read_text())
     lines = []
     for part in ("images", "text"):
         p = r[part]
@@ -350,13 +350,12 @@ def compression_table() -> str:
 
 def time_to_quality_table() -> str:
     """benchmarks/results/time_to_quality.json: the wall time to a validation NLL, and its picture."""
-    path = ROOT / "benchmarks/results/time_to_quality.json"
-    if not path.is_file():
+    r = result("time_to_quality")
+    if r is None:
         return "_not run yet: `python -m benchmarks.time_to_quality`_"
     sys.path.insert(0, str(ROOT))  # run as a script: make the benchmarks package importable
     from benchmarks.time_to_quality import format_table
 
-    r = json.loads(path.read_text())
     m, threads = r["machine"], r["threads"]
     head = (
         f"Measured {r['date'][:10]} on {m['cpu']} ({m['cores']} cores,"

@@ -9,9 +9,16 @@ scripts/update_readme.py puts them into README.md.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def zoo_entries() -> Iterator[tuple[str, dict]]:
+    """(entry name, metrics.json) of every zoo entry, by name."""
+    for path in sorted(ROOT.glob("zoo/*/metrics.json")):
+        yield path.parent.name, json.loads(path.read_text())
 
 
 def training_minutes(m: dict) -> str:
@@ -54,12 +61,10 @@ def zoo_table() -> str:
         " reproduce |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for path in sorted(ROOT.glob("zoo/*/metrics.json")):
-        m = json.loads(path.read_text())
+    for name, m in zoo_entries():
         if "nats_per_char" in m["test"] or not comparable_on_binarized_mnist(m):
             continue  # text, 8-bit and conditional models have their own tables
         pub = m.get("published") or {}
-        name = path.parent.name
         rows.append(
             f"| `{name}` | **{m['test']['nll_nats']:.2f}** | {m['test']['stderr_nats']:.2f} |"
             f" {pub.get('nll', '')} | {training_minutes(m)} | {m.get('epochs', '')} |"
@@ -88,13 +93,12 @@ def other_image_zoo_table() -> str:
         " | file | reproduce |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for path in sorted(ROOT.glob("zoo/*/metrics.json")):
-        m = json.loads(path.read_text())
+    for name, m in zoo_entries():
         if "nats_per_char" in m["test"] or comparable_on_binarized_mnist(m) or "test_log_likelihood" in m:
             continue  # real-valued models are in the continuous section (continuous_zoo_lines)
         t = m["test"]
         rows.append(
-            f"| `{path.parent.name}` | {m['dataset']} | {condition_of(m) or '—'} | **{t['nll_nats']:.2f}** |"
+            f"| `{name}` | {m['dataset']} | {condition_of(m) or '—'} | **{t['nll_nats']:.2f}** |"
             f" {t['stderr_nats']:.2f} | {t['bits_per_dim']:.3f} | {training_minutes(m)} |"
             f" {parameters_cell(m)} |"
             f" {m['file_mb']} MB | `{m['command']}` |"
@@ -108,14 +112,13 @@ def text_zoo_table() -> str:
         " reproduce |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for path in sorted(ROOT.glob("zoo/*/metrics.json")):
-        m = json.loads(path.read_text())
+    for name, m in zoo_entries():
         if "nats_per_char" not in m["test"]:
             continue
         t, target = m["test"], m.get("target_nats_per_char")
         met = "" if target is None else f"{target} ({'met' if t['nats_per_char'] <= target else 'not met'})"
         rows.append(
-            f"| `{path.parent.name}` | **{t['nats_per_char']:.3f}** | {t['bits_per_char']:.3f} | {met} |"
+            f"| `{name}` | **{t['nats_per_char']:.3f}** | {t['bits_per_char']:.3f} | {met} |"
             f" {m['train_minutes']:.0f} min | {parameters_cell(m)} | {m['file_mb']} MB |"
             f" `{m['command']}` |"
         )
@@ -125,15 +128,14 @@ def text_zoo_table() -> str:
 def continuous_zoo_lines() -> list[str]:
     """Zoo entries of real-valued data (their metrics.json has test_log_likelihood)."""
     rows = []
-    for path in sorted(ROOT.glob("zoo/*/metrics.json")):
-        m = json.loads(path.read_text())
+    for name, m in zoo_entries():
         if "test_log_likelihood" not in m:
             continue
         single = m.get("test_single_ordering")
         one = f"{-single['nll_nats']:.2f}" if single else ""
         pub = (m.get("published") or {}).get("log_likelihood", "")
         rows.append(
-            f"| `{path.parent.name}` | {m['dataset']} (fold 0) | **{m['test_log_likelihood']:.2f}** ±"
+            f"| `{name}` | {m['dataset']} (fold 0) | **{m['test_log_likelihood']:.2f}** ±"
             f" {m['test']['stderr_nats']:.2f} | {one} | {pub} | {training_minutes(m)} | `{m['command']}` |"
         )
     if not rows:
