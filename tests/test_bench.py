@@ -236,3 +236,20 @@ def test_speed_passes_combine_by_their_ratios_and_merge_replaces_only_the_rows_t
     assert out["sampling"] == previous["sampling"] and out["summary"].startswith("2 of 2 rows")
     with pytest.raises(SystemExit, match="measured on 'X', this run on 'Y'"):
         merged({"machine": {"cpu": "Y", "date": "d"}, "training": [], "sampling": {}}, previous)
+
+
+def test_before_after_keeps_each_rows_best_round_with_its_peaks() -> None:
+    """benchmarks.image_speed_before_after: per row, the round with the highest fraction of the
+    matmul peak, and that round's peaks beside it (rounds differ in the VM's state)."""
+    from benchmarks.image_speed_before_after import best_rounds
+
+    def row(ips: float, fraction: float) -> dict:
+        return {"images_per_s": ips, "fraction_of_matmul_peak": fraction, "fraction_of_conv_peak": 0.0}
+
+    rounds = [
+        {"peaks_gflops": {"matmul_bf16": 400.0}, "rows": {"a bf16": row(100, 0.30), "b bf16": row(50, 0.20)}},
+        {"peaks_gflops": {"matmul_bf16": 300.0}, "rows": {"a bf16": row(90, 0.35), "b bf16": row(40, 0.10)}},
+    ]
+    best = best_rounds(rounds)
+    assert best["a bf16"]["images_per_s"] == 90 and best["a bf16"]["peaks_gflops"] == {"matmul_bf16": 300.0}
+    assert best["b bf16"]["images_per_s"] == 50 and best["b bf16"]["peaks_gflops"] == {"matmul_bf16": 400.0}
