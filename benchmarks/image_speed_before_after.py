@@ -1,6 +1,6 @@
 """Image models' training throughput before and after a change, measured in one run.
 
-    python -m benchmarks.image_speed_before_after --before f6e6046
+    python -m benchmarks.image_speed_before_after --before f6e6046 [--side-by-side]
         # -> "before_after" in benchmarks/results/image_speed.json
 
 "Before" is chainrule at git revision `--before` (checked out into a temporary worktree), "after"
@@ -12,7 +12,10 @@ recipes' sizes, fp32 and bf16 autocast, best of 3 steps. A version's figure is i
 (every round's images/s are kept in "rounds_seen"): this 2-core VM moves between a fast and a slow
 state for minutes at a time, and the fraction of a peak measured in the same process is the
 comparable number. A model whose code the change leaves alone is the control: its row shows how
-far two runs of the same code differ (say so with `--note`, which the README prints).
+far two runs of the same code differ (say so with `--note`, which the README prints). On this VM
+that is up to 1.19x between runs minutes apart, more than most changes; `--side-by-side` runs the
+two versions at the same time, one thread each pinned to its own core, so each round pairs them in
+the same machine state, and the speed-up is the median of the rounds' ratios.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,8 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS = ("gated-pixelcnn", "row-lstm", "diagonal-bilstm")
 
 
-def worker(models: list[str], batch: int) -> dict:
-    """Peaks and training throughput of `models` with the chainrule this process imports."""
+def worker(models: list[str], batch: int, cpu: int | None = None) -> dict:
+    """Peaks and training throughput of `models` with the chainrule this process imports (on one
+    thread pinned to core `cpu` when given)."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+        torch.set_num_threads(1)
     import chainrule
     from benchmarks.common import matmul_peak_gflops
     from benchmarks.image_speed import (
@@ -74,14 +82,28 @@ def worker(models: list[str], batch: int) -> dict:
     }
 
 
-def run_worker(src: Path, models: list[str], batch: int) -> dict:
+def start_worker(src: Path, models: list[str], batch: int, cpu: int | None = None) -> subprocess.Popen:
     """`worker` in a fresh process whose chainrule is the one under `src` (a tree's src/)."""
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{ROOT}"}
     cmd = [sys.executable, "-m", "benchmarks.image_speed_before_after", "--worker", "--models", *models]
-    out = subprocess.run(cmd + ["--batch", str(batch)], env=env, cwd=ROOT, capture_output=True, text=True)
-    if out.returncode:
-        raise SystemExit(f"worker failed ({src}):\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    cmd += ["--batch", str(batch)] + ([] if cpu is None else ["--cpu", str(cpu)])
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_worker(process: subprocess.Popen) -> dict:
+    out, err = process.communicate()
+    if process.returncode:
+        raise SystemExit(f"worker failed:\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_round(sources: dict[str, Path], models: list[str], batch: int, side_by_side: bool) -> dict:
+    """One round: the versions one after the other (torch's default threads), or side by side,
+    each on one thread pinned to its own core, so both see the machine in the same state."""
+    if not side_by_side:
+        return {v: finish_worker(start_worker(src, models, batch)) for v, src in sources.items()}
+    running = {v: start_worker(src, models, batch, cpu=k) for k, (v, src) in enumerate(sources.items())}
+    return {v: finish_worker(p) for v, p in running.items()}
 
 
 def best_rounds(rounds: list[dict]) -> dict:
@@ -94,7 +116,9 @@ def best_rounds(rounds: list[dict]) -> dict:
     return best
 
 
-def compare(before: str, models: list[str], rounds: int, batch: int, note: str = "") -> dict:
+def compare(
+    before: str, models: list[str], rounds: int, batch: int, note: str = "", side_by_side: bool = False
+) -> dict:
     from benchmarks.common import machine_info
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -103,30 +127,45 @@ def compare(before: str, models: list[str], rounds: int, batch: int, note: str =
         try:
             results = {"before": [], "after": []}
             for r in range(rounds):
-                for version, src in (("before", tree / "src"), ("after", ROOT / "src")):
-                    results[version].append(run_worker(src, models, batch))
-                    print(f"round {r + 1} {version}:", json.dumps(results[version][-1]["rows"]), flush=True)
+                sources = {"before": tree / "src", "after": ROOT / "src"}
+                if r % 2:  # alternate which goes first (or which core each gets)
+                    sources = dict(reversed(sources.items()))
+                for version, out in run_round(sources, models, batch, side_by_side).items():
+                    results[version].append(out)
+                    print(f"round {r + 1} {version}:", json.dumps(out["rows"]), flush=True)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
     revision = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     )
     b, a = best_rounds(results["before"]), best_rounds(results["after"])
-    table = {
-        key: {
+    table = {}
+    for key in a:
+        paired = [
+            round(x["rows"][key]["images_per_s"] / y["rows"][key]["images_per_s"], 3)
+            for x, y in zip(results["after"], results["before"], strict=True)
+        ]
+        best = round(a[key]["images_per_s"] / b[key]["images_per_s"], 3)
+        table[key] = {
             "before": b[key],
             "after": a[key],
-            "speedup": round(a[key]["images_per_s"] / b[key]["images_per_s"], 3),
+            "speedup": statistics.median(paired) if side_by_side else best,
+            "round_speedups": paired,
         }
-        for key in a
-    }
+    how = (
+        "side by side, each version on one thread pinned to its own core; speedup the median of the"
+        " rounds' after/before ratios"
+        if side_by_side
+        else "one version after the other, torch's default threads; speedup best round against best round"
+    )
     return {
         "machine": machine_info(),
         "before": before,
         "after": f"working tree on {revision.stdout.strip()}",
         "batch": batch,
         "rounds": rounds,
-        "note": "best round of each version (wall-clock best of 3 steps, torch's default threads);"
+        "side_by_side": side_by_side,
+        "note": f"{how} (wall-clock best of 3 steps); before/after columns: each version's best round,"
         " fractions against the peaks measured in that round's process",
         "reading": note,
         "rows": table,
@@ -144,15 +183,23 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="alternations of before and after")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--note", default="", help="what to read from the table (shown under it in the README)")
+    p.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="run both versions at once, one thread each on its own core (needs 2 cores): paired rounds",
+    )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.models, args.batch)))
+        print(json.dumps(worker(args.models, args.batch, args.cpu)))
         return
     from benchmarks.common import read_result, write_result
 
     result = read_result("image_speed") or {}
-    result["before_after"] = compare(args.before, args.models, args.rounds, args.batch, args.note)
+    result["before_after"] = compare(
+        args.before, args.models, args.rounds, args.batch, args.note, args.side_by_side
+    )
     for key, row in result["before_after"]["rows"].items():
         b, a = row["before"], row["after"]
         print(

@@ -261,12 +261,21 @@ def image_speed_table() -> str:
     return "\n".join(rows)
 
 
+def how_compared(ba: dict) -> str:
+    """How benchmarks.image_speed_before_after timed the two versions."""
+    if ba.get("side_by_side"):
+        return (
+            f"{ba['rounds']} rounds with both versions side by side, one thread each on its own core;"
+            " speed-up: the median of the rounds' ratios; images/s: each version's best round"
+        )
+    return f"best of {ba['rounds']} alternating rounds"
+
+
 def before_after_lines(ba: dict) -> list[str]:
     """The training-throughput table of benchmarks.image_speed_before_after."""
     lines = [
         f"Training before and after the last change ({ba['before']} → {ba['after']}), measured in one"
-        f" run ({ba['machine']['date'][:10]}, {ba['machine']['cpu']}, best of {ba['rounds']} alternating"
-        " rounds):",
+        f" run ({ba['machine']['date'][:10]}, {ba['machine']['cpu']}, {how_compared(ba)}):",
         "",
         "| model, precision | images/s before | after | speed-up | of matmul peak before | after |"
         " of conv peak before | after |",
