@@ -144,15 +144,45 @@ def sampling(model: nn.Module, n: int) -> dict:
     }
 
 
-def run(batch: int = 64, sample_n: int = 4, quick: bool = False) -> dict:
-    torch.manual_seed(0)
+def measure_peaks(quick: bool = False) -> dict[str, float]:
+    """Conv and matmul peaks (GFLOP/s) in fp32 and bf16 (`quick`: small shapes, short timing)."""
     small = {"batch": 8, "channels": 16, "min_seconds": 0.0} if quick else {}
-    peaks = {
+    matmul = {"n": 256} if quick else {}
+    return {
         "conv_fp32": conv_peak_gflops(torch.float32, **small),
         "conv_bf16": conv_peak_gflops(torch.bfloat16, **small),
-        "matmul_fp32": matmul_peak_gflops(torch.float32, **({"n": 256} if quick else {})),
-        "matmul_bf16": matmul_peak_gflops(torch.bfloat16, **({"n": 256} if quick else {})),
+        "matmul_fp32": matmul_peak_gflops(torch.float32, **matmul),
+        "matmul_bf16": matmul_peak_gflops(torch.bfloat16, **matmul),
     }
+
+
+def model_flops(model: nn.Module) -> tuple[float, float]:
+    """`flops_per_image` on a fixed batch of 8 random binary images."""
+    x = torch.bernoulli(
+        torch.full((8, model.event_shape[0]), 0.3), generator=torch.Generator().manual_seed(1)
+    )
+    return flops_per_image(model, x)
+
+
+def throughput_row(
+    model: nn.Module, train_flops: float, batch: int, bf16: bool, peaks: dict[str, float], repeats: int = 3
+) -> dict:
+    """Training images/s in one precision, and the achieved GFLOP/s as fractions of `peaks`."""
+    ips = train_throughput(model.train(), batch, bf16, repeats=repeats)
+    achieved = train_flops * ips / 1e9
+    dtype = "bf16" if bf16 else "fp32"
+    return {
+        "images_per_s": round(ips, 1),
+        "achieved_gflops": round(achieved, 1),
+        "fraction_of_conv_peak": round(achieved / peaks[f"conv_{dtype}"], 3),
+        "fraction_of_matmul_peak": round(achieved / peaks[f"matmul_{dtype}"], 3),
+        "epoch_minutes_50k": round(50_000 / ips / 60, 1),
+    }
+
+
+def run(batch: int = 64, sample_n: int = 4, quick: bool = False) -> dict:
+    torch.manual_seed(0)
+    peaks = measure_peaks(quick)
     print({k: round(v) for k, v in peaks.items()}, flush=True)
     models = []
     for name, recipe, kind in MODELS:
@@ -160,10 +190,7 @@ def run(batch: int = 64, sample_n: int = 4, quick: bool = False) -> dict:
         if model is None:
             print(f"{name}: no recipe/model yet, skipped", flush=True)
             continue
-        x = torch.bernoulli(
-            torch.full((8, model.event_shape[0]), 0.3), generator=torch.Generator().manual_seed(1)
-        )
-        forward, train = flops_per_image(model, x)
+        forward, train = model_flops(model)
         entry = {
             "model": name,
             "recipe": recipe,
@@ -174,16 +201,7 @@ def run(batch: int = 64, sample_n: int = 4, quick: bool = False) -> dict:
             "train_gflop_per_image": train / 1e9,
         }
         for precision, bf16 in (("bf16-mixed", True), ("fp32", False)):
-            ips = train_throughput(model.train(), batch, bf16, repeats=1 if quick else 3)
-            achieved = train * ips / 1e9
-            dtype = "bf16" if bf16 else "fp32"
-            entry[precision] = {
-                "images_per_s": round(ips, 1),
-                "achieved_gflops": round(achieved, 1),
-                "fraction_of_conv_peak": round(achieved / peaks[f"conv_{dtype}"], 3),
-                "fraction_of_matmul_peak": round(achieved / peaks[f"matmul_{dtype}"], 3),
-                "epoch_minutes_50k": round(50_000 / ips / 60, 1),
-            }
+            entry[precision] = throughput_row(model, train, batch, bf16, peaks, repeats=1 if quick else 3)
             print(name, precision, entry[precision], flush=True)
         entry["sampling_28x28"] = sampling(model, sample_n)
         print(name, "sampling", entry["sampling_28x28"], flush=True)

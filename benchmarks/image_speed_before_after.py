@@ -42,39 +42,17 @@ def worker(models: list[str], batch: int, cpu: int | None = None) -> dict:
         os.sched_setaffinity(0, {cpu})
         torch.set_num_threads(1)
     import chainrule
-    from benchmarks.common import matmul_peak_gflops
-    from benchmarks.image_speed import (
-        MODELS,
-        conv_peak_gflops,
-        flops_per_image,
-        recipe_model,
-        train_throughput,
-    )
+    from benchmarks.image_speed import MODELS, measure_peaks, model_flops, recipe_model, throughput_row
 
     torch.manual_seed(0)
-    peaks = {
-        "conv_fp32": conv_peak_gflops(torch.float32),
-        "conv_bf16": conv_peak_gflops(torch.bfloat16),
-        "matmul_fp32": matmul_peak_gflops(torch.float32),
-        "matmul_bf16": matmul_peak_gflops(torch.bfloat16),
-    }
+    peaks = measure_peaks()
     rows = {}
     for name, recipe, kind in MODELS:
-        if name not in models:
-            continue
-        model, _ = recipe_model(recipe, kind)
-        x = torch.bernoulli(
-            torch.full((8, model.event_shape[0]), 0.3), generator=torch.Generator().manual_seed(1)
-        )
-        _, train_flops = flops_per_image(model, x)
-        for dtype, bf16 in (("bf16", True), ("fp32", False)):
-            ips = train_throughput(model.train(), batch, bf16)
-            achieved = train_flops * ips / 1e9
-            rows[f"{name} {dtype}"] = {
-                "images_per_s": round(ips, 1),
-                "fraction_of_conv_peak": round(achieved / peaks[f"conv_{dtype}"], 3),
-                "fraction_of_matmul_peak": round(achieved / peaks[f"matmul_{dtype}"], 3),
-            }
+        if name in models:
+            model, _ = recipe_model(recipe, kind)
+            _, train_flops = model_flops(model)
+            for dtype, bf16 in (("bf16", True), ("fp32", False)):
+                rows[f"{name} {dtype}"] = throughput_row(model, train_flops, batch, bf16, peaks)
     return {
         "chainrule": chainrule.__file__,
         "peaks_gflops": {k: round(v, 1) for k, v in peaks.items()},

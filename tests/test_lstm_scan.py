@@ -64,8 +64,8 @@ def test_scan_in_bfloat16_follows_the_float32_cell() -> None:
 
 @pytest.mark.parametrize("dim", [1, -1])
 def test_lstm_cell_is_the_textbook_update(dim: int) -> None:
-    """c' = σ(f) c + σ(i) tanh(g), h' = σ(o) tanh(c') with torch's own sigmoid and tanh, gates
-    [o, f, i, g] along `dim` (the CPU path takes tanh through the sigmoid)."""
+    """c' = σ(f) c + σ(i) tanh(g), h' = σ(o) tanh(c') written out with torch's sigmoid and tanh,
+    gates [o, f, i, g] along `dim`."""
     gen = torch.Generator().manual_seed(2)
     gates = torch.randn(3, 8, 5, generator=gen, dtype=torch.double) * 3
     gates = gates if dim == 1 else gates.transpose(1, 2)
