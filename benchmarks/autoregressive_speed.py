@@ -32,7 +32,9 @@ from torch import nn
 
 from benchmarks.common import machine_info, read_result, write_result
 from benchmarks.speed_ratios import combine_passes, merged, ratios, summary, with_history
+from chainrule.allocator import allocations_kept
 from chainrule.compiling import compiled_or_eager
+from chainrule.denormals import denormals_flushed
 from chainrule.models import FVSBN, MADE, NADE
 from chainrule.training import make_adam
 from chainrule.validation import check_discrete, values_checked_upstream
@@ -233,9 +235,10 @@ def time_row(name, batch, bf16, threads, compiled, reps, budget_s, pairs) -> dic
     check_discrete(x, model.num_values)  # what the trainer's check_dataset_values does once
     ours = train_step(model, chainrule_objective(model, compiled), x, bf16)
     theirs = train_step(ref, torch.compile(ref.log_prob) if compiled else ref.log_prob, x, bf16)
-    times_ours, times_ref = interleaved_times(
-        ours, theirs, 1 if reps < 5 else 2, reps, budget_s, min_s=budget_s / 4
-    )
+    with denormals_flushed(), allocations_kept():  # both sides run as `fit` runs its steps
+        times_ours, times_ref = interleaved_times(
+            ours, theirs, 1 if reps < 5 else 2, reps, budget_s, min_s=budget_s / 4
+        )
     row = {
         "model": name,
         "batch": batch,

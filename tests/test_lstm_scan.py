@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from chainrule.models.lstm_scan import lstm_scan
+from chainrule.models.diagonal_bilstm import diagonal_chunks
+from chainrule.models.lstm_scan import chunked_lstm_scan, lstm_scan
 from chainrule.models.pixelrnn import lstm_cell
 
 
@@ -77,3 +78,58 @@ def test_lstm_cell_is_the_textbook_update(dim: int) -> None:
     h, c_out = lstm_cell(gates, c, dim=dim)
     assert torch.allclose(c_out, c_new, rtol=0, atol=1e-14)
     assert torch.allclose(h, torch.sigmoid(o) * torch.tanh(c_new), rtol=0, atol=1e-14)
+
+
+# -- the chunked scan (steps of varying length: the Diagonal BiLSTM's anti-diagonals) -------------
+def chunked_step_by_step(pre: torch.Tensor, weight: torch.Tensor, chunks, offsets) -> torch.Tensor:
+    """`chunked_lstm_scan`'s recurrence written from its docstring: per step, each label's
+    neighbours and carried cell state looked up by label in the step before, `lstm_cell` through
+    autograd."""
+    g_, _, b, four = pre.shape
+    zero = pre.new_zeros(g_, b, four // 4)
+    h_before, c_before, states, start = {}, {}, [], 0
+    for n, first in chunks:
+        h_now, c_now = {}, {}
+        for r in range(first, first + n):
+            neighbours = torch.cat([h_before.get(r + o, zero) for o in offsets], -1)
+            gates = pre[:, start + r - first] + torch.einsum("gbk,gkf->gbf", neighbours, weight)
+            h_now[r], c_now[r] = lstm_cell(gates, c_before.get(r, zero), dim=-1)
+            states.append(h_now[r])
+        h_before, c_before, start = h_now, c_now, start + n
+    return torch.stack(states, 1)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "offsets"),
+    [
+        (diagonal_chunks(3, 4), (-1, 0)),  # the Diagonal BiLSTM's
+        (diagonal_chunks(4, 2), (-1, 0)),
+        (((3, 0), (3, 0), (3, 0)), (-1, 0, 1)),  # the Row LSTM's, as chunks
+        (((2, 0), (3, 1), (1, 5), (2, 4)), (-2, 1)),  # gaps, labels missing before, a jump
+    ],
+)
+def test_chunked_scan_matches_step_by_step_values_and_gradients(chunks, offsets) -> None:
+    gen = torch.Generator().manual_seed(3)
+    g_, b, ch, n = 2, 3, 2, sum(c[0] for c in chunks)
+    pre = torch.randn(g_, n, b, 4 * ch, generator=gen, dtype=torch.double, requires_grad=True)
+    weight = torch.randn(g_, len(offsets) * ch, 4 * ch, generator=gen, dtype=torch.double)
+    weight.requires_grad_()
+    upstream = torch.randn(g_, n, b, ch, generator=gen, dtype=torch.double)
+    results = []
+    for fn in (chunked_lstm_scan, chunked_step_by_step):
+        h = fn(pre, weight, chunks, offsets)
+        results.append((h, *torch.autograd.grad((h * upstream).sum(), (pre, weight))))
+    for ours, reference in zip(*results, strict=True):
+        assert torch.allclose(ours, reference, rtol=1e-12, atol=1e-12)
+
+
+def test_chunked_scan_equals_the_row_scan() -> None:
+    """Equal chunks of P labels are the Row LSTM's scan with positions outside the batch."""
+    gen = torch.Generator().manual_seed(4)
+    steps, b, p, ch = 4, 2, 5, 3
+    pre = torch.randn(1, steps, b, p, 4 * ch, generator=gen)
+    weight = torch.randn(1, 3 * ch, 4 * ch, generator=gen) * 0.5
+    rows = lstm_scan(pre, weight, (-1, 0, 1))  # (1, T, B, P, ch)
+    packed = pre.transpose(2, 3).reshape(1, steps * p, b, 4 * ch)
+    chunked = chunked_lstm_scan(packed, weight, ((p, 0),) * steps, (-1, 0, 1))
+    assert torch.allclose(chunked, rows.transpose(2, 3).reshape(1, steps * p, b, ch), atol=1e-6)

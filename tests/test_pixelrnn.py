@@ -10,7 +10,7 @@ import torch
 
 from chainrule.errors import ChainruleError
 from chainrule.models import DiagonalBiLSTM, RowLSTM, build_model
-from chainrule.models.diagonal_bilstm import diagonal_lengths, diagonal_order
+from chainrule.models.diagonal_bilstm import diagonal_chunks, diagonal_order
 from chainrule.persistence import load, save
 
 MODELS = {"row-lstm": RowLSTM, "diagonal-bilstm": DiagonalBiLSTM}
@@ -128,14 +128,17 @@ def test_row_lstm_triangle_example() -> None:
 
 def test_diagonal_order_walks_the_anti_diagonals() -> None:
     """3 x 4: pixels (row-major indices) in anti-diagonal order, top row first within each, and
-    the diagonals' lengths; the order is a permutation for other shapes too."""
+    the diagonals' lengths and first rows; the order is a permutation for other shapes too, whose
+    chunks hold its rows in turn."""
     assert diagonal_order(3, 4).tolist() == [0, 1, 4, 2, 5, 8, 3, 6, 9, 7, 10, 11]
-    assert diagonal_lengths(3, 4) == [1, 2, 3, 3, 2, 1]
+    assert diagonal_chunks(3, 4) == ((1, 0), (2, 0), (3, 0), (3, 0), (2, 1), (1, 2))
     for h, w in [(1, 5), (5, 1), (4, 4), (7, 3)]:
         order = diagonal_order(h, w)
-        assert sorted(order.tolist()) == list(range(h * w)) and sum(diagonal_lengths(h, w)) == h * w
+        assert sorted(order.tolist()) == list(range(h * w))
         sums = [i + j for i, j in zip((order // w).tolist(), (order % w).tolist())]
-        assert sums == sorted(sums) and len(diagonal_lengths(h, w)) == h + w - 1
+        assert sums == sorted(sums) and len(diagonal_chunks(h, w)) == h + w - 1
+        rows = [first + r for n, first in diagonal_chunks(h, w) for r in range(n)]
+        assert rows == (order // w).tolist()
 
 
 # -- fast sampler == generic sampler -------------------------------------------------------------------

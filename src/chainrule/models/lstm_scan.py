@@ -1,4 +1,4 @@
-"""The Row LSTM's recurrence as one autograd function with a hand-written backward.
+"""The PixelRNN recurrences as autograd functions with hand-written backward passes.
 
 At step t (a row of the Row LSTM) each of P positions has LSTM pre-activations [o, f, i, g] =
 pre[t] + sum_k W_k h[t - 1, p + offset_k] (zero states outside 0..P-1), and c[t, p] comes from
@@ -10,20 +10,31 @@ reverse with in-place arithmetic (each gate's gradient one product and aten's fu
 backward: 3-4 % faster training steps than the arithmetic written out, in-process A/B, 2 threads,
 batch 64, 2026-12-06) and computes the weight gradient as one large matmul over all steps.
 
-torch's CPU tanh is about 7x slower than its sigmoid on large tensors (2.4 million float32 values:
-3.4 against 0.49 ms, 2-core EPYC), but computing tanh(x) as 2 σ(2x) - 1 here gained only 2 % more
-and made small-batch sampling 1.4-1.5x slower (four kernels for one), so the cell keeps torch.tanh.
+`chunked_lstm_scan` is the same recurrence over steps of varying length, packed one after the
+other (the Diagonal BiLSTM's anti-diagonals: 1, 2, ..., 28, ..., 1 pixels), each step one matmul of
+just its own positions; positions are labelled (a diagonal's rows), and a label reads the labels
+at its offsets in the step before where that step has them. It replaced the Diagonal BiLSTM's
+step-by-step autograd loop over the same diagonals. For the Row LSTM, the chunked form (positions
+outside the batch) was 6-12 % slower than `LSTMScan`, which stays.
+
+Inside both scans tanh is computed as 2 σ(2x) - 1: torch's CPU tanh is several times slower than
+its sigmoid (57,000 float32 values, one thread: 144 against 42 us for the identity's four
+kernels), and the gates' σ(o f i) and σ(2 g) are one sigmoid over whole rows (305 -> 125 us a
+step). Diagonal BiLSTM training step, batch 64, one thread, allocations kept: 1.31x (fp32) and
+1.25x (bf16) faster than the step-by-step loop with torch.tanh, of which the chunked scan alone
+gave 1.19x and 1.14x (in-process A/B, 2026-12-06). The samplers' `pixelrnn.lstm_cell` keeps
+torch.tanh: at a few images a step the identity's extra kernels cost more than they save (sampling
+1.4-1.5x slower). The recurrences' matmuls run in the pre-activations' precision: an fp32
+recurrence under bf16 autocast (no casts of gates and gradients) was 4 % slower.
 
 The arithmetic is that of `pixelrnn.lstm_cell` (half-precision pre-activations lifted to float32
 for the cell; the matmuls in the pre-activations' precision), so results equal the step-by-step
-version within rounding. Measured on one thread it trains the Row LSTM 15-30 % faster. The
-Diagonal BiLSTM keeps a step-by-step autograd loop: its steps are anti-diagonals of varying
-length, which this scan's fixed P positions per step do not fit (on the padded skewed map, 55
-columns of 28 positions, the scan was no faster than that loop: 523 against 539 ms a step in
-bf16, 768 against 732 ms in fp32, batch 64, 2 threads, 2026-12-06).
+version within rounding (tests/test_lstm_scan.py checks both scans against it in float64).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -63,6 +74,36 @@ _sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input  # dy σ (1 - σ)
 _tanh_backward = torch.ops.aten.tanh_backward.grad_input  # dy (1 - y²), into grad_input
 
 
+def _activate(gates: torch.Tensor, act: torch.Tensor, ch: int) -> tuple[torch.Tensor, ...]:
+    """σ(o f i) and tanh(g) of pre-activations [o, f, i, g] written into `act` (`gates` is
+    overwritten); its four parts. tanh(g) is 2 σ(2 g) - 1, so one sigmoid runs over whole rows."""
+    gates[..., 3 * ch :].mul_(2)
+    torch.sigmoid(gates, out=act)
+    act[..., 3 * ch :].mul_(2).sub_(1)
+    return act.split(ch, -1)
+
+
+def _tanh(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """tanh(x) into `out` as 2 σ(2 x) - 1: 3.5x faster than torch.tanh on the CPU (57,000 float32
+    values: 42 against 144 us, one thread), within 1e-7 of it."""
+    return torch.mul(x, 2, out=out).sigmoid_().mul_(2).sub_(1)
+
+
+def _gate_gradients(dh, dc, act, tc, dpre, tmp, ch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step's backward except the forget gate's: from dh (into h = o tanh(c)) and dc (into c
+    from the next step), dc += dh o (1 - tanh(c)²) and the o, i, g parts of `dpre` written in
+    place (each a product and aten's fused sigmoid/tanh backward). Returns f and dpre's forget
+    part, whose gradient dc c_before f (1 - f) needs the state before (the caller's)."""
+    o, f, i, g = act.split(ch, -1)
+    do, df, di, dg = dpre.split(ch, -1)
+    _tanh_backward(torch.mul(dh, o, out=tmp), tc, grad_input=tmp)
+    dc.add_(tmp)
+    _sigmoid_backward(torch.mul(dh, tc, out=do), o, grad_input=do)
+    _sigmoid_backward(torch.mul(dc, g, out=di), i, grad_input=di)
+    _tanh_backward(torch.mul(dc, i, out=dg), g, grad_input=dg)
+    return f, df
+
+
 class LSTMScan(torch.autograd.Function):
     """h (G, T, B, P, ch) from pre (G, T, B, P, 4 ch) and weight (G, K ch, 4 ch): G independent
     recurrences (directions), T steps, B × P positions per step, K neighbour taps at `offsets`."""
@@ -80,19 +121,16 @@ class LSTMScan(torch.autograd.Function):
         hs = torch.empty_like(cs)
         for t in range(steps):
             if t == 0:  # zero states before the first step
-                gates = pre[:, 0].to(cell)
+                gates = pre[:, 0].to(cell, copy=True)
             else:
                 _gather(bufs[:, t], hs[:, t - 1], offsets)
                 flat = torch.baddbmm(pre[:, t].reshape(g_, b * p, four), bufs[:, t].view(g_, b * p, -1), w)
                 gates = flat.view(g_, b, p, four).to(cell)
-            act = acts[:, t]
-            torch.sigmoid(gates[..., : 3 * ch], out=act[..., : 3 * ch])
-            torch.tanh(gates[..., 3 * ch :], out=act[..., 3 * ch :])
-            o, f, i, g = act.split(ch, -1)
+            o, f, i, g = _activate(gates, acts[:, t], ch)
             c = torch.mul(i, g, out=cs[:, t])
             if t > 0:
                 c.addcmul_(f, cs[:, t - 1])
-            torch.tanh(c, out=tcs[:, t])
+            _tanh(c, out=tcs[:, t])
             torch.mul(o, tcs[:, t], out=hs[:, t])
         ctx.offsets = offsets
         ctx.pre_dtype, ctx.weight_dtype = pre.dtype, weight.dtype
@@ -111,20 +149,11 @@ class LSTMScan(torch.autograd.Function):
         wt = w.transpose(1, 2)
         for t in reversed(range(steps)):
             dh.add_(dhs[:, t])
-            o, f, i, g = acts[:, t].split(ch, -1)
-            do, df, di, dg = dpre[:, t].split(ch, -1)
-            tc = tcs[:, t]
-            # dc += dh o (1 - tanh(c)²); do = dh tanh(c) o (1 - o); df = dc c' f (1 - f); ...: each a
-            # product and aten's fused sigmoid/tanh backward, in place in dpre
-            _tanh_backward(torch.mul(dh, o, out=tmp), tc, grad_input=tmp)
-            dc.add_(tmp)
-            _sigmoid_backward(torch.mul(dh, tc, out=do), o, grad_input=do)
+            f, df = _gate_gradients(dh, dc, acts[:, t], tcs[:, t], dpre[:, t], tmp, ch)
             if t > 0:
                 _sigmoid_backward(torch.mul(dc, cs[:, t - 1], out=df), f, grad_input=df)
             else:
                 df.zero_()
-            _sigmoid_backward(torch.mul(dc, g, out=di), i, grad_input=di)
-            _tanh_backward(torch.mul(dc, i, out=dg), g, grad_input=dg)
             dc.mul_(f)
             dh.zero_()
             if t > 0:
@@ -149,3 +178,129 @@ def lstm_scan(pre: torch.Tensor, weight: torch.Tensor, offsets: tuple[int, ...])
         return LSTMScan.apply(pre, weight, tuple(offsets))
     with torch.autocast(kind, enabled=False):  # dtypes are explicit inside
         return LSTMScan.apply(pre, weight, tuple(offsets))
+
+
+# -- the same recurrence over steps of varying length (the Diagonal BiLSTM's anti-diagonals) -----
+#: one step of a chunked scan: its packed positions [start, end); each neighbour tap's copy
+#: (tap k, first and end position written, first position read in the step before); the cell
+#: state's carry (first and end position, first position read), None where nothing is carried
+ChunkStep = tuple[int, int, tuple[tuple[int, int, int, int], ...], tuple[int, int, int] | None]
+
+
+@functools.lru_cache(maxsize=32)
+def chunk_plan(chunks: tuple[tuple[int, int], ...], offsets: tuple[int, ...]) -> tuple[ChunkStep, ...]:
+    """The copies of a chunked scan whose step t holds positions labelled first_t .. first_t +
+    n_t - 1 (`chunks`: (n_t, first_t) per step, packed one after the other): label r reads the
+    state of label r + offsets[k] of the step before where that step has it (zero state
+    otherwise), and carries the cell state of its own label from there."""
+    plan, start, before = [], 0, None
+    for n, first in chunks:
+        taps, carry = [], None
+        if before is not None:
+            b_start, b_n, b_first = before
+            for k, o in enumerate((*offsets, 0)):  # the last: the cell state's own label
+                lo, hi = max(first, b_first - o), min(first + n, b_first + b_n - o)
+                if hi > lo:
+                    copy = (start + lo - first, start + hi - first, b_start + lo + o - b_first)
+                    if k < len(offsets):
+                        taps.append((k, *copy))
+                    else:
+                        carry = copy
+        plan.append((start, start + n, tuple(taps), carry))
+        before, start = (start, n, first), start + n
+    return tuple(plan)
+
+
+class ChunkedLSTMScan(torch.autograd.Function):
+    """h (G, N, B, ch) from pre (G, N, B, 4 ch) and weight (G, K ch, 4 ch): `LSTMScan` over packed
+    positions, step t the consecutive positions of `chunk_plan`'s step t, each a contiguous
+    (n_t B, ·) block, so every step is one matmul of just its own positions."""
+
+    @staticmethod
+    def forward(ctx, pre: torch.Tensor, weight: torch.Tensor, plan: tuple[ChunkStep, ...]) -> torch.Tensor:
+        g_, n_all, b, four = pre.shape
+        ch, k = four // 4, weight.shape[1] // (four // 4)
+        cell = _cell_dtype(pre.dtype)
+        w = weight.to(pre.dtype)
+        bufs = pre.new_zeros(g_, n_all, b, k * ch)  # neighbours' states (zero where none)
+        acts = torch.empty(g_, n_all, b, four, dtype=cell, device=pre.device)
+        cs = torch.empty(g_, n_all, b, ch, dtype=cell, device=pre.device)
+        tcs, hs = torch.empty_like(cs), torch.empty_like(cs)
+        for start, end, taps, carry in plan:
+            for tap, lo, hi, src in taps:
+                bufs[:, lo:hi, :, tap * ch : (tap + 1) * ch].copy_(hs[:, src : src + hi - lo])
+            if taps:
+                rows = bufs[:, start:end].view(g_, -1, k * ch)
+                flat = torch.baddbmm(pre[:, start:end].reshape(g_, -1, four), rows, w)
+                gates = flat.view(g_, end - start, b, four).to(cell)
+            else:
+                gates = pre[:, start:end].to(cell, copy=True)
+            o, f, i, g = _activate(gates, acts[:, start:end], ch)
+            c = torch.mul(i, g, out=cs[:, start:end])
+            if carry is not None:
+                lo, hi, src = carry
+                c[:, lo - start : hi - start].addcmul_(
+                    f[:, lo - start : hi - start], cs[:, src : src + hi - lo]
+                )
+            _tanh(c, out=tcs[:, start:end])
+            torch.mul(o, tcs[:, start:end], out=hs[:, start:end])
+        ctx.plan, ctx.pre_dtype, ctx.weight_dtype = plan, pre.dtype, weight.dtype
+        ctx.save_for_backward(bufs, acts, cs, tcs, w)
+        return hs
+
+    @staticmethod
+    def backward(ctx, dhs: torch.Tensor):
+        bufs, acts, cs, tcs, w = ctx.saved_tensors
+        g_, n_all, b, four = acts.shape
+        ch = four // 4
+        dpre = torch.empty_like(acts)
+        dh = torch.empty_like(cs).copy_(dhs)  # gradients into every h, the later steps' added
+        dc = torch.zeros_like(cs)  # ... into every c from the step after
+        tmp = torch.empty_like(cs)
+        wt = w.transpose(1, 2)
+        for start, end, taps, carry in reversed(ctx.plan):
+            here = slice(start, end)
+            f, df = _gate_gradients(
+                dh[:, here], dc[:, here], acts[:, here], tcs[:, here], dpre[:, here], tmp[:, here], ch
+            )
+            if carry is None or carry[1] - carry[0] < end - start:
+                df.zero_()  # no state carried in: no gradient for the forget gate
+            if carry is not None:
+                lo, hi, src = carry
+                mine, theirs = slice(lo - start, hi - start), slice(src, src + hi - lo)
+                _sigmoid_backward(
+                    torch.mul(dc[:, lo:hi], cs[:, theirs], out=df[:, mine]),
+                    f[:, mine],
+                    grad_input=df[:, mine],
+                )
+                dc[:, theirs].addcmul_(dc[:, lo:hi], f[:, mine])
+            if taps:
+                grad = dpre[:, here].to(w.dtype).view(g_, -1, four)
+                dbuf = torch.bmm(grad, wt).view(g_, end - start, b, -1).to(dh.dtype)
+                for tap, lo, hi, src in taps:
+                    dh[:, src : src + hi - lo].add_(
+                        dbuf[:, lo - start : hi - start, :, tap * ch : (tap + 1) * ch]
+                    )
+        dpre_low = dpre.to(ctx.pre_dtype)
+        dweight = None
+        if ctx.needs_input_grad[1]:
+            rows = bufs.view(g_, n_all * b, -1).transpose(1, 2)
+            dweight = torch.bmm(rows, dpre_low.view(g_, -1, four)).to(ctx.weight_dtype)
+        return dpre_low, dweight, None
+
+
+@torch.compiler.disable  # as `lstm_scan`
+def chunked_lstm_scan(
+    pre: torch.Tensor, weight: torch.Tensor, chunks: tuple[tuple[int, int], ...], offsets: tuple[int, ...]
+) -> torch.Tensor:
+    """Hidden states (G, N, B, ch) of the LSTM recurrence over packed positions: pre (G, N, B, 4 ch)
+    holds the steps one after the other, step t the n_t positions labelled first_t, first_t + 1, ...
+    (`chunks`: (n_t, first_t)); label r reads the states of labels r + offsets[k] of the step
+    before side by side through weight (G, K ch, 4 ch) and carries the cell state of its own label
+    (zero states where the step before has no such label)."""
+    plan = chunk_plan(tuple(chunks), tuple(offsets))
+    kind = pre.device.type
+    if not torch.amp.is_autocast_available(kind):
+        return ChunkedLSTMScan.apply(pre, weight, plan)
+    with torch.autocast(kind, enabled=False):
+        return ChunkedLSTMScan.apply(pre, weight, plan)
