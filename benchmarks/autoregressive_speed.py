@@ -32,9 +32,7 @@ from torch import nn
 
 from benchmarks.common import machine_info, read_result, write_result
 from benchmarks.speed_ratios import combine_passes, merged, ratios, summary, with_history
-from chainrule.allocator import allocations_kept
 from chainrule.compiling import compiled_or_eager
-from chainrule.denormals import denormals_flushed
 from chainrule.models import FVSBN, MADE, NADE
 from chainrule.training import make_adam
 from chainrule.validation import check_discrete, values_checked_upstream
@@ -235,10 +233,13 @@ def time_row(name, batch, bf16, threads, compiled, reps, budget_s, pairs) -> dic
     check_discrete(x, model.num_values)  # what the trainer's check_dataset_values does once
     ours = train_step(model, chainrule_objective(model, compiled), x, bf16)
     theirs = train_step(ref, torch.compile(ref.log_prob) if compiled else ref.log_prob, x, bf16)
-    with denormals_flushed(), allocations_kept():  # both sides run as `fit` runs its steps
-        times_ours, times_ref = interleaved_times(
-            ours, theirs, 1 if reps < 5 else 2, reps, budget_s, min_s=budget_s / 4
-        )
+    # both sides under glibc's default allocator, as the reference runs in a user's own loop; fit
+    # keeps freed memory (chainrule.allocator), which leaves chainrule's steps here about as they
+    # are but speeds the reference's extra allocations (FVSBN, 1 thread, fp32: ratio 1.28-1.30
+    # with both default, 1.17-1.20 with both kept; 2026-12-06)
+    times_ours, times_ref = interleaved_times(
+        ours, theirs, 1 if reps < 5 else 2, reps, budget_s, min_s=budget_s / 4
+    )
     row = {
         "model": name,
         "batch": batch,
