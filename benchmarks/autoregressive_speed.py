@@ -233,10 +233,11 @@ def time_row(name, batch, bf16, threads, compiled, reps, budget_s, pairs) -> dic
     check_discrete(x, model.num_values)  # what the trainer's check_dataset_values does once
     ours = train_step(model, chainrule_objective(model, compiled), x, bf16)
     theirs = train_step(ref, torch.compile(ref.log_prob) if compiled else ref.log_prob, x, bf16)
-    # both sides under glibc's default allocator, as the reference runs in a user's own loop; fit
-    # keeps freed memory (chainrule.allocator), which leaves chainrule's steps here about as they
-    # are but speeds the reference's extra allocations (FVSBN, 1 thread, fp32: ratio 1.28-1.30
-    # with both default, 1.17-1.20 with both kept; 2026-12-06)
+    # both sides under glibc's default allocator, as the reference runs in a user's own loop. fit
+    # keeps freed memory (chainrule.allocator), which speeds chainrule's own steps too (FVSBN,
+    # NADE-500, MADE-8000 at batch 128, fp32, one thread: 1.16-1.23x) but the reference's, with
+    # more to allocate, more: FVSBN's ratio was 1.28-1.30 with both default, 1.17-1.20 with both
+    # kept (2026-12-06, with a training run beside it)
     times_ours, times_ref = interleaved_times(
         ours, theirs, 1 if reps < 5 else 2, reps, budget_s, min_s=budget_s / 4
     )
