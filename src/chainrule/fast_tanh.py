@@ -7,6 +7,13 @@ aten's fused tanh_backward on the saved output, as torch.tanh's. The result agre
 to about 1e-7 in float32 (two roundings of the sigmoid), exactly in the limits. Small tensors,
 GPUs and compiled graphs (where inductor fuses whatever is written) keep torch.tanh: a sampler's
 few values per step pay four kernel launches for one (1.4-1.5x slower PixelRNN sampling).
+`tanh_into` is the identity itself, for hand-written passes (the LSTM scans).
+
+An earlier chainrule.activations did the same for every CPU tensor and was removed on
+2026-12-06: in the Gated PixelCNN's gates it then measured 0.99-1.01x (2 threads, batch 64) and it
+slowed sampling. Measured again after fit began keeping freed memory (chainrule.allocator), the
+gates' tanh gave 1.064x (bf16) and 1.025x (fp32) training steps (in-process A/B, 2 threads, batch
+64, idle machine); the size threshold keeps the samplers on torch.tanh.
 """
 
 from __future__ import annotations
@@ -17,10 +24,15 @@ import torch
 MIN_ELEMENTS = 1 << 15
 
 
+def tanh_into(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """tanh(x) written into `out` as 2 sigmoid(2x) - 1, on any device (no autograd)."""
+    return torch.mul(x, 2, out=out).sigmoid_().mul_(2).sub_(1)
+
+
 class _SigmoidTanh(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        y = torch.mul(x, 2).sigmoid_().mul_(2).sub_(1)
+        y = tanh_into(x, torch.empty_like(x))
         ctx.save_for_backward(y)
         return y
 

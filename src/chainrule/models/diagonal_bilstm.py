@@ -119,14 +119,12 @@ class DiagonalBiLSTMLayer(nn.Module):
         pre = torch.baddbmm(bias, gathered.flatten(1, 2), weight).view(2, size, b, 4 * ch)
         # row i of diagonal k reads rows i - 1 (the pixel above) and i (the pixel before) of
         # diagonal k - 1 and carries the cell state of row i (before): offsets -1 and 0
-        chunks = diagonal_chunks(height, width)
-        states = chunked_lstm_scan(
-            pre, self.state_to_state.transpose(1, 2), chunks, (-1, 0)
-        )  # (2, H W, B, h)
+        chunks, recurrent = diagonal_chunks(height, width), self.state_to_state.transpose(1, 2)
+        states = chunked_lstm_scan(pre, recurrent, chunks, (-1, 0))  # (2, H W, B, h)
         # pixel r takes the left-to-right state at r and the right-to-left state at r - W (shifted
         # down a row; zero on the first): one gather from both directions' states and a zero state
         flat = torch.cat([states.flatten(0, 1), states.new_zeros(1, b, ch)])
-        summed = flat[output_index(height, width, x.device)].sum(0)  # (H W, B, h)
+        summed = flat[output_index(walks, width)].sum(0)  # (H W, B, h)
         return x + pointwise(self.out, summed).permute(1, 2, 0).view(b, ch, height, width)
 
 
@@ -138,13 +136,13 @@ def direction_orders(height: int, width: int, device: torch.device | None = None
     return torch.stack([order, mirrored])
 
 
-def output_index(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+def output_index(walks: torch.Tensor, width: int) -> torch.Tensor:
     """(2, H W) indices into both directions' states flattened (2 H W) with a zero state appended:
     for raster pixel r, its left-to-right state and the right-to-left state of r - W (2 H W, the
-    zero state, on the first row)."""
-    size = height * width
-    where = torch.argsort(direction_orders(height, width, device), dim=1)  # step of each pixel
-    above = torch.full((size,), 2 * size, dtype=torch.long, device=device)
+    zero state, on the first row); `walks` are the `direction_orders`."""
+    size = walks.shape[1]
+    where = torch.argsort(walks, dim=1)  # step of each pixel
+    above = torch.full((size,), 2 * size, dtype=torch.long, device=walks.device)
     above[width:] = size + where[1, : size - width]
     return torch.stack([where[0], above])
 
