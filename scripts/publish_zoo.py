@@ -3,6 +3,9 @@
     .venv/bin/python scripts/publish_zoo.py runs/nade-mnist zoo/nade-mnist --recipe recipes/nade-mnist.yaml
 
 The metrics are measured here, on the fixed test binarization, exactly as `chainrule eval` does.
+A run warm-started from the entry (`train.init_from: zoo/NAME`) is published with `--continues`:
+the entry keeps a `stages` list (each stage's recipe, date, epochs, training time, test NLL and
+learning curve), and its epochs and training time are those of all stages together.
 Sequence models (`--data shakespeare`) get nats/char and bits/char on the whole test text, the
 same on its first `PREFIX_CHARS` characters (checked quickly by tests/test_zoo.py), and a
 `samples.txt` of generated text instead of `samples.png`.
@@ -107,8 +110,14 @@ def main() -> None:
     p.add_argument("zoo_dir")
     p.add_argument("--recipe", required=True)
     p.add_argument("--data", default="binarized-mnist")
+    p.add_argument(
+        "--continues",
+        action="store_true",
+        help="the run was warm-started from zoo_dir: add it as a stage of the entry's training",
+    )
     args = p.parse_args()
     src, dst = Path(args.run_dir) / "model", Path(args.zoo_dir)
+    previous = read_previous(dst) if args.continues else None
     dst.mkdir(parents=True, exist_ok=True)
     for name in (WEIGHTS, CONFIG):
         shutil.copy2(src / name, dst / name)
@@ -165,8 +174,48 @@ def main() -> None:
             dst / "samples.png",
             title=f"{dst.name}: 64 samples (seed 0)",
         )
+    if previous is not None:
+        metrics = with_stage(previous, metrics, Path(args.run_dir), dst)
     atomic_write_json(dst / "metrics.json", metrics)
     print(json.dumps(metrics["test"]))
+
+
+def read_previous(dst: Path) -> dict:
+    """The entry's metrics before a continued stage is published over it."""
+    path = dst / "metrics.json"
+    if not path.exists():
+        raise SystemExit(f"--continues: {path} does not exist; publish the first stage without it")
+    return json.loads(path.read_text())
+
+
+def stage_of(metrics: dict) -> dict:
+    """One stage's record from an entry's metrics (a first stage published before stages existed)."""
+    return {k: metrics.get(k) for k in ("date", "epochs", "recipe", "train_seconds")} | {
+        "test_nll_nats": metrics["test"]["nll_nats"]
+    }
+
+
+def with_stage(previous: dict, metrics: dict, run_dir: Path, dst: Path) -> dict:
+    """`metrics` of a warm-started run as the next stage of the entry `previous`: the stages
+    listed, epochs and training time summed, the commands chained, the run's learning curve
+    copied as curves.png (an earlier stage's curves.png renamed curves-stage-N.png)."""
+    stages = [dict(s) for s in previous.get("stages") or [stage_of(previous)]]
+    for number, stage in enumerate(stages, 1):
+        if stage.get("curves") == "curves.png":
+            stage["curves"] = f"curves-stage-{number}.png"
+            shutil.move(dst / "curves.png", dst / stage["curves"])
+    stage = stage_of(metrics)
+    if (run_dir / "curves.png").exists():
+        shutil.copy2(run_dir / "curves.png", dst / "curves.png")
+        stage["curves"] = "curves.png"
+    stages.append(stage)
+    return {
+        **metrics,
+        "stages": stages,
+        "epochs": sum(s["epochs"] or 0 for s in stages),
+        "train_seconds": sum(s["train_seconds"] or 0 for s in stages),
+        "command": f"{previous['command']} && {metrics['command']}",
+    }
 
 
 def conditioned(model) -> bool:

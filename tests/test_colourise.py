@@ -96,6 +96,7 @@ def test_colourisation_model_passes_the_contract_with_its_condition(levels, meth
     ran = check_model(tiny(levels, method).float())
     must = {
         "check_normalisation",
+        "check_terms_sum_to_log_prob",
         "check_autoregressive_dependency",
         "check_fast_equals_generic",
         "check_uses_condition",

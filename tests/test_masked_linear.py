@@ -313,18 +313,60 @@ def test_bf16_triangle_in_blocks_matches_the_dense_bf16_layer(rows_per_thread: i
 
 
 def test_triangle_blocks_pay_only_for_enough_rows_per_thread() -> None:
-    """A triangle takes its row blocks in eager mode from 128 rows of the batch per thread, and
-    in fp32 only with one thread."""
+    """A triangle takes its row blocks in eager mode from 128 rows of the batch per thread; in
+    fp32 with several threads, from 128 rows, only if timing says so (None)."""
     before = torch.get_num_threads()
     cases = [(1, 128, True), (1, 127, False), (2, 128, False), (2, 256, True), (2, 4096, True)]
     try:
         for threads, rows, pays in cases:
             torch.set_num_threads(threads)
             assert masked_linear.triangle_blocks_pay(torch.zeros(rows, 3), reduced=True) == pays
-            fp32_pays = pays and threads == 1
+            fp32_pays = pays if threads == 1 else (None if rows >= 128 else False)
             assert masked_linear.triangle_blocks_pay(torch.zeros(rows, 3), reduced=False) == fp32_pays
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("winner", ["one matmul", "row blocks"])
+def test_fp32_triangle_with_several_threads_takes_the_kernel_timed_faster(winner: str, monkeypatch) -> None:
+    """With two threads an fp32 triangle times its blocks against one matmul, on detached copies
+    (the layer's gradients untouched by the timing), takes the faster, and gives the masked
+    product's values and gradients either way."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    chosen = []
+
+    def fastest(key, candidates):
+        for run in candidates.values():
+            run()  # both kernels run, forward and backward, on copies
+        chosen.append(key)
+        return winner
+
+    monkeypatch.setattr(masked_linear, "fastest", fastest)
+    used = []
+    for name in ("_TriangleLinearFn", "_BlockedMaskedLinearFn"):
+        original = getattr(masked_linear, name).apply
+        monkeypatch.setattr(
+            getattr(masked_linear, name), "apply", lambda *a, _n=name, _f=original: used.append(_n) or _f(*a)
+        )
+    torch.manual_seed(0)
+    layer = MaskedLinear(400, 400)
+    layer.set_mask(strictly_lower_mask(400))
+    assert layer.blocks is not None and layer.diagonal is not None
+    x = torch.bernoulli(torch.full((128, 400), 0.4))
+    y = layer(x)
+    assert layer.weight.grad is None  # the timing left the layer's gradients alone
+    want = "_BlockedMaskedLinearFn" if winner == "row blocks" else "_TriangleLinearFn"
+    assert used[-1] == want and len(chosen) == 1
+    seed = torch.linspace(-1, 1, y.numel()).reshape(y.shape)
+    (y * seed).sum().backward()
+    w = layer.weight.detach().requires_grad_()
+    b = layer.bias.detach().requires_grad_()
+    ref = F.linear(x, w * layer.mask, b)
+    (ref * seed).sum().backward()
+    torch.testing.assert_close(y, ref)
+    torch.testing.assert_close(layer.weight.grad, w.grad)
+    torch.testing.assert_close(layer.bias.grad, b.grad)
+    assert torch.all(layer.weight.grad[layer.mask == 0] == 0)
 
 
 @pytest.mark.parametrize("rows_per_thread", [0, 10**6], ids=["blocks", "dense"])

@@ -15,10 +15,14 @@ The mask is a buffer applied functionally; the weight is never edited in place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.compiler import is_compiling as compiling
+
+from chainrule.kernel_choice import fastest
 
 #: (first row, end row, columns used, leading columns every row uses) of each row block; None:
 #: one dense matmul
@@ -156,19 +160,21 @@ def _eager(
 ) -> torch.Tensor:
     """The layer's own autograd functions, for an input in the weight's or the compute dtype."""
     args = (x, weight, mask, bias, dtype, diagonal)
-    if diagonal is not None and (blocks is None or not triangle_blocks_pay(x, dtype != weight.dtype)):
-        if dtype == weight.dtype:
-            # a triangle in the weight's own dtype without blocks, with two or more threads or a
-            # small batch: `_TriangleLinearFn`, the least Python a masked matmul with an in-place
-            # gradient `tril_` takes (FVSBN-784 fp32 training step, 2 threads, against the reference:
-            # 0.97-1.06 and 1.03-1.16 in the VM's two states, `_MaskedLinearFn` 3-5 % slower,
-            # plain autograd `weight.tril(diagonal)` 0.83-0.94, as out-of-place `tril` is 2-3x
-            # slower than the mask product; 2026-12-06, 2-core EPYC)
-            return _TriangleLinearFn.apply(x, weight, mask, bias, diagonal)
-        blocks = None  # ... in reduced precision: the custom function below, without blocks
+    if diagonal is not None and blocks is not None:
+        pay = triangle_blocks_pay(x, dtype != weight.dtype)
+        if pay is None:
+            pay = triangle_blocks_timed_faster(x, weight, mask, bias, diagonal, blocks)
+        blocks = blocks if pay else None
+    if diagonal is not None and blocks is None and dtype == weight.dtype:
+        # a triangle in the weight's own dtype without blocks: `_TriangleLinearFn`, the least
+        # Python a masked matmul with an in-place gradient `tril_` takes (FVSBN-784 fp32 training
+        # step, 2 threads, against the reference: 0.97-1.06 and 1.03-1.16 in the VM's two states,
+        # `_MaskedLinearFn` 3-5 % slower, plain autograd `weight.tril(diagonal)` 0.83-0.94, as
+        # out-of-place `tril` is 2-3x slower than the mask product; 2026-12-06, 2-core EPYC)
+        return _TriangleLinearFn.apply(x, weight, mask, bias, diagonal)
     if dtype != weight.dtype and diagonal is not None:
         # a triangle in reduced precision: the whole weight cast once with a cheap tril_, then
-        # each row block multiplied with its column prefix, views of that one copy
+        # each row block (if any) multiplied with its column prefix, views of that one copy
         return _MaskedLinearFn.apply(*args, blocks)
     if blocks is not None:
         return _BlockedMaskedLinearFn.apply(*args, blocks)
@@ -179,19 +185,65 @@ def _eager(
 TRIANGLE_BLOCK_ROWS_PER_THREAD = 128
 
 
-def triangle_blocks_pay(x: torch.Tensor, reduced: bool) -> bool:
+def triangle_blocks_pay(x: torch.Tensor, reduced: bool) -> bool | None:
     """Whether a triangle's row blocks beat one dense matmul in eager mode for input `x` (in
-    reduced precision if `reduced`): not when the threads split a small batch, whose small block
-    products parallelise badly, and in fp32 not with several threads at all. FVSBN-784 training
-    step, eager, against the reference, 2-core EPYC, 2026-12-06: bf16, 2 threads, batch 128,
-    blocks 0.93-0.95 and dense 0.96-1.07 in five A/B pairs; batch 256 blocks 1.02-1.03, dense
-    1.00-1.01; 1 thread, batch 128 blocks 1.05-1.09, dense 1.05. fp32, 2 threads, batch 128 and
-    256: this VM moves between a state where two threads run a plain matmul 1.8-1.9x as fast as
-    one (blocks 1.04-1.19 of the reference, the dense `_TriangleLinearFn` 0.97-1.06) and one where
-    they run it 1.4-1.6x as fast (blocks 0.75-0.98, dense 1.03-1.16); the dense function, which
-    loses at most 3 % in either state where the blocks lose up to 25 %, is taken."""
-    threads = torch.get_num_threads()
-    return (reduced or threads == 1) and x.shape[0] >= TRIANGLE_BLOCK_ROWS_PER_THREAD * threads
+    reduced precision if `reduced`); None where only timing them on this machine, now, can say.
+
+    Not when the threads split a small batch, whose small block products parallelise badly
+    (FVSBN-784 training step, eager, against the reference, 2-core EPYC, 2026-12-06: bf16, 2
+    threads, batch 128, blocks 0.93-0.95 and dense 0.96-1.07 in five A/B pairs; batch 256 blocks
+    1.02-1.03, dense 1.00-1.01; 1 thread, batch 128 blocks 1.05-1.09, dense 1.05). In fp32 with
+    several threads it depends on the machine's state: this VM moves, minutes apart, between a
+    state where two threads run a plain matmul 1.8-1.9x as fast as one (blocks 1.04-1.20 of the
+    reference, the dense `_TriangleLinearFn` 0.97-1.06) and one where they run it 1.4-1.6x as
+    fast (blocks 0.75-0.98, dense 1.03-1.16): there the two are timed (`kernel_choice`)."""
+    threads, rows = torch.get_num_threads(), x.shape[0]
+    if reduced or threads == 1:
+        return rows >= TRIANGLE_BLOCK_ROWS_PER_THREAD * threads
+    return None if rows >= TRIANGLE_BLOCK_ROWS_PER_THREAD else False  # fp32, several threads
+
+
+def triangle_blocks_timed_faster(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    mask: torch.Tensor,
+    bias: torch.Tensor | None,
+    diagonal: int,
+    blocks: RowBlocks,
+) -> bool:
+    """Whether the row blocks (`_BlockedMaskedLinearFn`) of a triangle in the weight's dtype ran
+    faster than one matmul (`_TriangleLinearFn`) for inputs like these, forward and, when
+    training, backward: timed on detached copies (`kernel_choice.fastest`, which remembers the
+    answer for a while); the one matmul first, the choice when timing is turned off."""
+    training = torch.is_grad_enabled() and weight.requires_grad
+    key = (
+        "masked_linear.triangle",
+        tuple(x.shape),
+        tuple(weight.shape),
+        diagonal,
+        blocks,
+        x.dtype,
+        torch.get_num_threads(),
+        training,
+        training and x.requires_grad,
+    )
+
+    def kernel(blocked: bool) -> Callable[[], None]:
+        def once() -> None:
+            xi = x.detach().requires_grad_(training and x.requires_grad)
+            w = weight.detach().requires_grad_(training)
+            b = None if bias is None else bias.detach().requires_grad_(training and bias.requires_grad)
+            if blocked:
+                out = _BlockedMaskedLinearFn.apply(xi, w, mask, b, weight.dtype, diagonal, blocks)
+            else:
+                out = _TriangleLinearFn.apply(xi, w, mask, b, diagonal)
+            if training:
+                leaves = [t for t in (xi, w, b) if t is not None and t.requires_grad]
+                torch.autograd.grad(out, leaves, torch.ones_like(out))
+
+        return once
+
+    return fastest(key, {"one matmul": kernel(False), "row blocks": kernel(True)}) == "row blocks"
 
 
 #: `_eager` called from compiled code as it is (a graph break): torch.compile runs it eagerly

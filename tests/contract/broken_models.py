@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from chainrule.distributions import Bernoulli, Head
 from chainrule.models import FVSBN
 
 
@@ -21,7 +22,34 @@ class PeekingFVSBN(FVSBN):
 
 
 class UnnormalisedFVSBN(FVSBN):
-    """An FVSBN whose head is shifted: every log-probability is 0.1 nats too high."""
+    """An FVSBN whose head is shifted: every log-probability is 0.1 nats too high (its terms and
+    its log_prob alike)."""
+
+    @classmethod
+    def tiny_config(cls) -> dict:
+        return {"dim": 4}
+
+    def __init__(self, dim: int, order=None, image_shape=None, num_values: int = 2) -> None:
+        super().__init__(dim, order, image_shape, num_values)
+        self.head = ShiftedBernoulli(0.1 / dim)
+
+
+class ShiftedBernoulli(Bernoulli):
+    """A Bernoulli head whose every term is `shift` nats too high (summed by the default
+    `Head.log_prob_sum`, so that terms and totals agree)."""
+
+    def __init__(self, shift: float) -> None:
+        self.shift = shift
+
+    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return super().log_prob(params, x) + self.shift
+
+    log_prob_sum = Head.log_prob_sum
+
+
+class TermsOffFVSBN(FVSBN):
+    """An FVSBN whose chain-rule terms are shifted while its log_prob is right (a model that
+    overrides `log_prob_terms` alone, so that the two disagree)."""
 
     @classmethod
     def tiny_config(cls) -> dict:
@@ -61,5 +89,6 @@ BROKEN = {
     "broken-sampler": (BiasedSamplerFVSBN, "check_sample_frequencies"),
     "broken-peeking": (PeekingFVSBN, "check_autoregressive_dependency"),
     "broken-unnormalised": (UnnormalisedFVSBN, "check_normalisation"),
+    "broken-terms": (TermsOffFVSBN, "check_terms_sum_to_log_prob"),
     "broken-modal": (ModalFVSBN, "check_mode_independence"),
 }

@@ -27,6 +27,7 @@ from chainrule.checks.exactness import (
     check_autoregressive_dependency,
     check_normalisation,
     check_sample_frequencies,
+    check_terms_sum_to_log_prob,
 )
 from chainrule.checks.support import ContractViolation, NotApplicable, tiny_model
 from chainrule.errors import first_line
@@ -38,6 +39,7 @@ CHECKS: dict[str, Callable[[Model], None]] = {
     for f in (
         check_capabilities,
         check_normalisation,
+        check_terms_sum_to_log_prob,
         check_autoregressive_dependency,
         check_fast_equals_generic,
         check_sample_frequencies,

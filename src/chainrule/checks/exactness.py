@@ -73,6 +73,25 @@ def _integral(model: Model, cond) -> float:
     return float(torch.trapezoid(torch.trapezoid(dens, axes[1], dim=1), axes[0]))
 
 
+def check_terms_sum_to_log_prob(model: Model) -> None:
+    """For a model with a `sampling_order()`: its chain-rule terms (`log_prob_terms`, (B, D),
+    which exact conditional likelihoods such as a completion's are read from) sum to its
+    `log_prob` (computed apart, by the head's `log_prob_sum`)."""
+    if model.sampling_order() is None:
+        raise NotApplicable("no single sampling order")
+    cond = condition(model, 5)
+    x = draw(model, 5, cond)
+    seeded()
+    with torch.no_grad():
+        total = model.log_prob(x, cond)
+        terms = model.log_prob_terms(x, cond)
+    if terms.shape != (x.shape[0], len(model.sampling_order())):
+        raise fail(model, "check_terms_sum_to_log_prob", f"log_prob_terms has shape {tuple(terms.shape)}")
+    if not torch.allclose(terms.sum(-1), total, rtol=1e-5, atol=1e-5):
+        gap = float((terms.sum(-1) - total).abs().max())
+        raise fail(model, "check_terms_sum_to_log_prob", f"log_prob_terms sum to {gap:.3g} nats off log_prob")
+
+
 def check_autoregressive_dependency(model: Model) -> None:
     """For a model with a `sampling_order()`: the conditioner's output for dimension i does not
     change when any dimension j not before i in the order changes (a finite-difference Jacobian,

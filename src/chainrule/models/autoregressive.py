@@ -104,13 +104,20 @@ class AutoregressiveModel(Model):
     def log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Exact log-likelihood in nats, shape (B,): the sum over dimensions of the head's
         log p(x_i | x_<i), all computed in one conditioner pass."""
-        return self.log_prob_terms(x, cond).sum(-1)
+        return self.head.log_prob_sum(*self.head_inputs(x, cond))
 
     def log_prob_terms(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The chain-rule terms log p(x_i | x_<i) of every dimension, shape (B, D)."""
+        return self.head.log_prob(*self.head_inputs(x, cond))
+
+    def head_inputs(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the head scores: the conditionals' parameters of every dimension, and x checked
+        and converted (`prepare`)."""
         self.check_cond(cond)
         x = self.prepare(x)
-        return self.head.log_prob(self.conditioner(x, cond), x)
+        return self.conditioner(x, cond), x
 
     def _dtype(self) -> torch.dtype:
         p = first_parameter(self)

@@ -225,13 +225,15 @@ class GatedPixelCNN(ImageAutoregressiveModel):
     def check_cond(self, cond: torch.Tensor | None) -> None:
         """Conditions are checked where they are used (`condition_biases`)."""
 
-    def log_prob_terms(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def head_inputs(
+        self, x: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """As for every autoregressive model; a super-resolution or colourisation model derives its
         condition from x when none is given."""
         x = self.prepare(x)
         if self.cond_maps is not None and cond is None:
             cond = self.condition_from(x)
-        return self.head.log_prob(self.conditioner(x, cond), x)
+        return self.conditioner(x, cond), x
 
     @classmethod
     def tiny_config(cls) -> dict:
