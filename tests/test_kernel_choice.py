@@ -1,8 +1,7 @@
-"""`kernel_choice.fastest`: times candidates, remembers the winner, measures again when it is old."""
+"""`kernel_choice.in_use`: calls alternate between candidates, each timed by the caller (`report`),
+until the faster is known; it is then used, untimed, until the answer is old."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 import torch
@@ -17,50 +16,56 @@ def nothing_remembered():
     kernel_choice.forget()
 
 
-def sleeper(seconds: float, calls: list[str], name: str):
-    def run() -> None:
-        calls.append(name)
-        time.sleep(seconds)
+class Clock:
+    """A fake `perf_counter`; `run` is one call: it advances the clock by what the chosen candidate
+    costs and reports that when asked to."""
 
-    return run
+    def __init__(self, monkeypatch, cost: dict[str, float]) -> None:
+        self.now, self.cost, self.timed = 1000.0, cost, []
+        monkeypatch.setattr(kernel_choice.time, "perf_counter", lambda: self.now)
 
-
-def test_the_faster_candidate_wins_and_is_remembered() -> None:
-    calls: list[str] = []
-    candidates = {"slow": sleeper(0.004, calls, "slow"), "fast": sleeper(0.0, calls, "fast")}
-    assert kernel_choice.fastest("k", candidates) == "fast"
-    timed = len(calls)
-    assert timed == 2 * (kernel_choice.REPEATS + 1)  # one untimed run each, then the repeats
-    assert kernel_choice.fastest("k", candidates) == "fast"
-    assert len(calls) == timed  # remembered: nothing run again
-
-
-def test_an_old_answer_is_measured_again(monkeypatch) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr(kernel_choice.time, "monotonic", lambda: clock[0])
-    speeds = {"a": 0.004, "b": 0.0}
-    candidates = {name: (lambda n=name: time.sleep(speeds[n])) for name in speeds}
-    assert kernel_choice.fastest("k", candidates) == "b"
-    speeds.update(a=0.0, b=0.004)  # the machine's state moved
-    clock[0] += kernel_choice.RECHECK_SECONDS / 2
-    assert kernel_choice.fastest("k", candidates) == "b"  # still remembered
-    clock[0] += kernel_choice.RECHECK_SECONDS
-    assert kernel_choice.fastest("k", candidates) == "a"
+    def run(self, key="k") -> str:
+        name, timed = kernel_choice.in_use(key, tuple(self.cost))
+        self.now += self.cost[name]
+        if timed:
+            kernel_choice.report(key, name, self.cost[name])
+        self.timed.append(timed)
+        return name
 
 
-def test_keys_are_separate() -> None:
-    assert kernel_choice.fastest("x", {"a": lambda: time.sleep(0.003), "b": lambda: None}) == "b"
-    assert kernel_choice.fastest("y", {"a": lambda: None, "b": lambda: time.sleep(0.003)}) == "a"
+def test_calls_alternate_then_the_faster_is_used(monkeypatch) -> None:
+    clock = Clock(monkeypatch, {"slow": 0.004, "fast": 0.003})
+    trial = [clock.run() for _ in range(2 * (kernel_choice.TRIALS + 1))]
+    assert trial[:4] == ["slow", "fast", "slow", "fast"]
+    assert all(clock.timed)
+    assert {clock.run() for _ in range(50)} == {"fast"}
+    assert not any(clock.timed[-50:])  # the winner is not timed
 
 
-def test_deterministic_algorithms_take_the_first_candidate_untimed() -> None:
-    calls: list[str] = []
+def test_an_old_answer_is_tried_out_again(monkeypatch) -> None:
+    clock = Clock(monkeypatch, {"a": 0.004, "b": 0.001})
+    for _ in range(2 * (kernel_choice.TRIALS + 1) + 1):
+        clock.run()
+    assert clock.run() == "b"
+    clock.cost.update(a=0.001, b=0.004)  # the machine's state moved
+    clock.now += kernel_choice.RECHECK_SECONDS
+    names = [clock.run() for _ in range(2 * (kernel_choice.TRIALS + 1) + 5)]
+    assert names[-1] == "a" and "b" in names[:4]
+
+
+def test_keys_are_separate(monkeypatch) -> None:
+    clock = Clock(monkeypatch, {"a": 0.002, "b": 0.001})
+    for _ in range(2 * (kernel_choice.TRIALS + 1) + 1):
+        clock.run("x")
+    assert clock.run("x") == "b"
+    assert clock.run("y") == "a"  # a new key starts its own trial
+
+
+def test_deterministic_algorithms_take_the_first_candidate(monkeypatch) -> None:
+    clock = Clock(monkeypatch, {"first": 0.004, "b": 0.001})
     before = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
-        name = kernel_choice.fastest(
-            "k", {"first": sleeper(0.003, calls, "first"), "b": sleeper(0, calls, "b")}
-        )
+        assert {clock.run() for _ in range(40)} == {"first"}
     finally:
         torch.use_deterministic_algorithms(before)
-    assert name == "first" and calls == []

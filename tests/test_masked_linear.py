@@ -328,20 +328,14 @@ def test_triangle_blocks_pay_only_for_enough_rows_per_thread() -> None:
 
 
 @pytest.mark.parametrize("winner", ["one matmul", "row blocks"])
-def test_fp32_triangle_with_several_threads_takes_the_kernel_timed_faster(winner: str, monkeypatch) -> None:
-    """With two threads an fp32 triangle times its blocks against one matmul, on detached copies
-    (the layer's gradients untouched by the timing), takes the faster, and gives the masked
-    product's values and gradients either way."""
+def test_fp32_triangle_with_several_threads_takes_the_kernel_found_faster(winner: str, monkeypatch) -> None:
+    """With two threads an fp32 triangle asks `kernel_choice.in_use` whether its blocks or one
+    matmul is faster in use, takes that one, and gives the masked product's values and gradients
+    either way."""
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
-    chosen = []
-
-    def fastest(key, candidates):
-        for run in candidates.values():
-            run()  # both kernels run, forward and backward, on copies
-        chosen.append(key)
-        return winner
-
-    monkeypatch.setattr(masked_linear, "fastest", fastest)
+    asked, reported = [], []
+    monkeypatch.setattr(masked_linear, "in_use", lambda key, names: asked.append(names) or (winner, True))
+    monkeypatch.setattr(masked_linear, "report", lambda key, name, seconds: reported.append(name))
     used = []
     for name in ("_TriangleLinearFn", "_BlockedMaskedLinearFn"):
         original = getattr(masked_linear, name).apply
@@ -354,11 +348,12 @@ def test_fp32_triangle_with_several_threads_takes_the_kernel_timed_faster(winner
     assert layer.blocks is not None and layer.diagonal is not None
     x = torch.bernoulli(torch.full((128, 400), 0.4))
     y = layer(x)
-    assert layer.weight.grad is None  # the timing left the layer's gradients alone
     want = "_BlockedMaskedLinearFn" if winner == "row blocks" else "_TriangleLinearFn"
-    assert used[-1] == want and len(chosen) == 1
+    assert used == [want] and asked == [("one matmul", "row blocks")]
     seed = torch.linspace(-1, 1, y.numel()).reshape(y.shape)
+    assert reported == []  # timed to the end of the backward
     (y * seed).sum().backward()
+    assert reported == [winner]
     w = layer.weight.detach().requires_grad_()
     b = layer.bias.detach().requires_grad_()
     ref = F.linear(x, w * layer.mask, b)
@@ -367,6 +362,9 @@ def test_fp32_triangle_with_several_threads_takes_the_kernel_timed_faster(winner
     torch.testing.assert_close(layer.weight.grad, w.grad)
     torch.testing.assert_close(layer.bias.grad, b.grad)
     assert torch.all(layer.weight.grad[layer.mask == 0] == 0)
+    with torch.no_grad():
+        layer(x)
+    assert reported == [winner, winner]  # without gradients: the forward alone
 
 
 @pytest.mark.parametrize("rows_per_thread", [0, 10**6], ids=["blocks", "dense"])

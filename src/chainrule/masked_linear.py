@@ -15,63 +15,15 @@ The mask is a buffer applied functionally; the weight is never edited in place.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.compiler import is_compiling as compiling
 
-from chainrule.kernel_choice import fastest
-
-#: (first row, end row, columns used, leading columns every row uses) of each row block; None:
-#: one dense matmul
-RowBlocks = tuple[tuple[int, int, int, int], ...] | None
-#: a mask with what `set_mask` found in it (row blocks, triangle diagonal): kept by a model that
-#: switches between masks (a connectivity ensemble), so that switching back costs nothing
-MaskState = tuple[torch.Tensor, RowBlocks, int | None]
-
-#: rows per block aimed at (fewer, larger matmuls past this gain little), and the most blocks
-BLOCK_ROWS, MAX_BLOCKS = 192, 16
-#: use blocks only when they skip at least this fraction of the dense multiply-adds
-MIN_SAVING = 0.15
-
-
-def triangle(mask: torch.Tensor) -> int | None:
-    """The `diagonal` for which `mask` is exactly `ones.tril(diagonal)`, or None. A few rows are
-    looked at first, so that other masks (a connectivity ensemble sets one per training step)
-    are turned down without a pass over the whole mask."""
-    if mask.dim() != 2 or not mask.numel():
-        return None
-    rows, cols = mask.shape
-    diagonal = int(torch.count_nonzero(mask[0])) - 1
-    for r in sorted({1, rows // 2, rows - 1} & set(range(rows))):
-        if int(torch.count_nonzero(mask[r])) != min(max(r + diagonal + 1, 0), cols):
-            return None
-    return diagonal if torch.equal(mask, torch.ones_like(mask).tril(diagonal)) else None
-
-
-def row_blocks(mask: torch.Tensor) -> RowBlocks:
-    """Equal row blocks of `mask`, each with one past the last column any of its rows uses and
-    the number of leading columns all its rows use (there the mask is all ones: the weight is
-    used as it is, unmasked), when that skips at least `MIN_SAVING` of the dense work; else
-    None."""
-    rows, cols = mask.shape
-    count = max(1, min(MAX_BLOCKS, rows // BLOCK_ROWS))
-    if count == 1 or cols < 2:
-        return None
-    edges = [round(i * rows / count) for i in range(count + 1)]
-    blocks, work = [], 0
-    for r0, r1 in zip(edges[:-1], edges[1:]):
-        used = torch.nonzero(mask[r0:r1].any(0))
-        width = int(used.max()) + 1 if used.numel() else 0
-        work += (r1 - r0) * width
-        if work > (1 - MIN_SAVING) * rows * cols:  # early exit: unsorted masks fail in block 0
-            return None
-        everywhere = mask[r0:r1, :width].all(0)
-        full = width if bool(everywhere.all()) else int(torch.argmin(everywhere.int()))
-        blocks.append((r0, r1, width, full))
-    return tuple(blocks)
+from chainrule.kernel_choice import in_use, report
+from chainrule.mask_structure import MaskState, RowBlocks, row_blocks, triangle
 
 
 class MaskedLinear(nn.Linear):
@@ -163,7 +115,7 @@ def _eager(
     if diagonal is not None and blocks is not None:
         pay = triangle_blocks_pay(x, dtype != weight.dtype)
         if pay is None:
-            pay = triangle_blocks_timed_faster(x, weight, mask, bias, diagonal, blocks)
+            return _triangle_found_faster(x, weight, mask, bias, diagonal, blocks)
         blocks = blocks if pay else None
     if diagonal is not None and blocks is None and dtype == weight.dtype:
         # a triangle in the weight's own dtype without blocks: `_TriangleLinearFn`, the least
@@ -203,47 +155,31 @@ def triangle_blocks_pay(x: torch.Tensor, reduced: bool) -> bool | None:
     return None if rows >= TRIANGLE_BLOCK_ROWS_PER_THREAD else False  # fp32, several threads
 
 
-def triangle_blocks_timed_faster(
-    x: torch.Tensor,
-    weight: torch.Tensor,
-    mask: torch.Tensor,
-    bias: torch.Tensor | None,
-    diagonal: int,
-    blocks: RowBlocks,
-) -> bool:
-    """Whether the row blocks (`_BlockedMaskedLinearFn`) of a triangle in the weight's dtype ran
-    faster than one matmul (`_TriangleLinearFn`) for inputs like these, forward and, when
-    training, backward: timed on detached copies (`kernel_choice.fastest`, which remembers the
-    answer for a while); the one matmul first, the choice when timing is turned off."""
+def _triangle_found_faster(x, weight, mask, bias, diagonal: int, blocks: RowBlocks) -> torch.Tensor:
+    """An fp32 triangle with several threads: its row blocks (`_BlockedMaskedLinearFn`) or one
+    matmul (`_TriangleLinearFn`), whichever is faster in use for inputs like these
+    (`kernel_choice.in_use`); while that is tried out, each call is timed from here to the end of
+    its backward (a hook on the output's node), or of this forward without gradients."""
     training = torch.is_grad_enabled() and weight.requires_grad
     key = (
         "masked_linear.triangle",
         tuple(x.shape),
         tuple(weight.shape),
-        diagonal,
         blocks,
-        x.dtype,
         torch.get_num_threads(),
         training,
-        training and x.requires_grad,
     )
-
-    def kernel(blocked: bool) -> Callable[[], None]:
-        def once() -> None:
-            xi = x.detach().requires_grad_(training and x.requires_grad)
-            w = weight.detach().requires_grad_(training)
-            b = None if bias is None else bias.detach().requires_grad_(training and bias.requires_grad)
-            if blocked:
-                out = _BlockedMaskedLinearFn.apply(xi, w, mask, b, weight.dtype, diagonal, blocks)
-            else:
-                out = _TriangleLinearFn.apply(xi, w, mask, b, diagonal)
-            if training:
-                leaves = [t for t in (xi, w, b) if t is not None and t.requires_grad]
-                torch.autograd.grad(out, leaves, torch.ones_like(out))
-
-        return once
-
-    return fastest(key, {"one matmul": kernel(False), "row blocks": kernel(True)}) == "row blocks"
+    name, timed = in_use(key, ("one matmul", "row blocks"))
+    start = time.perf_counter()
+    if name == "row blocks":
+        out = _BlockedMaskedLinearFn.apply(x, weight, mask, bias, weight.dtype, diagonal, blocks)
+    else:
+        out = _TriangleLinearFn.apply(x, weight, mask, bias, diagonal)
+    if timed and out.grad_fn is not None:
+        out.grad_fn.register_hook(lambda *_: report(key, name, time.perf_counter() - start))
+    elif timed:
+        report(key, name, time.perf_counter() - start)
+    return out
 
 
 #: `_eager` called from compiled code as it is (a graph break): torch.compile runs it eagerly
