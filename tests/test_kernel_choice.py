@@ -69,3 +69,36 @@ def test_deterministic_algorithms_take_the_first_candidate(monkeypatch) -> None:
         assert {clock.run() for _ in range(40)} == {"first"}
     finally:
         torch.use_deterministic_algorithms(before)
+
+
+def test_a_long_trial_waits_ten_times_its_length_before_the_next(monkeypatch) -> None:
+    """Slow calls (1-2 s each): the next trial waits ten times as long as this one took, so that
+    trials stay a small part of the work."""
+    clock = Clock(monkeypatch, {"a": 2.0, "b": 1.0})
+    for _ in range(2 * (kernel_choice.TRIALS + 1) + 1):
+        clock.run()
+    took = clock.now - 1000.0
+    clock.timed.clear()
+    while clock.now - 1000.0 < 9 * took:
+        assert clock.run() == "b"
+    assert not any(clock.timed)
+    clock.now += 2 * took
+    clock.run()
+    assert clock.timed[-1]  # tried out again
+
+
+def test_a_span_ends_at_the_optimizer_step_after_its_backward(monkeypatch) -> None:
+    """A training call's span runs to the end of the next optimizer step once its backward has
+    run; with no optimizer step, the next call with the key closes it at the backward's end."""
+    seen = []
+    monkeypatch.setattr(kernel_choice, "report", lambda key, name, seconds: seen.append((key, name, seconds)))
+    span = kernel_choice.begin("k", "a")
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1).step()
+    assert seen == []  # its backward has not run: the step is not its
+    span.end = span.start + 0.5
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1).step()
+    assert [s[:2] for s in seen] == [("k", "a")] and seen[0][2] >= 0
+    other = kernel_choice.begin("k", "b")
+    other.end = other.start + 0.25
+    kernel_choice.begin("k", "a")  # the next call closes the previous span
+    assert seen[-1] == ("k", "b", 0.25)

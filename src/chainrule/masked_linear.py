@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.compiler import is_compiling as compiling
 
-from chainrule.kernel_choice import in_use, report
+from chainrule.kernel_choice import begin, close, in_use
 from chainrule.mask_structure import MaskState, RowBlocks, row_blocks, triangle
 
 
@@ -85,6 +85,10 @@ class MaskedLinear(nn.Linear):
             # the graph, beat inductor's one dense matmul (MADE-8000 bf16 compiled: 0.90-1.12 of
             # the compiled reference with the dense graph, against eager blocks at 1.6-1.85 of the
             # eager reference; 2026-12-06, 2-core EPYC)
+            return _eager_outside_graph(x, self.weight, self.mask, self.bias, dtype, self.diagonal, blocks)
+        if not reduced and self.diagonal is not None and blocks is not None and x.dtype == self.weight.dtype:
+            # a triangle with row blocks in fp32: the eager layer outside the graph, which (with
+            # several threads) takes its blocks or one matmul as found faster in use
             return _eager_outside_graph(x, self.weight, self.mask, self.bias, dtype, self.diagonal, blocks)
         if reduced and self.diagonal is not None:
             # a triangle in reduced precision (FVSBN, bf16): one dense matmul of the weight's
@@ -159,7 +163,8 @@ def _triangle_found_faster(x, weight, mask, bias, diagonal: int, blocks: RowBloc
     """An fp32 triangle with several threads: its row blocks (`_BlockedMaskedLinearFn`) or one
     matmul (`_TriangleLinearFn`), whichever is faster in use for inputs like these
     (`kernel_choice.in_use`); while that is tried out, each call is timed from here to the end of
-    its backward (a hook on the output's node), or of this forward without gradients."""
+    the optimizer step after its backward (`kernel_choice.Span`; the backward's end is marked by a
+    hook on the output's node), or of this forward without gradients."""
     training = torch.is_grad_enabled() and weight.requires_grad
     key = (
         "masked_linear.triangle",
@@ -169,16 +174,18 @@ def _triangle_found_faster(x, weight, mask, bias, diagonal: int, blocks: RowBloc
         torch.get_num_threads(),
         training,
     )
+    close(key)  # the previous call's span, ended by its backward if no optimizer step followed
     name, timed = in_use(key, ("one matmul", "row blocks"))
-    start = time.perf_counter()
+    span = begin(key, name) if timed else None
     if name == "row blocks":
         out = _BlockedMaskedLinearFn.apply(x, weight, mask, bias, weight.dtype, diagonal, blocks)
     else:
         out = _TriangleLinearFn.apply(x, weight, mask, bias, diagonal)
-    if timed and out.grad_fn is not None:
-        out.grad_fn.register_hook(lambda *_: report(key, name, time.perf_counter() - start))
-    elif timed:
-        report(key, name, time.perf_counter() - start)
+    if span is not None and out.grad_fn is not None:
+        out.grad_fn.register_hook(lambda *_: setattr(span, "end", time.perf_counter()))
+    elif span is not None:
+        span.end = time.perf_counter()
+        close(key)
     return out
 
 
