@@ -6,9 +6,10 @@ another, tens of seconds to minutes apart, and which of two kernels is faster fl
 Timing a kernel alone misleads (FVSBN-784's masked layer, batch 128: its row blocks and one
 matmul within 5 % of each other alone, forward and backward, while a whole training step was
 12 % faster with the blocks: what the step around it leaves in the caches differs), and so does
-the interval between calls (it holds whatever else runs between them). So the caller times each
-call in its place: from the kernel's forward to the end of its backward (`report`). Calls with
-one key alternate between the candidates (`in_use`) until each has `TRIALS` timings; the one
+the interval between calls (it holds whatever else runs between them). So each call is timed
+in its place (`begin`, a `Span`): from the kernel's forward to the end of the optimizer step after
+its backward, or of the backward when no step follows. Calls with one key alternate between the
+candidates (`in_use`) until each has `TRIALS` timings; the one
 with the shorter median is then used until the answer is `RECHECK_SECONDS` old (or ten times as
 old as its trial took). The candidates must compute the same thing (up to rounding); with
 `torch.use_deterministic_algorithms(True)` the first is always taken, so that a seeded run does
@@ -53,6 +54,7 @@ def in_use(key: Hashable, candidates: Sequence[str]) -> tuple[str, bool]:
     far (the calls alternate), timed."""
     if torch.are_deterministic_algorithms_enabled() or len(candidates) == 1:
         return candidates[0], False
+    close(key)  # the previous call's span, ended by its backward if no optimizer step followed
     now = time.perf_counter()
     trial = _trials.setdefault(key, _Trial())
     if trial.winner is not None and now < trial.recheck_at:
@@ -82,7 +84,6 @@ class Span:
     4x slower, 1.3 against 0.3 ms, in the VM's slow state), or to the end of its backward when
     no optimizer step follows before the next call with the key."""
 
-    key: Hashable
     name: str
     start: float
     end: float | None = None
@@ -95,7 +96,7 @@ def begin(key: Hashable, name: str) -> Span:
     """Start timing a call of candidate `name` for `key`; `Span.end` is set by the caller at the
     end of the backward and moved to the end of the next optimizer step."""
     close(key)
-    span = _open[key] = Span(key, name, time.perf_counter())
+    span = _open[key] = Span(name, time.perf_counter())
     return span
 
 

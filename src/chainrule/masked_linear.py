@@ -88,7 +88,10 @@ class MaskedLinear(nn.Linear):
             return _eager_outside_graph(x, self.weight, self.mask, self.bias, dtype, self.diagonal, blocks)
         if not reduced and self.diagonal is not None and blocks is not None and x.dtype == self.weight.dtype:
             # a triangle with row blocks in fp32: the eager layer outside the graph, which (with
-            # several threads) takes its blocks or one matmul as found faster in use
+            # several threads) takes its blocks or one matmul as found faster in use. FVSBN fp32
+            # against the compiled reference, 2026-12-07: 2 threads, batch 128, 0.96-0.99 in the
+            # VM's slow state where blocks compiled in plain ops gave 0.73-0.76; 1 thread 1.11-1.12
+            # (batch 128) and 1.21-1.22 (256), as the compiled blocks' 1.10-1.11 and 1.20-1.21
             return _eager_outside_graph(x, self.weight, self.mask, self.bias, dtype, self.diagonal, blocks)
         if reduced and self.diagonal is not None:
             # a triangle in reduced precision (FVSBN, bf16): one dense matmul of the weight's
@@ -101,10 +104,8 @@ class MaskedLinear(nn.Linear):
         # returned above): torch.compile fuses the mask and the cast with autograd's own graph
         # into one dense matmul, measured faster in bf16 than compiling the functions below or
         # the blocks in plain ops (MADE-8000 bf16: 1.7x faster than compiled blocks, 2-core
-        # EPYC). A triangle in fp32 is compiled to blocks in plain ops whose leading columns
-        # take the weight unmasked: 1.08-1.27x the dense graph (FVSBN training step, batch 128
-        # and 256, 1 and 2 threads, 2026-12-06); the blocks' triangles taken with `tril` instead
-        # of the mask were slower (1.04 against 1.11 of the reference, 1 thread)
+        # EPYC). A triangle in fp32 without blocks (a 3-D input), or with an input in another
+        # dtype, takes plain ops too (its blocks, where it has them)
         if reduced or self.diagonal is not None or x.dtype != self.weight.dtype:
             return _plain(x, self.weight, self.mask, self.bias, blocks)
         # other masks in the weight's dtype (MADE in fp32): the layer's autograd functions, traced
@@ -174,7 +175,6 @@ def _triangle_found_faster(x, weight, mask, bias, diagonal: int, blocks: RowBloc
         torch.get_num_threads(),
         training,
     )
-    close(key)  # the previous call's span, ended by its backward if no optimizer step followed
     name, timed = in_use(key, ("one matmul", "row blocks"))
     span = begin(key, name) if timed else None
     if name == "row blocks":
