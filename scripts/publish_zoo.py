@@ -198,15 +198,20 @@ def stage_of(metrics: dict) -> dict:
 def with_stage(previous: dict, metrics: dict, run_dir: Path, dst: Path) -> dict:
     """`metrics` of a warm-started run as the next stage of the entry `previous`: the stages
     listed, epochs and training time summed, the commands chained, the run's learning curve
-    copied as curves.png (an earlier stage's curves.png renamed curves-stage-N.png)."""
+    copied as curves.png (an earlier stage's curves.png kept as curves-stage-N.png).
+
+    Safe to rerun after a crash: metrics.json, written last, still names the earlier stage's
+    curves.png, and its copy curves-stage-N.png, once written, is never written again (so the new
+    stage's curves.png cannot take its place)."""
     stages = [dict(s) for s in previous.get("stages") or [stage_of(previous)]]
     for number, stage in enumerate(stages, 1):
         if stage.get("curves") == "curves.png":
             stage["curves"] = f"curves-stage-{number}.png"
-            shutil.move(dst / "curves.png", dst / stage["curves"])
+            if not (dst / stage["curves"]).exists():
+                atomic_write_bytes(dst / stage["curves"], (dst / "curves.png").read_bytes())
     stage = stage_of(metrics)
     if (run_dir / "curves.png").exists():
-        shutil.copy2(run_dir / "curves.png", dst / "curves.png")
+        atomic_write_bytes(dst / "curves.png", (run_dir / "curves.png").read_bytes())
         stage["curves"] = "curves.png"
     stages.append(stage)
     return {

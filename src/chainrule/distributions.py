@@ -71,12 +71,12 @@ class Bernoulli(Head):
     num_values = 2
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return -F.binary_cross_entropy_with_logits(params, x.to(params.dtype), reduction="none")
+        return -_bernoulli_nll(params, x)
 
     def log_prob_sum(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Negated after the sum: B values, not B x D (the same numbers to the last bit; ~20 us of
         a ~3 ms FVSBN-784 training step at batch 128)."""
-        return -F.binary_cross_entropy_with_logits(params, x.to(params.dtype), reduction="none").sum(-1)
+        return -_bernoulli_nll(params, x).sum(-1)
 
     def sample(self, params: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         u = _uniform(params.shape, generator, params)
@@ -84,6 +84,11 @@ class Bernoulli(Head):
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
+
+
+def _bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x | logits) of each binary value, in the logits' dtype."""
+    return F.binary_cross_entropy_with_logits(logits, x.to(logits.dtype), reduction="none")
 
 
 class Categorical(Head):
