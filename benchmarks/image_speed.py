@@ -10,6 +10,12 @@ Diagonal BiLSTM) at the sizes of recipes/pixelrnn-mnist.yaml, which trains one o
 peak is the best of a few large 3x3 convolutions (batch 64, 128 -> 128 channels on 28x28), the
 matmul peak the best 2048^3 matmul, each in the same precision.
 
+Training is timed in two modes (`--modes`): eager, and compiled as `train.compile: true` (which
+all four image recipes set) trains: the objective through torch.compile (the LSTM scans stay
+hand-written kernels outside the graph; the convolutions, gates and output layers are fused
+and compiled). Rows are keyed by precision (`bf16-mixed`, `fp32`), with ` compiled` appended for
+the compiled mode. The FLOPs are the same in both modes (counted on the eager pass).
+
 FLOPs are those of the matmuls and convolutions that run (torch.utils.flop_counter: mm, addmm,
 bmm, baddbmm, convolution and their backward), 2 per multiply-add; elementwise work (gates,
 activations, the masks' multiplications) is not counted. A masked kernel counts all its taps,
@@ -37,6 +43,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import best_time, matmul_peak_gflops, read_result, write_result
+from chainrule.compiling import compiled_or_eager
 from chainrule.denormals import denormals_flushed
 from chainrule.models import MODEL_REGISTRY, build_model
 from chainrule.recipes import load_recipe
@@ -103,15 +110,20 @@ def recipe_model(recipe: str, name: str | None, tiny: bool = False) -> tuple[nn.
     return build_model(kind, image_shape=[side, side], num_values=2, **spec), kind == trained
 
 
-def training_step(model: nn.Module, batch: int, bf16: bool) -> Callable[[], None]:
-    """One full training step (forward, backward, fused Adam) on a fixed random batch."""
+def training_step(model: nn.Module, batch: int, bf16: bool, compiled: bool = False) -> Callable[[], None]:
+    """One full training step (forward, backward, fused Adam) on a fixed random batch; `compiled`:
+    the objective through torch.compile, as `train.compile: true` (the image recipes') trains."""
     dim = model.event_shape[0]
     x = torch.bernoulli(torch.full((batch, dim), 0.3), generator=torch.Generator().manual_seed(0))
     opt = make_adam(model.parameters(), 1e-3)
+    objective = model.log_prob
+    if compiled:  # as the trainer's training_call: a fresh graph for this model and precision
+        torch._dynamo.reset()
+        objective = compiled_or_eager(model.training_log_prob, static=False)
 
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = -model.log_prob(x).mean()
+            loss = -objective(x).mean()
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -119,11 +131,15 @@ def training_step(model: nn.Module, batch: int, bf16: bool) -> Callable[[], None
     return step
 
 
-def train_throughput(model: nn.Module, batch: int, bf16: bool, repeats: int = 3) -> float:
+def train_throughput(
+    model: nn.Module, batch: int, bf16: bool, repeats: int = 3, compiled: bool = False
+) -> float:
     """Images per second of full training steps (forward, backward, fused Adam), run as `fit` runs
-    them: denormals flushed, freed memory kept for the next step (chainrule.allocator)."""
+    them: denormals flushed, freed memory kept for the next step (chainrule.allocator). The
+    warm-up steps compile (`compiled`) and are not timed."""
     with denormals_flushed(), allocations_kept():
-        return batch / best_time(training_step(model, batch, bf16), repeats=repeats, warmup=1)
+        step = training_step(model, batch, bf16, compiled)
+        return batch / best_time(step, repeats=repeats, warmup=2 if compiled else 1)
 
 
 def timed(fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
@@ -173,10 +189,17 @@ def model_flops(model: nn.Module) -> tuple[float, float]:
 
 
 def throughput_row(
-    model: nn.Module, train_flops: float, batch: int, bf16: bool, peaks: dict[str, float], repeats: int = 3
+    model: nn.Module,
+    train_flops: float,
+    batch: int,
+    bf16: bool,
+    peaks: dict[str, float],
+    repeats: int = 3,
+    compiled: bool = False,
 ) -> dict:
-    """Training images/s in one precision, and the achieved GFLOP/s as fractions of `peaks`."""
-    ips = train_throughput(model.train(), batch, bf16, repeats=repeats)
+    """Training images/s in one precision and mode, and the achieved GFLOP/s as fractions of
+    `peaks`."""
+    ips = train_throughput(model.train(), batch, bf16, repeats=repeats, compiled=compiled)
     achieved = train_flops * ips / 1e9
     dtype = "bf16" if bf16 else "fp32"
     return {
@@ -188,7 +211,13 @@ def throughput_row(
     }
 
 
-def run(batch: int = 64, sample_n: int = 4, quick: bool = False) -> dict:
+#: the training modes: eager, and compiled as `train.compile: true` runs it (row key suffix)
+MODES = {"eager": "", "compiled": " compiled"}
+
+
+def run(
+    batch: int = 64, sample_n: int = 4, quick: bool = False, modes: tuple[str, ...] = tuple(MODES)
+) -> dict:
     torch.manual_seed(0)
     peaks = measure_peaks(quick)
     print({k: round(v) for k, v in peaks.items()}, flush=True)
@@ -208,9 +237,12 @@ def run(batch: int = 64, sample_n: int = 4, quick: bool = False) -> dict:
             "forward_gflop_per_image": forward / 1e9,
             "train_gflop_per_image": train / 1e9,
         }
-        for precision, bf16 in (("bf16-mixed", True), ("fp32", False)):
-            entry[precision] = throughput_row(model, train, batch, bf16, peaks, repeats=1 if quick else 3)
-            print(name, precision, entry[precision], flush=True)
+        for mode in modes:
+            for precision, bf16 in (("bf16-mixed", True), ("fp32", False)):
+                key = precision + MODES[mode]
+                row = throughput_row(model, train, batch, bf16, peaks, 1 if quick else 3, mode == "compiled")
+                entry[key] = row
+                print(name, key, row, flush=True)
         entry["sampling_28x28"] = sampling(model, sample_n)
         print(name, "sampling", entry["sampling_28x28"], flush=True)
         models.append(entry)
@@ -222,14 +254,21 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--sample-n", type=int, default=4, help="images per sampling comparison")
     p.add_argument("--quick", action="store_true", help="tiny models on 12x12, one image: a smoke test")
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=list(MODES),
+        help="training modes to time (default: both; --quick: eager)",
+    )
     args = p.parse_args()
     if args.quick:
-        result = run(min(args.batch, 4), 1, quick=True)
+        result = run(min(args.batch, 4), 1, quick=True, modes=tuple(args.modes or ["eager"]))
         assert all(m["sampling_28x28"]["identical_images"] for m in result["models"]), "samplers disagree"
         print(json.dumps(result)[:300], "... (not written: --quick)")
         return
     previous = read_result("image_speed")
-    print("wrote", write_result("image_speed", keeping_earlier(run(args.batch, args.sample_n), previous)))
+    result = run(args.batch, args.sample_n, modes=tuple(args.modes or MODES))
+    print("wrote", write_result("image_speed", keeping_earlier(result, previous)))
 
 
 def keeping_earlier(result: dict, previous: dict | None) -> dict:

@@ -214,6 +214,20 @@ def deep_nade_lines() -> list[str]:
 IMAGE_MODELS = ("gated-pixelcnn", "pixelcnn", "row-lstm", "diagonal-bilstm")
 
 
+def image_speed_cells(model: dict, suffix: str) -> tuple[str, str, str]:
+    """(images/s bf16 (fp32), fraction of the conv peak bf16, fraction of the matmul peak bf16
+    (fp32)) of one training mode of an image_speed model (`suffix`: "" eager, " compiled"), or
+    dashes where that mode was not timed."""
+    t, f = model.get("bf16-mixed" + suffix), model.get("fp32" + suffix)
+    if t is None or f is None:
+        return "–", "–", "–"
+    return (
+        f"{t['images_per_s']} ({f['images_per_s']})",
+        f"{t['fraction_of_conv_peak']:.2f}",
+        f"{t['fraction_of_matmul_peak']:.2f} ({f['fraction_of_matmul_peak']:.2f})",
+    )
+
+
 def image_speed_table() -> str:
     """Cached vs generic sampling and training throughput of the image models."""
     r = result("image_speed")
@@ -221,24 +235,25 @@ def image_speed_table() -> str:
         return "_Run `python -m benchmarks.image_speed` to fill this table._"
     peaks = r["peaks_gflops"]
     rows = [
-        "| model | parameters | train images/s bf16 (fp32) | of conv peak, bf16 |"
-        " of matmul peak, bf16 (fp32) | sampling 28×28: cached | generic | speed-up | same images |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | parameters | train images/s bf16 (fp32): eager | compiled | of conv peak, bf16:"
+        " eager | compiled | of matmul peak, bf16 (fp32): eager | compiled | sampling 28×28: cached |"
+        " generic | speed-up | same images |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in r["models"]:
-        s, t, f = m["sampling_28x28"], m["bf16-mixed"], m["fp32"]
+        s = m["sampling_28x28"]
         name = m["model"] if m.get("recipe_model", True) else f"{m['model']} (recipe's sizes)"
+        eager, compiled = (image_speed_cells(m, suffix) for suffix in ("", " compiled"))
         rows.append(
-            f"| {name} | {m['parameters']:,} | {t['images_per_s']} ({f['images_per_s']}) |"
-            f" {t['fraction_of_conv_peak']:.2f} |"
-            f" {t['fraction_of_matmul_peak']:.2f} ({f['fraction_of_matmul_peak']:.2f}) |"
+            f"| {name} | {m['parameters']:,} | {eager[0]} | {compiled[0]} | {eager[1]} | {compiled[1]} |"
+            f" {eager[2]} | {compiled[2]} |"
             f" {s['cached_seconds']:.1f} s | {s['generic_seconds']:.1f} s | **{s['speedup']:.0f}×** |"
             f" {'yes' if s['identical_images'] else 'no'} |"
         )
     measured = {m["model"] for m in r["models"]}
     for name in IMAGE_MODELS:
         if name not in measured:
-            rows.append(f"| {name} | not measured yet: rerun the benchmark | | | | | | | |")
+            rows.append(f"| {name} | not measured yet: rerun the benchmark | | | | | | | | | | |")
     counted = (
         "the matmuls and convolutions of a forward and backward pass (torch.utils.flop_counter)"
         if r["models"] and "train_gflop_per_image" in r["models"][0]
@@ -251,7 +266,9 @@ def image_speed_table() -> str:
         f" conv peak bf16 {peaks['conv_bf16']:.0f} GFLOP/s, fp32 {peaks['conv_fp32']:.0f} GFLOP/s, matmul"
         f" peak bf16 {peaks['matmul_bf16']:.0f} GFLOP/s, fp32 {peaks['matmul_fp32']:.0f} GFLOP/s,"
         f" {r['models'][0]['sampling_28x28']['images'] if r['models'] else '?'} images per sampling"
-        f" run, batch 64 for training. FLOPs: {counted}; both PixelRNN layer types are measured at"
+        f" run, batch 64 for training; *compiled*: the objective through torch.compile, as"
+        f" `train.compile: true` (the image recipes' setting) trains. FLOPs: {counted}; both PixelRNN"
+        " layer types are measured at"
         " recipes/pixelrnn-mnist.yaml's sizes (their work is mostly matmuls: hence the matmul peak's"
         " column)."
         " Reproduce: `python -m benchmarks.image_speed`."
