@@ -391,6 +391,6 @@ def blocked_weight_gradient(
         else:  # bf16 products, widened into the float32 gradient
             block.copy_(g[:, r0:r1].t() @ x[:, :c])
         if diagonal is None:
-            block[:, f:].mul_(mask[r0:r1, f:c])
+            mask_gradient_(block[:, f:], mask[r0:r1, f:c], None)
             gw[r0:r1, c:].zero_()
     return gw if diagonal is None else gw.tril_(diagonal)
