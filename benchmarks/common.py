@@ -17,9 +17,9 @@ def write_result(name: str, payload: dict) -> Path:
     return common.write_result(name, payload, RESULTS)
 
 
-def read_result(name: str) -> dict | None:
-    """benchmarks/results/NAME.json as written last, or None when there is none yet."""
-    path = RESULTS / f"{name}.json"
+def read_result(name: str, folder: Path = RESULTS) -> dict | None:
+    """FOLDER/NAME.json (benchmarks/results by default) as written last, or None when there is none yet."""
+    path = Path(folder) / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 

@@ -8,10 +8,19 @@ Models are the zoo recipes' architectures (randomly initialised: speed does not 
 weights): Gated PixelCNN and PixelCNN from their recipes, and both PixelRNN layer types (Row LSTM,
 Diagonal BiLSTM) at the sizes of recipes/pixelrnn-mnist.yaml, which trains one of them. The conv
 peak is the best of a few large 3x3 convolutions (batch 64, 128 -> 128 channels on 28x28), the
-matmul peak the best 2048^3 matmul, each in the same precision.
+matmul peak the best 2048^3 matmul, each in the row's precision, and both are timed *beside each
+row*: rounds of one peak convolution, one peak matmul and one training step, best of each. This
+2-core VM moves between a fast and a slow state for minutes at a time, and a peak measured once at
+the start (still written as `peaks_gflops`, and each row's `fraction_of_run_conv_peak`) misstated
+every fraction whenever it caught the other state (2026-12-07: an fp32 matmul peak of 120 against
+169-178 GFLOP/s minutes later).
+
+Training is timed at the recipes' batch (`--batch`, 64; keys without a suffix) and at larger ones
+(`--more-batches`, default 256; keys ending ", batch 256"), where the small per-step matmuls of the
+LSTM scans and the thin convolutions of the PixelCNNs run closer to the peaks.
 
 Training is timed in two modes (`--modes`): eager, and compiled as `train.compile: true` (which
-all four image recipes set) trains: the objective through torch.compile (the LSTM scans stay
+the Gated PixelCNN and PixelRNN recipes set; PixelCNN's trains eager, faster for it) trains: the objective through torch.compile (the LSTM scans stay
 hand-written kernels outside the graph; the convolutions, gates and output layers are fused
 and compiled). Rows are keyed by precision (`bf16-mixed`, `fp32`), with ` compiled` appended for
 the compiled mode. The FLOPs are the same in both modes (counted on the eager pass).
@@ -66,14 +75,27 @@ TINY = {"channels": 8, "layers": 1, "blocks": 1, "output_channels": 16}
 QUICK_SIDE = 12
 
 
+def conv_peak_kernel(
+    dtype: torch.dtype, batch: int = 64, channels: int = 128
+) -> tuple[Callable[[], object], float]:
+    """A large 3x3 convolution (forward), the practical peak for these models, and its FLOPs."""
+    x = torch.randn(batch, channels, 28, 28).to(dtype)
+    w = torch.randn(channels, channels, 3, 3).to(dtype)
+    return (lambda: F.conv2d(x, w, padding=1)), 2 * batch * channels * channels * 9 * 28 * 28
+
+
+def matmul_peak_kernel(dtype: torch.dtype, n: int = 2048) -> tuple[Callable[[], object], float]:
+    """A square n^3 matmul, the matmul peak of `matmul_peak_gflops`, and its FLOPs."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    return (lambda: a @ b), 2 * n**3
+
+
 def conv_peak_gflops(
     dtype: torch.dtype, batch: int = 64, channels: int = 128, min_seconds: float = 1.0
 ) -> float:
-    """GFLOP/s of a large 3x3 convolution (forward), the practical peak for these models."""
-    x = torch.randn(batch, channels, 28, 28).to(dtype)
-    w = torch.randn(channels, channels, 3, 3).to(dtype)
-    flops = 2 * batch * channels * channels * 9 * 28 * 28
-    return flops / best_time(lambda: F.conv2d(x, w, padding=1), repeats=5, min_seconds=min_seconds) / 1e9
+    """GFLOP/s of `conv_peak_kernel`, best of a few."""
+    conv, flops = conv_peak_kernel(dtype, batch, channels)
+    return flops / best_time(conv, repeats=5, min_seconds=min_seconds) / 1e9
 
 
 def counted_flops(fn: Callable[[], object]) -> float:
@@ -131,15 +153,37 @@ def training_step(model: nn.Module, batch: int, bf16: bool, compiled: bool = Fal
     return step
 
 
+def interleaved_best(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Best wall time (s) of each of `fns` over `rounds` rounds that call each once in turn (after
+    one untimed call each): what is timed side by side sees the machine in the same states."""
+    for fn in fns.values():
+        fn()
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t)
+    return best
+
+
 def train_throughput(
-    model: nn.Module, batch: int, bf16: bool, repeats: int = 3, compiled: bool = False
-) -> float:
+    model: nn.Module, batch: int, bf16: bool, repeats: int = 3, compiled: bool = False, quick: bool = False
+) -> tuple[float, dict[str, float]]:
     """Images per second of full training steps (forward, backward, fused Adam), run as `fit` runs
-    them: denormals flushed, freed memory kept for the next step (chainrule.allocator). The
-    warm-up steps compile (`compiled`) and are not timed."""
+    them: denormals flushed, freed memory kept for the next step (chainrule.allocator), and the
+    conv and matmul peaks (GFLOP/s, the row's precision) timed in turn with the steps, 2 ×
+    `repeats` rounds, best of each. The warm-up steps compile (`compiled`) and are not timed."""
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    conv, conv_flops = conv_peak_kernel(dtype, **({"batch": 8, "channels": 16} if quick else {}))
+    matmul, matmul_flops = matmul_peak_kernel(dtype, **({"n": 256} if quick else {}))
     with denormals_flushed(), allocations_kept():
         step = training_step(model, batch, bf16, compiled)
-        return batch / best_time(step, repeats=repeats, warmup=2 if compiled else 1)
+        if compiled:  # the first call compiles; interleaved_best's untimed call is the second
+            step()
+        best = interleaved_best({"conv": conv, "matmul": matmul, "step": step}, 2 * repeats)
+    peaks = {"conv": conv_flops / best["conv"] / 1e9, "matmul": matmul_flops / best["matmul"] / 1e9}
+    return batch / best["step"], peaks
 
 
 def timed(fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
@@ -196,17 +240,21 @@ def throughput_row(
     peaks: dict[str, float],
     repeats: int = 3,
     compiled: bool = False,
+    quick: bool = False,
 ) -> dict:
-    """Training images/s in one precision and mode, and the achieved GFLOP/s as fractions of
-    `peaks`."""
-    ips = train_throughput(model.train(), batch, bf16, repeats=repeats, compiled=compiled)
+    """Training images/s in one precision and mode, and the achieved GFLOP/s as fractions of the
+    conv and matmul peaks timed in turn with the row's steps (`peaks`, the run's, measured once at
+    its start, are kept for reference only: a slow moment there would misstate every row)."""
+    ips, beside = train_throughput(model.train(), batch, bf16, repeats, compiled, quick)
     achieved = train_flops * ips / 1e9
     dtype = "bf16" if bf16 else "fp32"
     return {
         "images_per_s": round(ips, 1),
         "achieved_gflops": round(achieved, 1),
-        "fraction_of_conv_peak": round(achieved / peaks[f"conv_{dtype}"], 3),
-        "fraction_of_matmul_peak": round(achieved / peaks[f"matmul_{dtype}"], 3),
+        "fraction_of_conv_peak": round(achieved / beside["conv"], 3),
+        "fraction_of_matmul_peak": round(achieved / beside["matmul"], 3),
+        "peaks_beside_gflops": {k: round(v, 1) for k, v in beside.items()},
+        "fraction_of_run_conv_peak": round(achieved / peaks[f"conv_{dtype}"], 3),
         "epoch_minutes_50k": round(50_000 / ips / 60, 1),
     }
 
@@ -215,8 +263,17 @@ def throughput_row(
 MODES = {"eager": "", "compiled": " compiled"}
 
 
+def row_key(precision: str, mode: str, batch: int, recipe_batch: int) -> str:
+    """A row's key: "bf16-mixed", "fp32 compiled", ...; ", batch N" where N is not the recipes'."""
+    return precision + MODES[mode] + ("" if batch == recipe_batch else f", batch {batch}")
+
+
 def run(
-    batch: int = 64, sample_n: int = 4, quick: bool = False, modes: tuple[str, ...] = tuple(MODES)
+    batch: int = 64,
+    sample_n: int = 4,
+    quick: bool = False,
+    modes: tuple[str, ...] = tuple(MODES),
+    more_batches: tuple[int, ...] = (),
 ) -> dict:
     torch.manual_seed(0)
     peaks = measure_peaks(quick)
@@ -237,21 +294,35 @@ def run(
             "forward_gflop_per_image": forward / 1e9,
             "train_gflop_per_image": train / 1e9,
         }
-        for mode in modes:
-            for precision, bf16 in (("bf16-mixed", True), ("fp32", False)):
-                key = precision + MODES[mode]
-                row = throughput_row(model, train, batch, bf16, peaks, 1 if quick else 3, mode == "compiled")
-                entry[key] = row
-                print(name, key, row, flush=True)
+        for size in (batch, *more_batches):
+            for mode in modes:
+                for precision, bf16 in (("bf16-mixed", True), ("fp32", False)):
+                    key = row_key(precision, mode, size, batch)
+                    compiled = mode == "compiled"
+                    row = throughput_row(model, train, size, bf16, peaks, 1 if quick else 3, compiled, quick)
+                    entry[key] = row
+                    print(name, key, row, flush=True)
         entry["sampling_28x28"] = sampling(model, sample_n)
         print(name, "sampling", entry["sampling_28x28"], flush=True)
         models.append(entry)
-    return {"batch": batch, "peaks_gflops": {k: round(v, 1) for k, v in peaks.items()}, "models": models}
+    return {
+        "batch": batch,
+        "more_batches": list(more_batches),
+        "peaks_gflops": {k: round(v, 1) for k, v in peaks.items()},
+        "models": models,
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--batch", type=int, default=64, help="the recipes' batch size (rows without a suffix)")
+    p.add_argument(
+        "--more-batches",
+        type=int,
+        nargs="*",
+        default=[256],
+        help="further batch sizes to time training at (rows keyed ', batch N'; default: 256)",
+    )
     p.add_argument("--sample-n", type=int, default=4, help="images per sampling comparison")
     p.add_argument("--quick", action="store_true", help="tiny models on 12x12, one image: a smoke test")
     p.add_argument(
@@ -267,7 +338,9 @@ def main() -> None:
         print(json.dumps(result)[:300], "... (not written: --quick)")
         return
     previous = read_result("image_speed")
-    result = run(args.batch, args.sample_n, modes=tuple(args.modes or MODES))
+    result = run(
+        args.batch, args.sample_n, modes=tuple(args.modes or MODES), more_batches=tuple(args.more_batches)
+    )
     print("wrote", write_result("image_speed", keeping_earlier(result, previous)))
 
 
@@ -276,7 +349,7 @@ def keeping_earlier(result: dict, previous: dict | None) -> dict:
     `previous_run` (for before/after), other sections (image_speed_compare's) stay."""
     if not previous:
         return result
-    run_keys = ("machine", "batch", "peaks_gflops", "models")
+    run_keys = ("machine", "batch", "more_batches", "peaks_gflops", "models")
     kept = {k: v for k, v in previous.items() if k not in run_keys}
     kept["previous_run"] = {k: previous[k] for k in run_keys if k in previous}
     return {**kept, **result}

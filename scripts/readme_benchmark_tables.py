@@ -216,8 +216,9 @@ IMAGE_MODELS = ("gated-pixelcnn", "pixelcnn", "row-lstm", "diagonal-bilstm")
 
 def image_speed_cells(model: dict, suffix: str) -> tuple[str, str, str]:
     """(images/s bf16 (fp32), fraction of the conv peak bf16, fraction of the matmul peak bf16
-    (fp32)) of one training mode of an image_speed model (`suffix`: "" eager, " compiled"), or
-    dashes where that mode was not timed."""
+    (fp32)) of one training mode and batch of an image_speed model (`suffix`: "" eager,
+    " compiled", then ", batch N" for a batch other than the recipes'), or dashes where that was
+    not timed."""
     t, f = model.get("bf16-mixed" + suffix), model.get("fp32" + suffix)
     if t is None or f is None:
         return "–", "–", "–"
@@ -229,45 +230,66 @@ def image_speed_cells(model: dict, suffix: str) -> tuple[str, str, str]:
 
 
 def image_speed_table() -> str:
-    """Cached vs generic sampling and training throughput of the image models."""
+    """Cached vs generic sampling and training throughput of the image models, a row per model
+    and batch size (sampling on the recipes' batch row)."""
     r = result("image_speed")
     if r is None:
         return "_Run `python -m benchmarks.image_speed` to fill this table._"
     peaks = r["peaks_gflops"]
     rows = [
-        "| model | parameters | train images/s bf16 (fp32): eager | compiled | of conv peak, bf16:"
+        "| model | parameters | batch | train images/s bf16 (fp32): eager | compiled | of conv peak, bf16:"
         " eager | compiled | of matmul peak, bf16 (fp32): eager | compiled | sampling 28×28: cached |"
         " generic | speed-up | same images |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in r["models"]:
         s = m["sampling_28x28"]
         name = m["model"] if m.get("recipe_model", True) else f"{m['model']} (recipe's sizes)"
-        eager, compiled = (image_speed_cells(m, suffix) for suffix in ("", " compiled"))
-        rows.append(
-            f"| {name} | {m['parameters']:,} | {eager[0]} | {compiled[0]} | {eager[1]} | {compiled[1]} |"
-            f" {eager[2]} | {compiled[2]} |"
-            f" {s['cached_seconds']:.1f} s | {s['generic_seconds']:.1f} s | **{s['speedup']:.0f}×** |"
-            f" {'yes' if s['identical_images'] else 'no'} |"
-        )
+        for size in (r["batch"], *r.get("more_batches", [])):
+            batch = "" if size == r["batch"] else f", batch {size}"
+            eager, compiled = (image_speed_cells(m, mode + batch) for mode in ("", " compiled"))
+            sampled = (
+                f" {s['cached_seconds']:.1f} s | {s['generic_seconds']:.1f} s | **{s['speedup']:.0f}×** |"
+                f" {'yes' if s['identical_images'] else 'no'} |"
+                if not batch
+                else " | | | |"
+            )
+            first = (name, f"{m['parameters']:,}") if not batch else ("", "")
+            rows.append(
+                f"| {first[0]} | {first[1]} | {size} |"
+                f" {eager[0]} | {compiled[0]} | {eager[1]} | {compiled[1]} | {eager[2]} | {compiled[2]} |"
+                + sampled
+            )
     measured = {m["model"] for m in r["models"]}
     for name in IMAGE_MODELS:
         if name not in measured:
-            rows.append(f"| {name} | not measured yet: rerun the benchmark | | | | | | | | | | |")
+            rows.append(f"| {name} | not measured yet: rerun the benchmark | | | | | | | | | | | |")
     counted = (
         "the matmuls and convolutions of a forward and backward pass (torch.utils.flop_counter)"
         if r["models"] and "train_gflop_per_image" in r["models"][0]
         else "the convolutions, a training step counted as 3 forward passes"
     )
+    at_start = (
+        f"conv peak bf16 {peaks['conv_bf16']:.0f} GFLOP/s, fp32 {peaks['conv_fp32']:.0f} GFLOP/s, matmul"
+        f" peak bf16 {peaks['matmul_bf16']:.0f} GFLOP/s, fp32 {peaks['matmul_fp32']:.0f} GFLOP/s"
+    )
+    beside = r["models"] and "peaks_beside_gflops" in r["models"][0].get("bf16-mixed", {})
+    peak_phrase = (
+        "fractions of the conv and matmul peaks timed beside each row (rounds of one peak"
+        f" convolution, one peak matmul and one training step, best of each; at the run's start: {at_start})"
+        if beside
+        else at_start
+    )
+    batches = " and ".join(str(b) for b in (r["batch"], *r.get("more_batches", [])))
     rows.append("")
     rows.append(
         f"Measured {r['machine']['date'][:10]} on {r['machine']['cores']} cores ({r['machine']['cpu']}),"
-        f" {load_phrase(r['machine'])};"
-        f" conv peak bf16 {peaks['conv_bf16']:.0f} GFLOP/s, fp32 {peaks['conv_fp32']:.0f} GFLOP/s, matmul"
-        f" peak bf16 {peaks['matmul_bf16']:.0f} GFLOP/s, fp32 {peaks['matmul_fp32']:.0f} GFLOP/s,"
+        f" {load_phrase(r['machine'])}; {peak_phrase},"
         f" {r['models'][0]['sampling_28x28']['images'] if r['models'] else '?'} images per sampling"
-        f" run, batch 64 for training; *compiled*: the objective through torch.compile, as"
-        f" `train.compile: true` (the image recipes' setting) trains. FLOPs: {counted}; both PixelRNN"
+        f" run, batch {batches} for training (the recipes train at {r['batch']});"
+        " *compiled*: the objective through torch.compile, as"
+        " `train.compile: true` (the Gated PixelCNN's and PixelRNN's recipes' setting; PixelCNN's"
+        f" trains eager) trains. FLOPs: {counted}; both PixelRNN"
         " layer types are measured at"
         " recipes/pixelrnn-mnist.yaml's sizes (their work is mostly matmuls: hence the matmul peak's"
         " column)."
@@ -383,8 +405,9 @@ def time_to_quality_table() -> str:
     from benchmarks.time_to_quality import format_table
 
     m, threads = r["machine"], r["threads"]
+    dates = " and ".join(sorted({row.get("date", r["date"])[:10] for row in r["models"]}))
     head = (
-        f"Measured {r['date'][:10]} on {m['cpu']} ({m['cores']} cores,"
+        f"Measured {dates} on {m['cpu']} ({m['cores']} cores,"
         f" {threads} torch thread{'s' * (threads != 1)},"
         f" {load_phrase(m)}). Validation NLL of {r['validation']}, checked every few seconds of"
         " training; times are at the first check at or below the target (late by at most one"

@@ -85,6 +85,18 @@ def test_image_speed_quick_mode_measures_every_image_model() -> None:
         forward, train = m["forward_gflop_per_image"], m["train_gflop_per_image"]
         assert 2 * forward < train < 3 * forward
         assert m["bf16-mixed"]["images_per_s"] > 0 and m["fp32"]["fraction_of_matmul_peak"] > 0
+        # the peaks are timed beside every row
+        assert m["fp32"]["peaks_beside_gflops"]["conv"] > 0
+        assert m["bf16-mixed"]["peaks_beside_gflops"]["matmul"] > 0
+
+
+def test_image_speed_rows_are_keyed_by_precision_mode_and_batch() -> None:
+    """Rows at the recipes' batch keep their plain keys; other batches are suffixed."""
+    from benchmarks.image_speed import row_key
+
+    assert row_key("bf16-mixed", "eager", 64, 64) == "bf16-mixed"
+    assert row_key("fp32", "compiled", 64, 64) == "fp32 compiled"
+    assert row_key("bf16-mixed", "compiled", 256, 64) == "bf16-mixed compiled, batch 256"
 
 
 def test_image_speed_results_keep_the_replaced_run_and_other_sections() -> None:
@@ -253,3 +265,23 @@ def test_before_after_keeps_each_rows_best_round_with_its_peaks() -> None:
     best = best_rounds(rounds)
     assert best["a bf16"]["images_per_s"] == 90 and best["a bf16"]["peaks_gflops"] == {"matmul_bf16": 300.0}
     assert best["b bf16"]["images_per_s"] == 50 and best["b bf16"]["peaks_gflops"] == {"matmul_bf16": 400.0}
+
+
+def test_time_to_quality_rerun_of_one_model_keeps_the_others_rows() -> None:
+    """`--models gated-pixelcnn` replaces that row and keeps the earlier run's made and nade rows
+    (dated by their file) when both were measured alike; otherwise the new run stands alone."""
+    from benchmarks.time_to_quality import keeping_other_models
+
+    alike = {"target_nll": 90.0, "quick": False, "threads": 2, "validation": "v", "machine": {"cpu": "c"}}
+    names = ("made", "nade", "gated-pixelcnn")
+    old = {**alike, "date": "d0", "models": [{"model": m, "n": 0} for m in names]}
+    new = {**alike, "date": "d1", "models": [{"model": "gated-pixelcnn", "n": 1, "date": "d1"}]}
+    merged = keeping_other_models(new, old)
+    assert [(r["model"], r["n"], r["date"]) for r in merged["models"]] == [
+        ("made", 0, "d0"),
+        ("nade", 0, "d0"),
+        ("gated-pixelcnn", 1, "d1"),
+    ]
+    assert keeping_other_models(new, {**old, "threads": 1}) == new
+    assert keeping_other_models(new, {**old, "machine": {"cpu": "other"}}) == new
+    assert keeping_other_models(new, None) == new
