@@ -242,10 +242,11 @@ def image_speed_table() -> str:
         " generic | speed-up | same images |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    sizes = (r["batch"], *r.get("more_batches", []))
     for m in r["models"]:
         s = m["sampling_28x28"]
         name = m["model"] if m.get("recipe_model", True) else f"{m['model']} (recipe's sizes)"
-        for size in (r["batch"], *r.get("more_batches", [])):
+        for size in sizes:
             batch = "" if size == r["batch"] else f", batch {size}"
             eager, compiled = (image_speed_cells(m, mode + batch) for mode in ("", " compiled"))
             sampled = (
@@ -280,7 +281,7 @@ def image_speed_table() -> str:
         if beside
         else at_start
     )
-    batches = " and ".join(str(b) for b in (r["batch"], *r.get("more_batches", [])))
+    batches = " and ".join(map(str, sizes))
     rows.append("")
     rows.append(
         f"Measured {r['machine']['date'][:10]} on {r['machine']['cores']} cores ({r['machine']['cpu']}),"
