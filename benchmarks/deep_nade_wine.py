@@ -66,7 +66,7 @@ def train_fold(color: str, fold: int, settings: dict, train: dict, seed: int = 0
     """Train `deep-rnade` on one fold; validation and test log-likelihoods of the ensemble and of
     the first ordering alone, epochs and seconds."""
     data = wine(color, fold)
-    model = DeepRNADE(data.dim, num_orderings=NUM_ORDERINGS, seed=seed, **settings)
+    model = DeepRNADE(data.dim, num_orderings=NUM_ORDERINGS, seed=seed, natural_first=True, **settings)
     cfg = TrainConfig(**{**train, "seed": seed, "progress": False})
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,7 +11,10 @@ Training (`training_log_prob`) is order-agnostic: per example a random ordering 
 d ~ U{0..D-1}; the first d dimensions of the ordering are known, and the log-conditionals of the
 other D - d, rescaled by D / (D - d), are an unbiased estimate of log p_o(x) for a random o, from
 one pass. `log_prob` is exact: the uniform mixture (logmeanexp) of `num_orderings` fixed orderings
-(the natural order, then orderings drawn with `seed`), the paper's ensemble (EoNADE / EoRNADE).
+drawn with `seed`, the paper's ensemble (EoNADE / EoRNADE). They are random orderings, like the
+ones training sees: on binarized MNIST the natural raster order scored 9 nats worse than a random
+one (its prefixes, the top rows known, are masks order-agnostic training almost never draws);
+`natural_first=True` makes the first one the natural order (the files saved before this option).
 Sampling picks an ordering per example and walks it with a running first-layer pre-activation.
 """
 
@@ -72,6 +75,7 @@ class DeepNADE(AutoregressiveModel):
         min_scale: float = 1e-3,
         validation_orderings: int = 8,
         seed: int = 0,
+        natural_first: bool = False,
     ):
         super().__init__(dim, head=make_deep_head(head, components, min_scale))
         self.remember_config(locals())
@@ -83,7 +87,8 @@ class DeepNADE(AutoregressiveModel):
         self.num_orderings, self.validation_orderings = int(num_orderings), int(validation_orderings)
         self.params_per_dim = self.head.params_per_dim
         g = torch.Generator().manual_seed(seed)
-        orderings = [torch.arange(dim)] + [torch.randperm(dim, generator=g) for _ in range(num_orderings - 1)]
+        natural = [torch.arange(dim)] if natural_first else []
+        orderings = natural + [torch.randperm(dim, generator=g) for _ in range(num_orderings - len(natural))]
         self.register_buffer("orderings", torch.stack(orderings))
         sizes = [2 * dim] + [hidden] * layers
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
@@ -101,6 +106,11 @@ class DeepNADE(AutoregressiveModel):
     @classmethod
     def tiny_config(cls) -> dict:
         return {"dim": 4, "hidden": 8, "layers": 2, "num_orderings": 3, "seed": 1}
+
+    def warm_start_state(self, source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A saved model's parameters; the evaluation orderings stay this model's own (they are
+        its configuration, `seed` and `natural_first`, not something training learned)."""
+        return super().warm_start_state({k: v for k, v in source.items() if k != "orderings"})
 
     # -- the network ---------------------------------------------------------------------------
     def _hidden(self, x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -128,9 +138,7 @@ class DeepNADE(AutoregressiveModel):
     def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Parameters of every dimension under the first ordering (dimension o_t given o_<t)."""
         order = self.orderings[0]
-        prefix = self._prefix_masks(order, 0, self.dim)
-        known = prefix.unsqueeze(1).expand(-1, x.shape[0], -1)
-        h = self._hidden(x.unsqueeze(0).expand(self.dim, -1, -1), known)
+        h = self._position_hidden(x, order, 0, self.dim)
         params = torch.einsum("tbh,thp->btp", h, self.out_weight[order]) + self.out_bias[order]
         return self._out(torch.empty_like(params).index_copy_(1, order, params))
 
@@ -139,6 +147,32 @@ class DeepNADE(AutoregressiveModel):
         position = torch.empty_like(order).index_copy_(0, order, torch.arange(self.dim, device=order.device))
         steps = torch.arange(start, stop, device=order.device)
         return position.unsqueeze(0) < steps.unsqueeze(1)
+
+    def _position_hidden(
+        self, x: torch.Tensor, order: torch.Tensor, start: int, stop: int, within: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Last hidden layer (T, B, H) at positions start..stop-1 of `order`: position t knows
+        o_<t (and, with `within`, only those of them within). The first layer's pre-activation is
+        one pass at `start` plus a running sum of one column per position (NADE's trick, exact up
+        to rounding), so the positions cost the upper layers only, not D * H more each."""
+        first = self.layers[0]
+        known = self._prefix_masks(order, start, start + 1)  # (1, D): o_<start
+        known = known & within if within is not None else known.expand(x.shape[0], -1)
+        m = known.to(x.dtype)
+        base = first(torch.cat([x * m, m], -1))  # (B, H)
+        # row t adds the column of o_{t-1}; row `start` adds nothing (base already knows o_<start)
+        previous = order[(torch.arange(start, stop, device=order.device) - 1).clamp(min=0)]
+        adds = (torch.arange(start, stop, device=order.device) > start).to(first.weight.dtype).unsqueeze(1)
+        value_weight = first.weight[:, previous].T * adds  # (T, H)
+        known_weight = first.weight[:, self.dim + previous].T * adds
+        values = x[:, previous].T.unsqueeze(-1)  # (T, B, 1)
+        if within is None:
+            running = torch.addcmul(known_weight.unsqueeze(1), values, value_weight.unsqueeze(1))
+        else:
+            inside = within[:, previous].T.unsqueeze(-1).to(x.dtype)
+            running = inside * torch.addcmul(known_weight.unsqueeze(1), values, value_weight.unsqueeze(1))
+        running[0] += base.to(running.dtype)
+        return self._upper(running.cumsum(0))
 
     # -- exact likelihood ----------------------------------------------------------------------
     def ordering_terms(self, x: torch.Tensor, order: torch.Tensor, within: torch.Tensor | None = None):
@@ -150,9 +184,7 @@ class DeepNADE(AutoregressiveModel):
         out = []
         for start in range(0, self.dim, per_pass):
             stop = min(start + per_pass, self.dim)
-            known = self._prefix_masks(order, start, stop).unsqueeze(1)  # (T, 1, D)
-            known = known & within.unsqueeze(0) if within is not None else known.expand(-1, b, -1)
-            h = self._hidden(x.unsqueeze(0).expand(stop - start, -1, -1), known)
+            h = self._position_hidden(x, order, start, stop, within)
             dims = order[start:stop]
             params = torch.einsum("tbh,thp->tbp", h, self.out_weight[dims]) + self.out_bias[dims].unsqueeze(1)
             terms = self.head.log_prob(self._out(params), x[:, dims].T)  # (T, B)
@@ -268,6 +300,7 @@ class DeepRNADE(DeepNADE):
         min_scale: float = 1e-3,
         validation_orderings: int = 16,
         seed: int = 0,
+        natural_first: bool = False,
     ):
         super().__init__(
             dim,
@@ -279,6 +312,7 @@ class DeepRNADE(DeepNADE):
             min_scale,
             validation_orderings,
             seed,
+            natural_first,
         )
         self.remember_config(locals())
 
