@@ -8,6 +8,7 @@ is one JSON-ready dict.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -34,6 +35,7 @@ def evaluate(
     k: int | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
+    checkpoint: str | os.PathLike | None = None,
     **log_prob_options: Any,
 ) -> dict[str, Any]:
     """Negative log-likelihood of `model` on a split of `data` (a dataset, or a name as
@@ -45,7 +47,8 @@ def evaluate(
     `log_prob_options` go to `model.log_prob` (e.g. `num_masks` of a MADE ensemble). Array data
     gives nll_nats, stderr_nats, bits_per_dim, n, dim; token streams give nats_per_<unit>,
     bits_per_<unit>, total_nats, <unit>s, streams, and nll_nats, n, unit. Both add data, split
-    and seconds. The model's train/eval mode is left as it was."""
+    and seconds. The model's train/eval mode is left as it was. `checkpoint` (array data): a file
+    that keeps the finished batches, so that the same call after a kill goes on where it stopped."""
     if split not in SPLITS:
         raise ChainruleError(f"unknown split {split!r}; use train, val or test")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
@@ -55,9 +58,12 @@ def evaluate(
     if models_sequences(model):
         if k is not None:
             raise ChainruleError(f"k applies to latent-variable models (VAE), not {model.registry_name!r}")
+        if checkpoint is not None:
+            raise ChainruleError("an evaluation checkpoint applies to array data, not to token streams")
         report = _evaluate_stream(model, data, split, n)
     else:
-        report = _evaluate_arrays(model, data, split, n, batch_size, k, generator, progress, log_prob_options)
+        options = {**log_prob_options, "checkpoint": checkpoint}
+        report = _evaluate_arrays(model, data, split, n, batch_size, k, generator, progress, options)
     return {"data": name, "split": split, **report, "seconds": round(time.time() - start, 2)}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -11,6 +12,12 @@ import torch
 
 from chainrule.devices import model_device
 from chainrule.errors import ChainruleError
+from chainrule.evaluation.checkpoint import (
+    EvaluationProgress,
+    evaluation_fingerprint,
+    load_progress,
+    save_progress,
+)
 from chainrule.models.base import Model
 
 
@@ -48,26 +55,40 @@ def evaluate_nll(
     batch_size: int = 1000,
     cond: torch.Tensor | None = None,
     progress: bool = False,
+    checkpoint: str | os.PathLike | None = None,
     **log_prob_kwargs,
 ) -> NLLReport:
     """Exact (or, for latent models, estimated) NLL of `x` under `model`, batched; `cond` (one
     row per example, e.g. class labels) for conditional models. Each batch (and its cond) is
     moved to the model's device and its log-likelihoods back to the CPU in float64, so a model on
-    a GPU is evaluated on CPU-held data. The model's train/eval mode is restored afterwards."""
+    a GPU is evaluated on CPU-held data. The model's train/eval mode is restored afterwards.
+    `checkpoint`: a file that keeps the finished batches (`chainrule.evaluation.checkpoint`), so
+    that a killed evaluation run again with it goes on where it stopped."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ChainruleError(f"batch size must be a positive integer, got {batch_size!r}")
     if len(x) == 0:
         raise ChainruleError("cannot evaluate an empty data set")
     device = model_device(model)
+    generator = log_prob_kwargs.get("generator")
+    if checkpoint is not None:
+        fingerprint = evaluation_fingerprint(model, x, cond, batch_size, log_prob_kwargs)
+        saved = load_progress(checkpoint, fingerprint)
+        if saved.generator_state is not None and generator is not None:
+            generator.set_state(saved.generator_state)
+    else:
+        saved = EvaluationProgress()
     if cond is not None:
         log_prob_kwargs["cond"] = None  # filled per batch below
-    parts = []
-    starts = range(0, len(x), batch_size)
+    parts = [saved.log_probs]
+    starts = range(saved.done, len(x), batch_size)
     with eval_mode(model):
         for i in progress_bar(starts, progress, "evaluating"):
             if cond is not None:
                 log_prob_kwargs["cond"] = cond[i : i + batch_size].to(device)
             parts.append(model.log_prob(x[i : i + batch_size].to(device), **log_prob_kwargs).double().cpu())
+            if checkpoint is not None:
+                state = generator.get_state() if generator is not None else None
+                save_progress(checkpoint, fingerprint, EvaluationProgress(torch.cat(parts), state))
     lp = torch.cat(parts)
     check_finite_log_probs(lp)
     n = lp.numel()
