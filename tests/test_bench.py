@@ -285,3 +285,12 @@ def test_time_to_quality_rerun_of_one_model_keeps_the_others_rows() -> None:
     assert keeping_other_models(new, {**old, "threads": 1}) == new
     assert keeping_other_models(new, {**old, "machine": {"cpu": "other"}}) == new
     assert keeping_other_models(new, None) == new
+
+
+def test_deep_nade_eval_speed_quick_agrees_with_the_full_pass() -> None:
+    """The running first-layer sum and a full pass per position give the same terms."""
+    from benchmarks.deep_nade_eval_speed import run
+
+    result = run(quick=True, threads=1)
+    assert result["max_abs_term_difference"] < 1e-4
+    assert result["speedup"] > 0 and set(result["ms_per_image_per_ordering"]) == {"running_sum", "full_pass"}
