@@ -65,9 +65,7 @@ def run(quick: bool = False, images: int = 500, threads: int = 2, rounds: int = 
         "ms_per_image_per_ordering": {k: 1000 * v for k, v in per_image.items()},
         "speedup": per_image["full_pass"] / per_image["running_sum"],
         "max_abs_term_difference": float((ours - plain).abs().max()),
-        "eonade_128_orderings_10000_images_minutes": {
-            k: v * 128 * 10_000 / 60 for k, v in per_image.items()
-        },
+        "eonade_128_orderings_10000_images_minutes": {k: v * 128 * 10_000 / 60 for k, v in per_image.items()},
     }
 
 
