@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from chainrule.errors import ChainruleError
-from chainrule.evaluation import evaluate_nll
-from chainrule.models import build_model
+from chainrule.evaluation import evaluate, evaluate_nll
+from chainrule.models import MODEL_REGISTRY, build_model
 from tests.conftest import randomize
 
 
@@ -101,3 +101,17 @@ def test_eval_command_takes_a_checkpoint(tmp_path, capsys) -> None:
         assert main([*args, "--checkpoint", str(file)]) == 0
         assert json.loads(capsys.readouterr().out)["nll_nats"] == want
     assert file.exists()
+
+
+def test_eval_command_refuses_a_folder_or_a_text_stream_as_checkpoint(tmp_path, capsys) -> None:
+    """A folder given as the checkpoint file, or a checkpoint for a token stream, is one error line."""
+    from chainrule.cli import main
+    from chainrule.persistence import save
+
+    model = build_model("deep-rnade", dim=2, hidden=6, components=2, num_orderings=3, seed=1)
+    save(model, tmp_path / "m")
+    assert main(["eval", str(tmp_path / "m"), "--data", "faithful", "--checkpoint", str(tmp_path)]) == 2
+    assert "not readable" in capsys.readouterr().err
+    lstm = build_model("char-rnn", **MODEL_REGISTRY["char-rnn"].tiny_config())
+    with pytest.raises(ChainruleError, match="array data"):
+        evaluate(lstm, "tiny-shakespeare", checkpoint=tmp_path / "c.safetensors")
