@@ -161,16 +161,15 @@ class DeepNADE(AutoregressiveModel):
         m = known.to(x.dtype)
         base = first(torch.cat([x * m, m], -1))  # (B, H)
         # row t adds the column of o_{t-1}; row `start` adds nothing (base already knows o_<start)
-        previous = order[(torch.arange(start, stop, device=order.device) - 1).clamp(min=0)]
-        adds = (torch.arange(start, stop, device=order.device) > start).to(first.weight.dtype).unsqueeze(1)
+        steps = torch.arange(start, stop, device=order.device)
+        previous = order[(steps - 1).clamp(min=0)]
+        adds = (steps > start).to(first.weight.dtype).unsqueeze(1)
         value_weight = first.weight[:, previous].T * adds  # (T, H)
         known_weight = first.weight[:, self.dim + previous].T * adds
         values = x[:, previous].T.unsqueeze(-1)  # (T, B, 1)
-        if within is None:
-            running = torch.addcmul(known_weight.unsqueeze(1), values, value_weight.unsqueeze(1))
-        else:
-            inside = within[:, previous].T.unsqueeze(-1).to(x.dtype)
-            running = inside * torch.addcmul(known_weight.unsqueeze(1), values, value_weight.unsqueeze(1))
+        running = torch.addcmul(known_weight.unsqueeze(1), values, value_weight.unsqueeze(1))
+        if within is not None:
+            running = running * within[:, previous].T.unsqueeze(-1).to(running.dtype)
         running[0] += base.to(running.dtype)
         return self._upper(running.cumsum(0))
 
