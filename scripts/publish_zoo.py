@@ -5,7 +5,13 @@
 The metrics are measured here, on the fixed test binarization, exactly as `chainrule eval` does.
 A run warm-started from the entry (`train.init_from: zoo/NAME`) is published with `--continues`:
 the entry keeps a `stages` list (each stage's recipe, date, epochs, training time, test NLL and
-learning curve), and its epochs and training time are those of all stages together.
+learning curve), and its epochs and training time are those of all stages together. Runs that were
+chained before the entry existed (each warm-started from the one before, never published) are
+named with `--earlier-stages RUN ...`, first stage first: they become the first stages, with their
+validation NLL (their test NLL was not measured).
+An evaluation that takes long (EoNADE's 128 orderings: over an hour on 2 cores) is made resumable
+with `--checkpoint FILE` (and `--batch-size`), the file of `chainrule eval --checkpoint`: a finished
+one is used as it is.
 Sequence models (`--data shakespeare`) get nats/char and bits/char on the whole test text, the
 same on its first `PREFIX_CHARS` characters (checked quickly by tests/test_zoo.py), and a
 `samples.txt` of generated text instead of `samples.png`.
@@ -37,6 +43,10 @@ PUBLISHED = {  # test NLL in nats on binarized MNIST, from the papers the issue 
     "row-lstm": {"nll": 80.54, "source": "van den Oord et al. 2016 (Row LSTM)"},
     "diagonal-bilstm": {"nll": 79.20, "source": "van den Oord et al. 2016 (Diagonal BiLSTM, 7 layers)"},
     "gated-pixelcnn": {"nll": 81.30, "source": "PixelCNN, van den Oord et al. 2016 (no Gated figure)"},
+    "deep-nade-ensemble": {
+        "nll": 85.10,
+        "source": "Uria, Murray & Larochelle 2014 (EoNADE, 2 hidden layers, 128 orderings)",
+    },
 }
 #: mean test log-likelihood in nats per wine (higher: better), fold 0 of 10 in our runs
 WINE_SOURCE = (
@@ -115,10 +125,27 @@ def main() -> None:
         action="store_true",
         help="the run was warm-started from zoo_dir: add it as a stage of the entry's training",
     )
+    p.add_argument(
+        "--earlier-stages",
+        nargs="+",
+        metavar="RUN",
+        default=(),
+        help="unpublished runs that run_dir continues, first stage first: recorded as the first stages",
+    )
+    p.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="keep the test evaluation's finished batches in FILE (resumable; a finished file is reused)",
+    )
+    p.add_argument("--batch-size", type=int, default=1000, help="test evaluation batch size (default 1000)")
     args = p.parse_args()
     src, dst = Path(args.run_dir) / "model", Path(args.zoo_dir)
+    if args.continues and args.earlier_stages:
+        raise SystemExit("--continues and --earlier-stages: name the earlier stages one way, not both")
     previous = read_previous(dst) if args.continues else None
     dst.mkdir(parents=True, exist_ok=True)
+    if args.earlier_stages:
+        previous = earlier_stages(args.earlier_stages, dst)
     for name in (WEIGHTS, CONFIG):
         shutil.copy2(src / name, dst / name)
     model = load(dst)
@@ -151,13 +178,19 @@ def main() -> None:
     if model.registry_name == "vae":
         metrics.update(vae_metrics(model, data, dst))
     else:
-        metrics["test"] = evaluate_nll(model, data.test, cond=split_condition(model, data, "test")).as_dict()
+        cond = split_condition(model, data, "test")
+        report = evaluate_nll(
+            model, data.test, args.batch_size, cond=cond, progress=True, checkpoint=args.checkpoint
+        )
+        metrics["test"] = report.as_dict()
     key = model.registry_name
     if model.ensemble_size > 1:  # the ensemble's first member alone, as the papers also report
         keyword = model.ensemble_keyword
         single = "test_single_mask" if keyword == "num_masks" else "test_single_ordering"
         metrics[single] = evaluate_nll(model, data.test, **{keyword: 1}).as_dict()
         key = f"{model.registry_name}-ensemble"
+        if model.ensemble_size * data.test[0].numel() * len(data.test) > SLOW_ENSEMBLE:
+            metrics["zoo_check"] = ensemble_check(model, data)
     unconditional_mnist = args.data == "binarized-mnist" and not conditioned(model)
     metrics["published"] = PUBLISHED.get(key) if unconditional_mnist else PUBLISHED_WINE.get(args.data)
     if model.value_type == "continuous":  # what the papers report: log-likelihood, higher is better
@@ -167,10 +200,10 @@ def main() -> None:
         if unconditional_mnist:
             metrics["target_nll"] = IMAGE_TARGETS[key]
             metrics["target_met"] = metrics["test"]["nll_nats"] <= IMAGE_TARGETS[key]
-    elif model.registry_name != "vae" and model.image_shape is not None:
+    elif model.registry_name != "vae" and (model.image_shape or data.image_shape) is not None:
         image_grid(
             model.sample(64, generator=torch.Generator().manual_seed(0)),
-            model.image_shape,
+            model.image_shape or data.image_shape,
             dst / "samples.png",
             title=f"{dst.name}: 64 samples (seed 0)",
         )
@@ -178,6 +211,20 @@ def main() -> None:
         metrics = with_stage(previous, metrics, Path(args.run_dir), dst)
     atomic_write_json(dst / "metrics.json", metrics)
     print(json.dumps(metrics["test"]))
+
+
+#: Members x values x test examples above which an ensemble's test evaluation is too slow for
+#: tests/test_zoo.py (EoNADE's 128 orderings x 784 pixels x 10,000 images: over an hour on 2 cores).
+SLOW_ENSEMBLE = 1e8
+#: The quick check of such an ensemble, which tests/test_zoo.py repeats: the first n test images
+#: scored by the ensemble's first few members.
+ENSEMBLE_CHECK = {"n": 100, "members": 8}
+
+
+def ensemble_check(model, data) -> dict:
+    """ENSEMBLE_CHECK measured: the NLL of the first test images under the first members."""
+    n, options = ENSEMBLE_CHECK["n"], {model.ensemble_keyword: ENSEMBLE_CHECK["members"]}
+    return {"n": n, "options": options, "nll_nats": evaluate_nll(model, data.test[:n], **options).nll_nats}
 
 
 def read_previous(dst: Path) -> dict:
@@ -188,9 +235,45 @@ def read_previous(dst: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def earlier_stages(run_dirs: list[str], dst: Path, recipes: Path = Path("recipes")) -> dict:
+    """The record of unpublished runs chained before the one being published, shaped like an
+    entry's metrics (`stages` and `command`): each stage's recipe, date, epochs, training time and
+    validation NLL from its model's config.json, and its learning curve copied as curves-stage-N.png."""
+    stages, commands = [], []
+    for number, run in enumerate(map(Path, run_dirs), 1):
+        config = run / "model" / CONFIG
+        if not config.is_file():
+            raise SystemExit(f"--earlier-stages: {config} does not exist; name finished runs' folders")
+        training = json.loads(config.read_text()).get("training", {})
+        stage = {
+            "date": datetime.date.fromtimestamp(config.stat().st_mtime).isoformat(),
+            "epochs": training.get("epochs"),
+            "recipe": recipe_path(run, recipes),
+            "train_seconds": training.get("train_seconds"),
+            "best_val_nll": training.get("best_val_nll"),
+            "test_nll_nats": None,
+        }
+        if (run / "curves.png").exists():
+            stage["curves"] = f"curves-stage-{number}.png"
+            atomic_write_bytes(dst / stage["curves"], (run / "curves.png").read_bytes())
+        stages.append(stage)
+        commands.append(f"chainrule train {stage['recipe']}")
+    return {"stages": stages, "command": " && ".join(commands)}
+
+
+def recipe_path(run: Path, recipes: Path) -> str:
+    """The recipe file a run was trained from: the recipes/*.yaml whose `out` is the run's folder."""
+    import yaml
+
+    for path in sorted(recipes.glob("*.yaml")):
+        if Path(str(yaml.safe_load(path.read_text()).get("out", ""))) == run:
+            return str(path)
+    raise SystemExit(f"--earlier-stages: no {recipes}/*.yaml has out: {run}")
+
+
 def stage_of(metrics: dict) -> dict:
     """One stage's record from an entry's metrics (a first stage published before stages existed)."""
-    return {k: metrics.get(k) for k in ("date", "epochs", "recipe", "train_seconds")} | {
+    return {k: metrics.get(k) for k in ("date", "epochs", "recipe", "train_seconds", "best_val_nll")} | {
         "test_nll_nats": metrics["test"]["nll_nats"]
     }
 

@@ -3,7 +3,8 @@
 autoregressive_speed.json (`speed_table`), text_speed.json (`text_speed_table`),
 continuous_density.json and deep_nade_wine.json (`continuous_table`, which also lists the
 real-valued zoo entries), ood.json (`ood_table`),
-pixeldefend.json, generative_classification.json, compression.json and time_to_quality.json.
+pixeldefend.json, generative_classification.json, compression.json, time_to_quality.json and
+deep_nade_ensemble_curve.json (`ensemble_curve_table`).
 image_speed.json's table is in scripts/readme_image_speed_table.py. scripts/update_readme.py
 puts them into README.md.
 """
@@ -212,6 +213,22 @@ def deep_nade_lines() -> list[str]:
 
 
 OOD_SCORES = ("nll", "likelihood_ratio", "input_complexity", "typicality", "typicality_batch_m10")
+
+
+def ensemble_curve_table() -> str:
+    """EoNADE's test NLL against the number of orderings mixed, and its single orderings' spread."""
+    r = result("deep_nade_ensemble_curve")
+    if r is None:
+        return "(run `python -m benchmarks.deep_nade_ensemble_curve`)"
+    head = "| orderings mixed | " + " | ".join(str(c["orderings"]) for c in r["curve"]) + " |"
+    rule = "|---|" + "---|" * len(r["curve"])
+    row = "| test NLL (nats) | " + " | ".join(f"{c['nll_nats']:.2f}" for c in r["curve"]) + " |"
+    s = r["single_orderings"]
+    return (
+        f"{head}\n{rule}\n{row}\n\n{r['images'].capitalize()}, `{r['model_dir']}`. Each ordering alone:"
+        f" {s['best_nll']:.2f} to {s['worst_nll']:.2f} (mean {s['mean_nll']:.2f}); measured"
+        f" {r['machine']['date'][:10]}."
+    )
 
 
 def ood_table() -> str:

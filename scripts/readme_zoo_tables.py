@@ -55,6 +55,13 @@ def comparable_on_binarized_mnist(m: dict) -> bool:
     return m.get("dataset") == "binarized-mnist" and not condition_of(m)
 
 
+#: (metrics key, what the member is, the eval flag) of an ensemble's first member scored alone
+SINGLE_MEMBER_ROWS = (
+    ("test_single_mask", "mask 0", "--masks 1"),
+    ("test_single_ordering", "ordering 0", "--orderings 1"),
+)
+
+
 def zoo_table() -> str:
     rows = [
         "| model | test NLL (nats) | ± s.e. | published | training time | epochs | parameters | file |"
@@ -77,12 +84,13 @@ def zoo_table() -> str:
                 f"| `{name}` (ELBO) | {e['nll_nats']:.2f} | {e['stderr_nats']:.2f} | | | | | |"
                 f" `{m['eval_command']} --k 1` |"
             )
-        if "test_single_mask" in m:
-            s = m["test_single_mask"]
-            rows.append(
-                f"| `{name}` (mask 0 alone) | {s['nll_nats']:.2f} | {s['stderr_nats']:.2f} | | | | | |"
-                f" `{m['eval_command']} --masks 1` |"
-            )
+        for key, member, flag in SINGLE_MEMBER_ROWS:
+            if key in m:
+                s = m[key]
+                rows.append(
+                    f"| `{name}` ({member} alone) | {s['nll_nats']:.2f} | {s['stderr_nats']:.2f} | | | | | |"
+                    f" `{m['eval_command']} {flag}` |"
+                )
     return "\n".join(rows)
 
 

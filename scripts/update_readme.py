@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT / "scripts"))  # runpy.run_path (docs/) does not put
 from readme_benchmark_tables import (  # noqa: E402
     compression_table,
     continuous_table,
+    ensemble_curve_table,
     generative_classification_table,
     ood_table,
     pixeldefend_table,
@@ -48,6 +49,8 @@ def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     text = replace(text, "zoo", zoo_table())
+    if "<!-- ensemble-curve:start -->" in text:
+        text = replace(text, "ensemble-curve", ensemble_curve_table())
     text = replace(text, "speed", speed_table())
     text = replace(text, "continuous", continuous_table())
     text = replace(text, "image-speed", image_speed_table())

@@ -294,3 +294,21 @@ def test_deep_nade_eval_speed_quick_agrees_with_the_full_pass() -> None:
     result = run(quick=True, threads=1)
     assert result["max_abs_term_difference"] < 1e-4
     assert result["speedup"] > 0 and set(result["ms_per_image_per_ordering"]) == {"running_sum", "full_pass"}
+
+
+def test_deep_nade_ensemble_curve_ends_at_the_models_own_ensemble() -> None:
+    """Mixtures built from per-ordering log-likelihoods: m = 1 is the first ordering, m = all the
+    model's own log_prob."""
+    from benchmarks.deep_nade_ensemble_curve import curve, per_ordering_log_probs
+    from chainrule.models import DeepNADE
+
+    model = DeepNADE(6, hidden=8, layers=2, num_orderings=6, seed=0).eval()
+    x = (torch.rand(30, 6, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    per = per_ordering_log_probs(model, x, batch_size=7)
+    rows = curve(per)
+    assert [r["orderings"] for r in rows] == [1, 2, 4, 6]
+    with torch.no_grad():
+        assert rows[0]["nll_nats"] == pytest.approx(
+            -model.log_prob(x, num_orderings=1).mean().item(), abs=1e-5
+        )
+        assert rows[-1]["nll_nats"] == pytest.approx(-model.log_prob(x).mean().item(), abs=1e-5)

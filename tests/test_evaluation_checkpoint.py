@@ -115,3 +115,18 @@ def test_eval_command_refuses_a_folder_or_a_text_stream_as_checkpoint(tmp_path, 
     lstm = build_model("char-rnn", **MODEL_REGISTRY["char-rnn"].tiny_config())
     with pytest.raises(ChainruleError, match="array data"):
         evaluate(lstm, "tiny-shakespeare", checkpoint=tmp_path / "c.safetensors")
+
+
+def test_a_resumed_evaluations_progress_bar_starts_where_it_stopped(tmp_path, capsys) -> None:
+    """The bar counts the batches saved before the restart: 2 of 4 done shows 2/4, not 0/2."""
+    x = binary_data(n=11)
+    model = randomize(build_model("made", **build_model_config("made")), seed=1)
+    file = tmp_path / "eval.safetensors"
+    killed_after(model, 2)
+    with pytest.raises(Killed):
+        evaluate_nll(model, x, batch_size=3, checkpoint=file)
+    del model.log_prob
+    capsys.readouterr()
+    evaluate_nll(model, x, batch_size=3, checkpoint=file, progress=True)
+    bar = capsys.readouterr().err
+    assert "2/4" in bar and "0/2" not in bar

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
@@ -61,3 +64,41 @@ def test_a_rerun_after_a_crash_keeps_the_earlier_stages_curves(tmp_path: Path) -
     assert [s.get("curves") for s in third["stages"]] == [None, "curves-stage-2.png", "curves.png"]
     assert (entry / "curves-stage-2.png").read_bytes() == b"second"
     assert (entry / "curves.png").read_bytes() == b"third"
+
+
+def test_earlier_unpublished_runs_become_the_first_stages(tmp_path: Path, monkeypatch) -> None:
+    """Runs chained before the entry existed (--earlier-stages) are its first stages: recipe found
+    by the run folder, epochs, time and validation NLL from the saved model, curves copied."""
+    monkeypatch.chdir(tmp_path)
+    entry, recipes, run3 = Path("zoo"), Path("recipes"), Path("runs/c")
+    for folder in (entry, recipes, run3):
+        folder.mkdir(parents=True)
+    for name, epochs, seconds in (("a", 16, 100.0), ("b", 10, 50.0)):
+        (recipes / f"{name}.yaml").write_text(f"out: runs/{name}\n")
+        (Path("runs") / name / "model").mkdir(parents=True)
+        training = {"epochs": epochs, "train_seconds": seconds, "best_val_nll": 90.0 - epochs}
+        (Path("runs") / name / "model" / publish_zoo.CONFIG).write_text(json.dumps({"training": training}))
+    (Path("runs/a") / "curves.png").write_bytes(b"first")
+
+    earlier = publish_zoo.earlier_stages(["runs/a", "runs/b/"], entry)
+    assert [s["recipe"] for s in earlier["stages"]] == ["recipes/a.yaml", "recipes/b.yaml"]
+    assert [s["best_val_nll"] for s in earlier["stages"]] == [74.0, 80.0]
+    assert [s.get("curves") for s in earlier["stages"]] == ["curves-stage-1.png", None]
+    assert (entry / "curves-stage-1.png").read_bytes() == b"first"
+
+    (run3 / "curves.png").write_bytes(b"third")
+    third = publish_zoo.with_stage(earlier, metrics("recipes/c.yaml", 5, 25.0, 83.2), run3, entry)
+    assert [s["test_nll_nats"] for s in third["stages"]] == [None, None, 83.2]
+    assert (third["epochs"], third["train_seconds"]) == (31, 175.0)
+    assert third["command"] == (
+        "chainrule train recipes/a.yaml && chainrule train recipes/b.yaml && chainrule train recipes/c.yaml"
+    )
+
+
+def test_an_earlier_stage_without_a_recipe_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "runs/a/model").mkdir(parents=True)
+    (tmp_path / "runs/a/model" / publish_zoo.CONFIG).write_text("{}")
+    with pytest.raises(SystemExit, match="no recipes/\\*.yaml has out: runs/a"):
+        publish_zoo.earlier_stages(["runs/a"], tmp_path)

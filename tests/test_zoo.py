@@ -46,8 +46,10 @@ def test_zoo_model_reaches_its_recorded_test_nll(name: str) -> None:
         if "k" in c:
             g = torch.Generator().manual_seed(c["seed"])
             report = evaluate_nll(model, test[: c["n"]], k=c["k"], generator=g)
-        else:  # large image models: the first n test images (the full set takes minutes)
-            report = evaluate_nll(model, test[: c["n"]], cond=None if labels is None else labels[: c["n"]])
+        else:  # large image models: the first n test images (the full set takes minutes), and an
+            # ordering ensemble its first orderings (c["options"])
+            cond = None if labels is None else labels[: c["n"]]
+            report = evaluate_nll(model, test[: c["n"]], cond=cond, **c.get("options", {}))
         assert report.nll_nats == pytest.approx(c["nll_nats"], abs=1e-3)
     else:
         report = evaluate_nll(model, test, cond=labels)

@@ -82,7 +82,8 @@ def evaluate_nll(
     parts = [saved.log_probs]
     starts = range(saved.done, len(x), batch_size)
     with eval_mode(model):
-        for i in progress_bar(starts, progress, "evaluating"):
+        done_batches = math.ceil(saved.done / batch_size)  # a resumed run's bar starts where it stopped
+        for i in progress_bar(starts, progress, "evaluating", done_batches):
             if cond is not None:
                 log_prob_kwargs["cond"] = cond[i : i + batch_size].to(device)
             parts.append(model.log_prob(x[i : i + batch_size].to(device), **log_prob_kwargs).double().cpu())
@@ -132,10 +133,11 @@ def split_condition(model: Model, dataset, split: str) -> torch.Tensor | None:
     return labels[split]
 
 
-def progress_bar(items, enabled: bool, what: str):
-    """`items`, wrapped in a tqdm progress bar (on stderr) when `enabled`."""
+def progress_bar(items, enabled: bool, what: str, done: int = 0):
+    """`items`, wrapped in a tqdm progress bar (on stderr) when `enabled`, counting `done` items
+    finished before them (a resumed evaluation)."""
     if not enabled:
         return items
     from tqdm.auto import tqdm  # only when asked: importing tqdm is not free
 
-    return tqdm(items, desc=what, leave=False)
+    return tqdm(items, desc=what, leave=False, initial=done, total=done + len(items))
