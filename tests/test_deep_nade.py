@@ -140,6 +140,19 @@ def test_terms_of_an_ordering_depend_only_on_earlier_dimensions(seed: int) -> No
     assert (cjac[~strict] == 0).all() and (cjac[strict] > 0).all()
 
 
+def test_image_shape_is_declared_saved_and_checked(tmp_path) -> None:
+    """Binary images keep their shape (pictures of samples and completions) through save and load;
+    a shape that does not hold `dim` values is refused."""
+    from chainrule.persistence import load, save
+
+    model = DeepNADE(6, hidden=4, num_orderings=2, image_shape=[2, 3])
+    save(model, tmp_path / "m")
+    assert model.image_shape == (2, 3) and load(tmp_path / "m").image_shape == (2, 3)
+    assert DeepRNADE(2).image_shape is None
+    with pytest.raises(ChainruleError, match="image_shape"):
+        DeepNADE(6, hidden=4, image_shape=[2, 2])
+
+
 def test_single_ordering_declares_its_order() -> None:
     assert DeepNADE(4, hidden=3, num_orderings=1, natural_first=True).sampling_order() == [0, 1, 2, 3]
     assert sorted(DeepNADE(4, hidden=3, num_orderings=1).sampling_order()) == [0, 1, 2, 3]

@@ -76,8 +76,11 @@ class DeepNADE(AutoregressiveModel):
         validation_orderings: int = 8,
         seed: int = 0,
         natural_first: bool = False,
+        image_shape: list[int] | None = None,
     ):
-        super().__init__(dim, head=make_deep_head(head, components, min_scale))
+        """`image_shape` (binary images, e.g. [28, 28]) lets samples and completions be drawn as
+        pictures; a recipe fills it from the data."""
+        super().__init__(dim, image_shape=image_shape, head=make_deep_head(head, components, min_scale))
         self.remember_config(locals())
         for name, value in (("hidden", hidden), ("layers", layers), ("num_orderings", num_orderings)):
             if value < 1:
