@@ -21,6 +21,7 @@ from chainrule.models.row_lstm import RowLSTM
 from chainrule.models.sequence import SequenceModel
 from chainrule.models.transformer import CausalTransformer
 from chainrule.models.uniform_latent import UniformLatent
+from chainrule.models.untied_nade import UntiedNADE
 from chainrule.models.vae import VAE
 from chainrule.models.wavenet import WaveNet
 
@@ -48,6 +49,7 @@ __all__ = [
     "RowLSTM",
     "SequenceModel",
     "UniformLatent",
+    "UntiedNADE",
     "VAE",
     "WaveNet",
     "build_model",

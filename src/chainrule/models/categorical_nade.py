@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from chainrule.errors import ChainruleError
-from chainrule.models.autoregressive import AutoregressiveModel, check_order
+from chainrule.models.autoregressive import AutoregressiveModel
 from chainrule.models.base import register_model
 from chainrule.nn import exclusive_cumsum, init_uniform_
 
@@ -35,8 +35,7 @@ class CategoricalNADE(AutoregressiveModel):
         if num_values < 2 or hidden < 1:
             raise ChainruleError(f"need num_values >= 2 and hidden >= 1, got {num_values} and {hidden}")
         self.hidden = int(hidden)
-        self.order = check_order(order, dim)
-        self.register_buffer("perm", torch.tensor(self.order), persistent=False)
+        self.set_fixed_order(order)
         g = torch.Generator().manual_seed(seed)
         self.W = nn.Parameter(init_uniform_(torch.empty(dim, num_values, hidden), dim, generator=g))
         self.c = nn.Parameter(torch.zeros(hidden))
@@ -51,12 +50,12 @@ class CategoricalNADE(AutoregressiveModel):
         return {"dim": 4, "num_values": 3, "hidden": 5}
 
     def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        xo = x[:, self.perm].long()  # (B, D) values in model order
+        xo = self.to_order(x).long()  # (B, D) values in model order
         positions = torch.arange(self.dim, device=x.device)
         contrib = self.W[positions, xo]  # (B, D, H): W[:, t, x_t]
         h = torch.sigmoid(self.c + exclusive_cumsum(contrib))
         logits = torch.einsum("bdh,dkh->bdk", h, self.V) + self.b
-        return torch.empty_like(logits).index_copy_(1, self.perm, logits)
+        return self.from_order(logits)
 
     def _fast_sample(self, x, obs, cond, draw):
         a = self.c.expand(x.shape[0], -1).clone()

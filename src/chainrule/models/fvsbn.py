@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from chainrule.models.autoregressive import AutoregressiveModel, check_order
+from chainrule.models.autoregressive import AutoregressiveModel
 from chainrule.models.base import register_model
 from chainrule.nn import MaskedLinear, strictly_lower_mask
 
@@ -32,9 +32,7 @@ class FVSBN(AutoregressiveModel):
     ):
         super().__init__(dim, num_values, image_shape)
         self.remember_config(locals())
-        self.order = check_order(order, dim)
-        self.register_buffer("perm", torch.tensor(self.order), persistent=False)
-        self.natural = self.order == list(range(dim))  # no permuting gathers in the natural order
+        self.set_fixed_order(order)
         self.k = 1 if self.num_values == 2 else self.num_values  # inputs and outputs per dimension
         self.linear = MaskedLinear(dim * self.k, dim * self.k)
         block = torch.ones(self.k, self.k)
@@ -57,12 +55,10 @@ class FVSBN(AutoregressiveModel):
         return F.one_hot(x.long(), self.k).to(x.dtype).flatten(1)
 
     def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        logits_ordered = self.linear(self.encode(x if self.natural else x[:, self.perm]))
+        logits_ordered = self.linear(self.encode(self.to_order(x)))
         if self.k > 1:
             logits_ordered = logits_ordered.unflatten(1, (self.dim, self.k))
-        if self.natural:
-            return logits_ordered
-        return torch.empty_like(logits_ordered).index_copy_(1, self.perm, logits_ordered)
+        return self.from_order(logits_ordered)
 
     def _fast_sample(self, x, obs, cond, draw):
         w, k = self.linear.masked_weight(), self.k

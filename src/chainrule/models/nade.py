@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from chainrule.models.autoregressive import AutoregressiveModel, check_order
+from chainrule.models.autoregressive import AutoregressiveModel
 from chainrule.models.base import register_model
 from chainrule.models.nade_kernels import nade_logits
 from chainrule.nn import init_uniform_
@@ -33,9 +33,7 @@ class NADE(AutoregressiveModel):
         super().__init__(dim, 2, image_shape)
         self.remember_config(locals())
         self.hidden = int(hidden)
-        self.order = check_order(order, dim)
-        self.register_buffer("perm", torch.tensor(self.order), persistent=False)
-        self.natural = self.order == list(range(dim))  # no permuting gathers in the natural order
+        self.set_fixed_order(order)
         self.W = nn.Parameter(init_uniform_(torch.empty(hidden, dim), dim))
         self.c = nn.Parameter(torch.zeros(hidden))
         self.V = nn.Parameter(init_uniform_(torch.empty(dim, hidden), hidden))
@@ -55,11 +53,8 @@ class NADE(AutoregressiveModel):
         self._compiled = bool(enabled)
 
     def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        xo = x if self.natural else x[:, self.perm]
-        logits = nade_logits(xo, self.W, self.c, self.V, self.b, self.block, self._compiled)
-        if self.natural:
-            return logits
-        return torch.empty_like(logits).index_copy_(1, self.perm, logits)
+        logits = nade_logits(self.to_order(x), self.W, self.c, self.V, self.b, self.block, self._compiled)
+        return self.from_order(logits)
 
     def _fast_sample(self, x, obs, cond, draw):
         """O(n·d) per dimension: one matrix-vector product for the logit, one rank-1 update of the
