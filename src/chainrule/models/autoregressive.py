@@ -72,22 +72,6 @@ class AutoregressiveModel(Model):
         self.event_shape = (self.dim,)
         self.image_shape = tuple(image_shape) if image_shape else None
 
-    # -- a fixed order, for models that take one (FVSBN, NADE, untied and categorical NADE) ----
-    def set_fixed_order(self, order: list[int] | None) -> None:
-        """Fix the order (checked by `check_order`; None: the natural one): `order`, the `perm`
-        buffer that gathers x into it, and `natural` (no gathers at all in the natural order)."""
-        self.order = check_order(order, self.dim)
-        self.register_buffer("perm", torch.tensor(self.order), persistent=False)
-        self.natural = self.order == list(range(self.dim))
-
-    def to_order(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, D) with its dimensions in the fixed order."""
-        return x if self.natural else x[:, self.perm]
-
-    def from_order(self, params: torch.Tensor) -> torch.Tensor:
-        """Per-dimension params computed in the fixed order (B, D, ...), put back by dimension."""
-        return params if self.natural else torch.empty_like(params).index_copy_(1, self.perm, params)
-
     # -- what subclasses provide -------------------------------------------------------------
     def conditioner(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Params (B, D) for binary heads or (B, D, P) for heads with P numbers per dimension."""
@@ -212,3 +196,28 @@ class AutoregressiveModel(Model):
     def _place(x: torch.Tensor, d: int, value: torch.Tensor, obs: torch.Tensor | None) -> None:
         """Write a drawn value into column d unless that entry is observed."""
         x[:, d] = value if obs is None else torch.where(obs[:, d], x[:, d], value)
+
+
+class FixedOrderModel(AutoregressiveModel):
+    """An autoregressive model with one order fixed at construction (`order`, default natural):
+    FVSBN, NADE, untied and categorical NADE. The subclass calls `set_fixed_order` in `__init__`,
+    runs its network on `to_order(x)` and returns `from_order(params)`; it samples in that order."""
+
+    def set_fixed_order(self, order: list[int] | None) -> None:
+        """Fix the order (checked by `check_order`; None: the natural one): `order`, the `perm`
+        buffer that gathers x into it, and `natural` (no gathers at all in the natural order)."""
+        self.order = check_order(order, self.dim)
+        self.register_buffer("perm", torch.tensor(self.order), persistent=False)
+        self.natural = self.order == list(range(self.dim))
+
+    def to_order(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, D) with its dimensions in the fixed order."""
+        return x if self.natural else x[:, self.perm]
+
+    def from_order(self, params: torch.Tensor) -> torch.Tensor:
+        """Per-dimension params computed in the fixed order (B, D, ...), put back by dimension."""
+        return params if self.natural else torch.empty_like(params).index_copy_(1, self.perm, params)
+
+    def sampling_order(self) -> list[int]:
+        """The fixed order."""
+        return self.order

@@ -12,13 +12,13 @@ import torch
 from torch import nn
 
 from chainrule.errors import ChainruleError
-from chainrule.models.autoregressive import AutoregressiveModel
+from chainrule.models.autoregressive import FixedOrderModel
 from chainrule.models.base import register_model
 from chainrule.nn import exclusive_cumsum, init_uniform_
 
 
 @register_model("categorical-nade")
-class CategoricalNADE(AutoregressiveModel):
+class CategoricalNADE(FixedOrderModel):
     """K-ary NADE with `hidden` sigmoid units; `order` permutes the dimensions."""
 
     def __init__(
@@ -41,9 +41,6 @@ class CategoricalNADE(AutoregressiveModel):
         self.c = nn.Parameter(torch.zeros(hidden))
         self.V = nn.Parameter(init_uniform_(torch.empty(dim, num_values, hidden), hidden, generator=g))
         self.b = nn.Parameter(torch.zeros(dim, num_values))
-
-    def sampling_order(self) -> list[int]:
-        return self.order
 
     @classmethod
     def tiny_config(cls) -> dict:

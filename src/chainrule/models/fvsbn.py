@@ -9,13 +9,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from chainrule.models.autoregressive import AutoregressiveModel
+from chainrule.models.autoregressive import FixedOrderModel
 from chainrule.models.base import register_model
 from chainrule.nn import MaskedLinear, strictly_lower_mask
 
 
 @register_model("fvsbn")
-class FVSBN(AutoregressiveModel):
+class FVSBN(FixedOrderModel):
     """Logistic-regression conditionals; a strictly-lower-triangular masked linear map in `order`.
 
     Parameters: D(D-1)/2 free weights + D biases (the masked-out half is stored but always zero
@@ -40,9 +40,6 @@ class FVSBN(AutoregressiveModel):
         with torch.no_grad():
             self.linear.weight.zero_()
             self.linear.bias.zero_()
-
-    def sampling_order(self) -> list[int]:
-        return self.order
 
     @classmethod
     def tiny_config(cls) -> dict:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from chainrule.models.autoregressive import AutoregressiveModel
+from chainrule.models.autoregressive import FixedOrderModel
 from chainrule.models.base import register_model
 from chainrule.models.nade_kernels import nade_logits
 from chainrule.nn import init_uniform_
 
 
 @register_model("nade")
-class NADE(AutoregressiveModel):
+class NADE(FixedOrderModel):
     """Binary NADE with `hidden` sigmoid units; `order` permutes the dimensions. It compiles its
     own blocked kernels (`set_compiled`) instead of having `training_log_prob` compiled whole."""
 
@@ -40,9 +40,6 @@ class NADE(AutoregressiveModel):
         self.b = nn.Parameter(torch.zeros(dim))
         self._compiled = False  # set_compiled(True) fuses the block kernels with torch.compile
         self.block: int | None = None  # None: chosen by batch and hidden size (nade_kernels.plan)
-
-    def sampling_order(self) -> list[int]:
-        return self.order
 
     @classmethod
     def tiny_config(cls) -> dict:

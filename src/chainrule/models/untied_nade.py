@@ -15,13 +15,13 @@ import torch
 from torch import nn
 
 from chainrule.masked_linear import MaskedLinear
-from chainrule.models.autoregressive import AutoregressiveModel
+from chainrule.models.autoregressive import FixedOrderModel
 from chainrule.models.base import register_model
 from chainrule.nn import init_uniform_, strictly_lower_mask
 
 
 @register_model("untied-nade")
-class UntiedNADE(AutoregressiveModel):
+class UntiedNADE(FixedOrderModel):
     """Binary NADE with `hidden` sigmoid units per conditional and no weights shared between
     conditionals; `order` permutes the dimensions."""
 
@@ -44,9 +44,6 @@ class UntiedNADE(AutoregressiveModel):
             self.inputs.bias.zero_()
         self.alpha = nn.Parameter(init_uniform_(torch.empty(dim, self.hidden), self.hidden))
         self.b = nn.Parameter(torch.zeros(dim))
-
-    def sampling_order(self) -> list[int]:
-        return self.order
 
     @classmethod
     def tiny_config(cls) -> dict:
