@@ -40,3 +40,15 @@ def test_gradient_is_tanh_backward() -> None:
 def test_small_tensors_use_torch_tanh_exactly() -> None:
     x = torch.randn(MIN_ELEMENTS - 1)
     assert torch.equal(tanh(x), torch.tanh(x))
+
+
+def test_compiled_graphs_use_the_identity_with_tanhs_values_and_gradient() -> None:
+    """Inside torch.compile the identity is written out (inductor fuses it; its own tanh is slow)."""
+    x = large(torch.float32).requires_grad_()
+    upstream = torch.randn_like(x)
+    compiled = torch.compile(lambda t: (tanh(t) * upstream).sum())
+    (ours,) = torch.autograd.grad(compiled(x), x)
+    (theirs,) = torch.autograd.grad((torch.tanh(x) * upstream).sum(), x)
+    assert torch.allclose(ours, theirs, rtol=0, atol=1e-5)
+    with torch.no_grad():
+        assert (torch.compile(tanh)(x) - torch.tanh(x)).abs().max() < 3e-7

@@ -307,3 +307,28 @@ def test_super_resolution_sampling_is_cached_exactly_and_keeps_causality():
         model.sample(2)
     with pytest.raises(ChainruleError, match="2x2"):
         model.log_prob(torch.zeros(2, 16, dtype=torch.float64), torch.zeros(2, 9, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("kind", SMALL)
+def test_feature_maps_are_channels_last_and_the_layout_leaves_log_prob_unchanged(kind, monkeypatch):
+    """oneDNN's convolutions run natively on channels-last maps (chainrule.memory_format); a grey
+    image is both layouts at once, so without the models' requests the maps stay (N, C, H, W).
+    The layout is speed only."""
+    import chainrule.models.gated_pixelcnn as gated_module
+    import chainrule.models.pixelcnn as pixelcnn_module
+
+    model = build(kind, [6, 5], num_values=4)
+    x = torch.randint(0, 4, (3, model.dim)).double()
+    layouts: list[bool] = []
+    for conv in model.modules():
+        if isinstance(conv, torch.nn.Conv2d) and conv.in_channels > 1:
+            conv.register_forward_pre_hook(
+                lambda m, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last))
+            )
+    channels_last = model.log_prob(x)
+    assert layouts and all(layouts)
+    layouts.clear()
+    for module in (gated_module, pixelcnn_module):
+        monkeypatch.setattr(module, "channels_last", lambda t: t.contiguous())
+    assert torch.allclose(model.log_prob(x), channels_last, rtol=0, atol=1e-10)
+    assert not all(layouts)

@@ -29,6 +29,7 @@ from chainrule.errors import ChainruleError
 from chainrule.fast_tanh import tanh
 from chainrule.greyscale import check_grey, greyscale
 from chainrule.masked_conv import MaskedConv2d
+from chainrule.memory_format import channels_last
 from chainrule.models.base import register_model
 from chainrule.models.image import ImageAutoregressiveModel, SamplerCache
 from chainrule.models.pixelcnn import pointwise
@@ -75,7 +76,8 @@ class GatedLayer(nn.Module):
     def forward(self, v: torch.Tensor, h: torch.Tensor, bias: torch.Tensor | None):
         """`bias` (B, 2 * channels, 1, 1) or (B, 2 * channels, H, W) is added to both gates."""
         v_pre = self.vertical(F.pad(v, self.vpads))
-        shifted = F.pad(v_pre, (0, 0, 1, 0))[:, :, :-1]  # row i gets row i - 1: strictly above
+        # row i gets row i - 1 (strictly above); cropping before padding keeps the result contiguous
+        shifted = F.pad(v_pre[:, :, :-1], (0, 0, 1, 0))
         h_pre = self.horizontal(h) + self.v_to_h(shifted)
         if bias is not None:
             v_pre = v_pre + bias
@@ -244,7 +246,7 @@ class GatedPixelCNN(ImageAutoregressiveModel):
         biases = self.condition_biases(cond, image.shape[0])
         v = h = image
         for layer, bias in zip(self.layers, biases):
-            v, h = layer(v, h, bias)
+            v, h = layer(channels_last(v), channels_last(h), bias)
         return self.out2(F.relu(self.out1(F.relu(h))))
 
     # -- fast sampling: vertical stack once per row, horizontal stack per pixel -----------------------

@@ -18,6 +18,7 @@ from torch import nn
 
 from chainrule.errors import ChainruleError
 from chainrule.masked_conv import MaskedConv2d
+from chainrule.memory_format import channels_last
 from chainrule.models.base import register_model
 from chainrule.models.image import ImageAutoregressiveModel, SamplerCache
 
@@ -67,7 +68,7 @@ class PixelCNN(ImageAutoregressiveModel):
         self.out2 = MaskedConv2d(output_channels, c * self.params_per_value, 1, "B", c)
 
     def network(self, image: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.first(image)
+        h = channels_last(self.first(image))
         for block in self.blocks:
             h = block(h)
         return self.out2(F.relu(self.out1(F.relu(h))))
