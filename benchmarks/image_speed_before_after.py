@@ -35,9 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS = ("gated-pixelcnn", "row-lstm", "diagonal-bilstm")
 
 
-def worker(models: list[str], batch: int, cpu: int | None = None) -> dict:
+def worker(
+    models: list[str], batch: int, cpu: int | None = None, modes: tuple[str, ...] = ("eager",)
+) -> dict:
     """Peaks and training throughput of `models` with the chainrule this process imports (on one
-    thread pinned to core `cpu` when given)."""
+    thread pinned to core `cpu` when given), in each of `modes` (eager; compiled as
+    `train.compile: true` trains: rows keyed "... compiled")."""
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
         torch.set_num_threads(1)
@@ -52,7 +55,10 @@ def worker(models: list[str], batch: int, cpu: int | None = None) -> dict:
             model, _ = recipe_model(recipe, kind)
             _, train_flops = model_flops(model)
             for dtype, bf16 in (("bf16", True), ("fp32", False)):
-                rows[f"{name} {dtype}"] = throughput_row(model, train_flops, batch, bf16, peaks)
+                for mode in modes:
+                    compiled = mode == "compiled"
+                    key = f"{name} {dtype}" + (" compiled" if compiled else "")
+                    rows[key] = throughput_row(model, train_flops, batch, bf16, peaks, compiled=compiled)
     return {
         "chainrule": chainrule.__file__,
         "peaks_gflops": {k: round(v, 1) for k, v in peaks.items()},
@@ -60,11 +66,13 @@ def worker(models: list[str], batch: int, cpu: int | None = None) -> dict:
     }
 
 
-def start_worker(src: Path, models: list[str], batch: int, cpu: int | None = None) -> subprocess.Popen:
+def start_worker(
+    src: Path, models: list[str], batch: int, cpu: int | None = None, modes: tuple[str, ...] = ("eager",)
+) -> subprocess.Popen:
     """`worker` in a fresh process whose chainrule is the one under `src` (a tree's src/)."""
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{ROOT}"}
     cmd = [sys.executable, "-m", "benchmarks.image_speed_before_after", "--worker", "--models", *models]
-    cmd += ["--batch", str(batch)] + ([] if cpu is None else ["--cpu", str(cpu)])
+    cmd += ["--batch", str(batch), "--modes", *modes] + ([] if cpu is None else ["--cpu", str(cpu)])
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -75,12 +83,16 @@ def finish_worker(process: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run_round(sources: dict[str, Path], models: list[str], batch: int, side_by_side: bool) -> dict:
+def run_round(
+    sources: dict[str, Path], models: list[str], batch: int, side_by_side: bool, modes: tuple[str, ...]
+) -> dict:
     """One round: the versions one after the other (torch's default threads), or side by side,
     each on one thread pinned to its own core, so both see the machine in the same state."""
     if not side_by_side:
-        return {v: finish_worker(start_worker(src, models, batch)) for v, src in sources.items()}
-    running = {v: start_worker(src, models, batch, cpu=k) for k, (v, src) in enumerate(sources.items())}
+        return {v: finish_worker(start_worker(src, models, batch, modes=modes)) for v, src in sources.items()}
+    running = {
+        v: start_worker(src, models, batch, cpu=k, modes=modes) for k, (v, src) in enumerate(sources.items())
+    }
     return {v: finish_worker(p) for v, p in running.items()}
 
 
@@ -95,7 +107,13 @@ def best_rounds(rounds: list[dict]) -> dict:
 
 
 def compare(
-    before: str, models: list[str], rounds: int, batch: int, note: str = "", side_by_side: bool = False
+    before: str,
+    models: list[str],
+    rounds: int,
+    batch: int,
+    note: str = "",
+    side_by_side: bool = False,
+    modes: tuple[str, ...] = ("eager",),
 ) -> dict:
     from benchmarks.common import machine_info
 
@@ -108,7 +126,7 @@ def compare(
                 sources = {"before": tree / "src", "after": ROOT / "src"}
                 if r % 2:  # alternate which goes first (or which core each gets)
                     sources = dict(reversed(sources.items()))
-                for version, out in run_round(sources, models, batch, side_by_side).items():
+                for version, out in run_round(sources, models, batch, side_by_side, modes).items():
                     results[version].append(out)
                     print(f"round {r + 1} {version}:", json.dumps(out["rows"]), flush=True)
         finally:
@@ -143,6 +161,7 @@ def compare(
         "batch": batch,
         "rounds": rounds,
         "side_by_side": side_by_side,
+        "modes": list(modes),
         "note": f"{how} (wall-clock best of 3 steps); before/after columns: each version's best round,"
         " fractions against the peaks measured in that round's process",
         "reading": note,
@@ -166,22 +185,29 @@ def main() -> None:
         action="store_true",
         help="run both versions at once, one thread each on its own core (needs 2 cores): paired rounds",
     )
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=["eager", "compiled"],
+        default=["eager"],
+        help="training modes to time (compiled: as train.compile: true trains; default: eager)",
+    )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.models, args.batch, args.cpu)))
+        print(json.dumps(worker(args.models, args.batch, args.cpu, tuple(args.modes))))
         return
     from benchmarks.common import read_result, write_result
 
     result = read_result("image_speed") or {}
     result["before_after"] = compare(
-        args.before, args.models, args.rounds, args.batch, args.note, args.side_by_side
+        args.before, args.models, args.rounds, args.batch, args.note, args.side_by_side, tuple(args.modes)
     )
     for key, row in result["before_after"]["rows"].items():
         b, a = row["before"], row["after"]
         print(
-            f"{key:22s} {b['images_per_s']:7.1f} -> {a['images_per_s']:7.1f} img/s (x{row['speedup']:.2f})"
+            f"{key:31s} {b['images_per_s']:7.1f} -> {a['images_per_s']:7.1f} img/s (x{row['speedup']:.2f})"
             f"  matmul peak {b['fraction_of_matmul_peak']:.3f} -> {a['fraction_of_matmul_peak']:.3f}"
             f"  conv peak {b['fraction_of_conv_peak']:.3f} -> {a['fraction_of_conv_peak']:.3f}"
         )

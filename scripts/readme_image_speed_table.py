@@ -128,6 +128,19 @@ def before_after_lines(ba: dict) -> list[str]:
     reading = f"{ba['reading']} " if ba.get("reading") else ""
     lines += [
         "",
-        f"{reading}Reproduce: `python -m benchmarks.image_speed_before_after --before {ba['before']}`.",
+        f"{reading}Reproduce: `{before_after_command(ba)}`.",
     ]
     return lines
+
+
+def before_after_command(ba: dict) -> str:
+    """The command that made a before/after comparison, with the options it was given."""
+    models = sorted({key.split()[0] for key in ba["rows"]})
+    cmd = f"python -m benchmarks.image_speed_before_after --before {ba['before']}"
+    if models != sorted(("gated-pixelcnn", "row-lstm", "diagonal-bilstm")):
+        cmd += " --models " + " ".join(models)
+    if ba.get("modes", ["eager"]) != ["eager"]:
+        cmd += " --modes " + " ".join(ba["modes"])
+    if ba.get("rounds", 2) != 2:
+        cmd += f" --rounds {ba['rounds']}"
+    return cmd + (" --side-by-side" if ba.get("side_by_side") else "")
