@@ -77,7 +77,7 @@ def rnade(dim: int, seed: int = 0, **kwargs) -> RNADE:
         g = torch.Generator().manual_seed(seed)
         for p in (model.W, model.V, model.c):
             p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5)
-        model.V[..., 6:].mul_(0.3)  # the log-scale outputs: keep scales within about [0.3, 3]
+        model.V[..., -3:].mul_(0.3)  # the log-scale outputs: keep scales within about [0.3, 3]
     return model.eval()
 
 
@@ -88,11 +88,13 @@ def test_rnade_integrates_to_one_in_1d() -> None:
         assert float(model.log_prob(t[:, None]).exp().sum() * h) == pytest.approx(1.0, abs=1e-8)
 
 
+@pytest.mark.parametrize("uniform_weights", [False, True])
 @pytest.mark.parametrize("num_orders", [1, 2])
-def test_rnade_integrates_to_one_in_2d(num_orders: int) -> None:
-    """One order, and the two-order ensemble (a mixture of the two orders' densities)."""
+def test_rnade_integrates_to_one_in_2d(num_orders: int, uniform_weights: bool) -> None:
+    """One order, and the two-order ensemble (a mixture of the two orders' densities); learned
+    and fixed (1/K) mixture weights."""
     with torch.no_grad():
-        model = rnade(2, seed=1, num_orders=num_orders, order=[1, 0])
+        model = rnade(2, seed=1, num_orders=num_orders, order=[1, 0], uniform_weights=uniform_weights)
         assert integral_2d(model.log_prob, -15, 15, 901) == pytest.approx(1.0, abs=1e-6)
 
 
@@ -113,6 +115,25 @@ def test_rnade_order_ensemble_is_the_mean_of_its_orders() -> None:
     assert len({tuple(o.tolist()) for o in model.orders}) == 3
 
 
+def test_rnade_with_uniform_weights_mixes_its_gaussians_equally(tmp_path) -> None:
+    """The course notes' RNADE: p(x_d | x_<d) = sum_k N(x_d; mu_dk, sigma_dk) / K, no weight outputs."""
+    from chainrule.persistence import load, save
+
+    model = rnade(3, seed=5, uniform_weights=True)
+    learned = rnade(3, seed=5)  # hidden 5, components 3: V (3, 5, 9) against (3, 5, 6), b (3, 9) and (3, 6)
+    assert learned.num_parameters() - model.num_parameters() == 3 * 5 * 3 + 3 * 3
+    x = torch.randn(7, 3, dtype=torch.float64)
+    with torch.no_grad():
+        log_w, means, scales = model.head.split(model.conditioner(x))
+        assert torch.allclose(log_w, torch.full_like(log_w, -math.log(3)), rtol=0, atol=1e-15)
+        components = torch.distributions.Normal(means, scales).log_prob(x.unsqueeze(-1))
+        by_hand = (components.logsumexp(-1) - math.log(3)).sum(-1)
+        assert torch.allclose(model.log_prob(x), by_hand, rtol=1e-12)
+    save(model, tmp_path / "m")
+    again = load(tmp_path / "m")
+    assert again.uniform_weights and torch.equal(again.log_prob(x), model.log_prob(x))
+
+
 def test_rnade_has_the_autoregressive_property() -> None:
     model = rnade(6, seed=2, order=[2, 0, 5, 1, 4, 3])
     pos = {d: t for t, d in enumerate(model.sampling_order())}
@@ -123,10 +144,11 @@ def test_rnade_has_the_autoregressive_property() -> None:
     assert (jac[allowed] > 0).all()
 
 
-def test_rnade_fast_sampler_equals_generic_and_completion_keeps_observed() -> None:
+@pytest.mark.parametrize("uniform_weights", [False, True])
+def test_rnade_fast_sampler_equals_generic_and_completion_keeps_observed(uniform_weights: bool) -> None:
     """Both samplers consume the same random stream; with real values the running sum and the
     batched prefix sum round differently in the last bits, so equality is up to 1e-12."""
-    model = rnade(4, seed=3)
+    model = rnade(4, seed=3, uniform_weights=uniform_weights)
     a = model.sample(100, generator=torch.Generator().manual_seed(5), method="fast")
     b = model.sample(100, generator=torch.Generator().manual_seed(5), method="generic")
     assert torch.allclose(a, b, rtol=0, atol=1e-12)

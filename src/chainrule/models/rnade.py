@@ -4,6 +4,8 @@ a_1 = c,  a_{d+1} = a_d + W[:, d] x_d          (tied input weights, as in NADE: 
 h_d = sigmoid(rho_d a_d)                        (rho_d: the paper's activation rescaling)
 p(x_d | x_<d) = sum_k alpha_dk N(x_d; mu_dk, sigma_dk),  [alpha, mu, log sigma]_d = V_d^T h_d + b_d
 with per-dimension output layers V_d (H x 3K). The head floors every sigma at `min_scale`.
+With `uniform_weights` the mixture weights are fixed at alpha_dk = 1/K, as the course notes write
+RNADE: V_d is H x 2K (means and scales only) and the weight logits are constant zeros.
 
 Parameters belong to dimensions, not positions, so the same weights define a density for every
 order. With `num_orders` > 1 (order-agnostic training, Uria et al. 2014) each minibatch uses the
@@ -37,12 +39,15 @@ class RNADE(MaskEnsembleModel):
         min_scale: float = 1e-3,
         num_orders: int = 1,
         seed: int = 0,
+        uniform_weights: bool = False,
     ):
         super().__init__(dim, head=GaussianMixture(components, min_scale))
         self.remember_config(locals())
         if hidden < 1:
             raise ChainruleError(f"hidden must be positive, got {hidden}")
         self.hidden, self.components = int(hidden), int(components)
+        self.uniform_weights = bool(uniform_weights)
+        parts = 2 if self.uniform_weights else 3  # [weight logits,] means, log scales
         if num_orders < 1:
             raise ChainruleError(f"num_orders must be >= 1, got {num_orders}")
         g = torch.Generator().manual_seed(seed)
@@ -53,10 +58,12 @@ class RNADE(MaskEnsembleModel):
         self.W = nn.Parameter(init_uniform_(torch.empty(hidden, dim), dim, generator=g))
         self.c = nn.Parameter(torch.zeros(hidden))
         self.rho = nn.Parameter(torch.ones(dim))
-        self.V = nn.Parameter(init_uniform_(torch.empty(dim, hidden, 3 * components), hidden, generator=g))
+        self.V = nn.Parameter(
+            init_uniform_(torch.empty(dim, hidden, parts * components), hidden, generator=g)
+        )
         # initial conditionals: equal weights, means spread over [-1, 1], unit-ish scales
-        b = torch.zeros(dim, 3, components)
-        b[:, 1] = torch.linspace(-1, 1, components) if components > 1 else 0.0
+        b = torch.zeros(dim, parts, components)
+        b[:, parts - 2] = torch.linspace(-1, 1, components) if components > 1 else 0.0
         self.b = nn.Parameter(b.flatten(1))
         self.use_mask(0)
 
@@ -79,13 +86,20 @@ class RNADE(MaskEnsembleModel):
         p = self.perm
         contrib = x[:, p].unsqueeze(-1) * self.W.T[p]  # (B, D, H), positions in order p
         h = torch.sigmoid(self.rho[p].unsqueeze(-1) * (self.c + exclusive_cumsum(contrib)))
-        params = torch.einsum("bdh,dhp->bdp", h, self.V[p]) + self.b[p]
+        params = self.with_weights(torch.einsum("bdh,dhp->bdp", h, self.V[p]) + self.b[p])
         return torch.empty_like(params).index_copy_(1, p, params)
+
+    def with_weights(self, out: torch.Tensor) -> torch.Tensor:
+        """The head's [weight logits, means, log scales] from the output layer's (..., 2K or 3K):
+        zero logits (weights 1/K) put in front when the weights are fixed."""
+        if not self.uniform_weights:
+            return out
+        return torch.cat([out.new_zeros(*out.shape[:-1], self.components), out], -1)
 
     def _fast_sample(self, x, obs, cond, draw):
         a = self.c.expand(x.shape[0], -1).clone()
         for d in self.member_order():
-            params = torch.sigmoid(self.rho[d] * a) @ self.V[d] + self.b[d]
+            params = self.with_weights(torch.sigmoid(self.rho[d] * a) @ self.V[d] + self.b[d])
             self._place(x, d, draw(params, d), obs)
             a.addr_(x[:, d], self.W[:, d])
         return x
