@@ -83,3 +83,32 @@ def test_autoencoder_is_not_a_registered_model() -> None:
 def test_autoencoder_refuses_non_binary_input() -> None:
     with pytest.raises(ChainruleError):
         Autoencoder(3, 4).score(torch.tensor([[0.5, 1.0, 0.0]]))
+
+
+def test_squared_error_autoencoder_copies_when_wide_and_compresses_through_a_bottleneck() -> None:
+    """The notes' continuous autoencoder: wide, its reconstruction error goes to about 0 (it copies);
+    one hidden unit on 2-D data learns a code along the first principal direction."""
+    data = load_dataset("faithful").train
+    torch.manual_seed(0)
+    wide, narrow = Autoencoder(2, [32], loss="squared"), Autoencoder(2, [1], loss="squared")
+    train(wide.score, wide.parameters(), data, steps=1500)
+    train(narrow.score, narrow.parameters(), data, steps=1500)
+    with torch.no_grad():
+        assert float(-wide.score(data).mean()) < 0.02
+        pc1 = torch.linalg.svd(data - data.mean(0), full_matrices=False).Vh[0]
+        projection = (data - data.mean(0)) @ pc1
+        code = narrow.encode(data)[:, 0]
+        assert abs(float(torch.corrcoef(torch.stack([code, projection]))[0, 1])) > 0.95
+        residual = float(((data - data.mean(0)) - projection[:, None] * pc1).pow(2).sum(1).mean())
+        assert float(-narrow.score(data).mean()) < 1.5 * residual  # about PCA's one-component error
+
+
+def test_squared_error_autoencoder_takes_real_values_refuses_nan_and_unknown_losses() -> None:
+    ae = Autoencoder(3, 4, loss="squared")
+    x = torch.tensor([[0.5, -1.2, 3.0]])
+    with torch.no_grad():
+        assert torch.allclose(ae.score(x), -((x - ae.conditioner(x)) ** 2).sum(-1))
+    with pytest.raises(ChainruleError, match="finite|NaN"):
+        ae.score(torch.tensor([[float("nan"), 0.0, 1.0]]))
+    with pytest.raises(ChainruleError, match="unknown loss"):
+        Autoencoder(3, 4, loss="l1")

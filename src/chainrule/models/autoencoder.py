@@ -7,6 +7,11 @@ exp(score) summed over all 2^D binary vectors is far above 1, so the score is no
 the network defines no distribution to sample from. MADE's masks (output i sees only inputs before
 i in the order) turn the same network into a chain of normalised conditionals.
 
+For real-valued inputs, `loss="squared"` is the notes' other autoencoder: linear outputs x̂ and
+the score -sum_i (x_i - x̂_i)^2. With room to spare it copies too; through a narrow bottleneck it
+learns a compressed code (one hidden unit on 2-D data: a principal direction), which is what an
+autoencoder is for, and still no density.
+
 It is deliberately not a `Model` and not in the registry: it breaks the one contract.
 `dependency_matrix` is the Jacobian test that tells the two apart.
 """
@@ -20,36 +25,56 @@ import torch.nn.functional as F
 from torch import nn
 
 from chainrule.errors import ChainruleError
-from chainrule.validation import as_batch, check_discrete
+from chainrule.validation import as_batch, check_discrete, check_finite
+
+#: reconstruction losses: Bernoulli log-likelihood of binary x, squared error of real x
+LOSSES = ("bernoulli", "squared")
 
 
 class Autoencoder(nn.Module):
-    """Unmasked MLP from x in {0,1}^dim to dim Bernoulli logits, with ReLU hidden layers `hidden`."""
+    """Unmasked MLP from x to dim outputs with ReLU hidden layers `hidden`: Bernoulli logits of
+    x in {0,1}^dim (`loss="bernoulli"`), or reconstructions of real x (`loss="squared"`)."""
 
-    def __init__(self, dim: int, hidden: list[int] | int = 64):
+    def __init__(self, dim: int, hidden: list[int] | int = 64, loss: str = "bernoulli"):
         super().__init__()
         hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         if dim < 1 or not hidden or min(hidden) < 1:
             raise ChainruleError("Autoencoder needs dim >= 1 and hidden layers of positive width")
-        self.dim = int(dim)
+        if loss not in LOSSES:
+            raise ChainruleError(f"unknown loss {loss!r}: use one of {', '.join(LOSSES)}")
+        self.dim, self.loss = int(dim), loss
         sizes = [self.dim, *hidden]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.out = nn.Linear(hidden[-1], self.dim)
 
     def conditioner(self, x: torch.Tensor) -> torch.Tensor:
-        """The D logits (B, D), each computed from the whole input: what MADE's masks forbid."""
-        h = x
+        """The D outputs (B, D) (logits, or reconstructions), each computed from the whole input:
+        what MADE's masks forbid."""
+        return self.out(self._code(x))
+
+    def _code(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
-            h = F.relu(layer(h))
-        return self.out(h)
+            x = F.relu(layer(x))
+        return x
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
-        """sum_i log Bernoulli(x_i; sigmoid(out_i(x))), shape (B,): the reconstruction
-        log-likelihood MADE's `log_prob` would compute. Not a log-probability: it is not normalised."""
+        """Shape (B,): sum_i log Bernoulli(x_i; sigmoid(out_i(x))), the reconstruction
+        log-likelihood MADE's `log_prob` would compute, or with `loss="squared"` minus the squared
+        error sum_i (x_i - out_i(x))^2. Not a log-probability: it is not normalised."""
         x = as_batch(x, (self.dim,))
+        if self.loss == "squared":
+            check_finite(x, "x")
+            x = x.to(self.out.weight.dtype)
+            return -((x - self.conditioner(x)) ** 2).sum(-1)
         check_discrete(x, 2)
         x = x.to(self.out.weight.dtype)
         return -F.binary_cross_entropy_with_logits(self.conditioner(x), x, reduction="none").sum(-1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's activations (B, hidden[-1]): the learned code e(x)."""
+        x = as_batch(x, (self.dim,))
+        check_finite(x, "x")
+        return self._code(x.to(self.out.weight.dtype))
 
 
 def dependency_matrix(
