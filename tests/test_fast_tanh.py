@@ -42,10 +42,14 @@ def test_small_tensors_use_torch_tanh_exactly() -> None:
     assert torch.equal(tanh(x), torch.tanh(x))
 
 
-def test_compiled_graphs_use_the_identity_with_tanhs_values_and_gradient() -> None:
-    """Inside torch.compile the identity is written out (inductor fuses it; its own tanh is slow)."""
+def test_inside_torch_compile_the_identity_is_written_out(monkeypatch) -> None:
+    """Inside torch.compile (seen here through `is_compiling`, without paying a compilation in the
+    suite) tanh is 2 sigmoid(2x) - 1 as plain arithmetic, which inductor fuses: tanh's values and,
+    through autograd, its gradient."""
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     x = large(torch.float32).requires_grad_()
-    y = torch.compile(tanh)(x)  # one graph, forward and backward
+    y = tanh(x)
+    assert type(y.grad_fn).__name__.startswith("Sub")  # the "- 1" of the identity, not tanh or _SigmoidTanh
     upstream = torch.randn_like(x)
     (ours,) = torch.autograd.grad((y * upstream).sum(), x)
     (theirs,) = torch.autograd.grad((torch.tanh(x) * upstream).sum(), x)
