@@ -102,6 +102,11 @@ def corpus(numbers: list[int], repeats: int = 1) -> str:
     return "\n" + "\n".join(out) + "\n"
 
 
+def prompt(model, source: str) -> torch.Tensor:
+    """The token ids of a line's start up to "=": the prefix that conditions the translation."""
+    return model.encode(f"\n{source}=")
+
+
 def first_digit_picture(model, rows: list[dict]) -> dict[str, list[float]]:
     """Bars of p(first digit | words) for up to three right and three wrong translations."""
     right = [r for r in rows if r["greedy"] == r["target"]][::40][:3]
@@ -110,9 +115,9 @@ def first_digit_picture(model, rows: list[dict]) -> dict[str, list[float]]:
     fig, axes = plt.subplots(1, len(shown), figsize=(2.4 * len(shown), 2.6), sharey=True, squeeze=False)
     probs = {}
     for ax, r in zip(axes[0], shown):
-        prompt = model.encode(f"\n{r['source']}=")
+        start = prompt(model, r["source"])
         with torch.no_grad():
-            p = [float(model.log_prob(model.encode(d)[None], cond=prompt).exp()) for d in "0123456789"]
+            p = [float(model.log_prob(model.encode(d)[None], cond=start).exp()) for d in "0123456789"]
         probs[r["source"]] = [round(v, 4) for v in p]
         ok = r["greedy"] == r["target"]
         ax.bar(
@@ -146,18 +151,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         result = chainrule.fit(model, data, chainrule.TrainConfig(**TRAIN), Path(folder) / "run", force=True)
         model = chainrule.load(result.model_dir).eval()
-    rows, correct, nll = [], 0, 0.0
+    rows, nll = [], 0.0
     for n in numbers["test"][:: TEST_NUMBERS // SCORED]:
         source, target = words(n), str(n)
-        prompt = model.encode(f"\n{source}=")
+        start = prompt(model, source)
         with torch.no_grad():
-            out = model.generate(prompt, 5, top_k=1)[0, len(prompt) :]
+            out = model.generate(start, 5, top_k=1)[0, len(start) :]
             guess = model.decode(out).split("\n")[0]
-            log_p = float(model.log_prob(model.encode(target + "\n")[None], cond=prompt))
-        correct += guess == target
+            log_p = float(model.log_prob(model.encode(target + "\n")[None], cond=start))
         nll -= log_p
         rows.append({"source": source, "target": target, "greedy": guess, "log_p_target": round(log_p, 4)})
     wrong = [r for r in rows if r["greedy"] != r["target"]]
+    correct = len(rows) - len(wrong)
     by_size = {}  # exact matches of one- and two-digit numbers (a tenth of the lines) and three-digit ones
     for name, keep in (
         ("below 100", lambda r: len(r["target"]) < 3),

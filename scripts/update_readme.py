@@ -49,8 +49,7 @@ def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     text = replace(text, "zoo", zoo_table())
-    if "<!-- ensemble-curve:start -->" in text:
-        text = replace(text, "ensemble-curve", ensemble_curve_table())
+    text = replace(text, "ensemble-curve", ensemble_curve_table())
     text = replace(text, "speed", speed_table())
     text = replace(text, "continuous", continuous_table())
     text = replace(text, "image-speed", image_speed_table())

@@ -64,11 +64,13 @@ class Autoencoder(nn.Module):
         x = as_batch(x, (self.dim,))
         if self.loss == "squared":
             check_finite(x, "x")
-            x = x.to(self.out.weight.dtype)
-            return -((x - self.conditioner(x)) ** 2).sum(-1)
-        check_discrete(x, 2)
+        else:
+            check_discrete(x, 2)
         x = x.to(self.out.weight.dtype)
-        return -F.binary_cross_entropy_with_logits(self.conditioner(x), x, reduction="none").sum(-1)
+        out = self.conditioner(x)
+        if self.loss == "squared":
+            return -((x - out) ** 2).sum(-1)
+        return -F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The last hidden layer's activations (B, hidden[-1]): the learned code e(x)."""

@@ -198,6 +198,12 @@ class AutoregressiveModel(Model):
         x[:, d] = value if obs is None else torch.where(obs[:, d], x[:, d], value)
 
 
+def by_dimension(values: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Per-position values (B, D, ...) computed in `order` (position t is dimension order[t]),
+    put back by dimension."""
+    return torch.empty_like(values).index_copy_(1, order, values)
+
+
 class FixedOrderModel(AutoregressiveModel):
     """An autoregressive model with one order fixed at construction (`order`, default natural):
     FVSBN, NADE, untied and categorical NADE. The subclass calls `set_fixed_order` in `__init__`,
@@ -216,7 +222,7 @@ class FixedOrderModel(AutoregressiveModel):
 
     def from_order(self, params: torch.Tensor) -> torch.Tensor:
         """Per-dimension params computed in the fixed order (B, D, ...), put back by dimension."""
-        return params if self.natural else torch.empty_like(params).index_copy_(1, self.perm, params)
+        return params if self.natural else by_dimension(params, self.perm)
 
     def sampling_order(self) -> list[int]:
         """The fixed order."""

@@ -30,7 +30,7 @@ from chainrule.devices import draw as draw_on
 from chainrule.devices import draw_device, model_device
 from chainrule.distributions import Bernoulli, GaussianMixture, Head
 from chainrule.errors import ChainruleError
-from chainrule.models.autoregressive import AutoregressiveModel
+from chainrule.models.autoregressive import AutoregressiveModel, by_dimension
 from chainrule.models.base import register_model
 from chainrule.nn import init_uniform_
 
@@ -143,7 +143,7 @@ class DeepNADE(AutoregressiveModel):
         order = self.orderings[0]
         h = self._position_hidden(x, order, 0, self.dim)
         params = torch.einsum("tbh,thp->btp", h, self.out_weight[order]) + self.out_bias[order]
-        return self._out(torch.empty_like(params).index_copy_(1, order, params))
+        return self._out(by_dimension(params, order))
 
     def _prefix_masks(self, order: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         """(stop - start, D) bool: row t says which dimensions come before position start + t."""
@@ -211,7 +211,7 @@ class DeepNADE(AutoregressiveModel):
         self.check_cond(cond)
         x = self.prepare(x)
         terms = self.ordering_terms(x, self.orderings[0])
-        return torch.empty_like(terms).index_copy_(1, self.orderings[0], terms)
+        return by_dimension(terms, self.orderings[0])
 
     def validation_log_prob(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Early stopping scores the ensemble of the first `validation_orderings` orderings."""

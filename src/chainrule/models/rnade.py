@@ -20,7 +20,7 @@ from torch import nn
 
 from chainrule.distributions import GaussianMixture
 from chainrule.errors import ChainruleError
-from chainrule.models.autoregressive import check_order
+from chainrule.models.autoregressive import by_dimension, check_order
 from chainrule.models.base import register_model
 from chainrule.models.ensemble import MaskEnsembleModel
 from chainrule.nn import exclusive_cumsum, init_uniform_
@@ -87,7 +87,7 @@ class RNADE(MaskEnsembleModel):
         contrib = x[:, p].unsqueeze(-1) * self.W.T[p]  # (B, D, H), positions in order p
         h = torch.sigmoid(self.rho[p].unsqueeze(-1) * (self.c + exclusive_cumsum(contrib)))
         params = self.with_weights(torch.einsum("bdh,dhp->bdp", h, self.V[p]) + self.b[p])
-        return torch.empty_like(params).index_copy_(1, p, params)
+        return by_dimension(params, p)
 
     def with_weights(self, out: torch.Tensor) -> torch.Tensor:
         """The head's [weight logits, means, log scales] from the output layer's (..., 2K or 3K):
