@@ -7,9 +7,14 @@ achieved FLOP/s as a fraction of convolution and matmul peaks measured in the sa
 Models are the zoo recipes' architectures (randomly initialised: speed does not depend on the
 weights): Gated PixelCNN and PixelCNN from their recipes, and both PixelRNN layer types (Row LSTM,
 Diagonal BiLSTM) at the sizes of recipes/pixelrnn-mnist.yaml, which trains one of them. The conv
-peak is the best of a few large 3x3 convolutions (batch 64, 128 -> 128 channels on 28x28), the
-matmul peak the best 2048^3 matmul, each in the row's precision, and both are timed *beside each
-row*: rounds of one peak convolution, one peak matmul and one training step, best of each. This
+peak is the best 3x3 convolution (batch 64, 128 -> 128 channels on 28x28) in either memory layout,
+(N, C, H, W) or channels-last; the matmul peak the best of a 2048^3 torch.mm (MKL) and an
+8192 x 1024 x 1024 product run by oneDNN (a 1x1 convolution of a channels-last map), each in the
+row's precision. Until 2026-12-07 only the (N, C, H, W) convolution and the MKL matmul were timed,
+which understated the conv peak by 3-10 % (median 6 %) and the matmul peak by 12-30 % in fp32 and
+4-11 % in bf16 on this machine (two full runs, `PEAK_KERNELS`): every fraction read that much too
+high. All four
+kernels are timed *beside each row*: rounds of each peak kernel and one training step, best of each. This
 2-core VM moves between a fast and a slow state for minutes at a time, and a peak measured once at
 the start (still written as `peaks_gflops`, and each row's `fraction_of_run_conv_peak`) misstated
 every fraction whenever it caught the other state (2026-12-07: an fp32 matmul peak of 120 against
@@ -53,6 +58,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import best_time, read_result, write_result
+from chainrule.benchmark.common import onednn_matmul_kernel
 from chainrule.compiling import compiled_or_eager
 from chainrule.denormals import denormals_flushed
 from chainrule.models import MODEL_REGISTRY, build_model
@@ -77,26 +83,43 @@ QUICK_SIDE = 12
 
 
 def conv_peak_kernel(
-    dtype: torch.dtype, batch: int = 64, channels: int = 128
+    dtype: torch.dtype, batch: int = 64, channels: int = 128, channels_last: bool = False
 ) -> tuple[Callable[[], object], float]:
-    """A large 3x3 convolution (forward), the practical peak for these models, and its FLOPs."""
+    """A large 3x3 convolution (forward) on (N, C, H, W) or channels-last maps, and its FLOPs."""
     x = torch.randn(batch, channels, 28, 28).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     w = torch.randn(channels, channels, 3, 3).to(dtype)
     return (lambda: F.conv2d(x, w, padding=1)), 2 * batch * channels * channels * 9 * 28 * 28
 
 
 def matmul_peak_kernel(dtype: torch.dtype, n: int = 2048) -> tuple[Callable[[], object], float]:
-    """A square n^3 matmul, the matmul peak of `matmul_peak_gflops`, and its FLOPs."""
+    """A square n^3 matmul (torch.mm: MKL on the CPU), and its FLOPs."""
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     return (lambda: a @ b), 2 * n**3
 
 
+#: each peak is the best of its kernels, all timed in the same rounds: the conv peak a 3x3
+#: convolution in either layout (oneDNN runs channels-last maps natively and reorders (N, C, H, W)
+#: ones: 397-445 against 445-473 GFLOP/s in bf16, 2026-12-07), the matmul peak a product through
+#: MKL (torch.mm) or through oneDNN (fp32 on this AMD EPYC: MKL 126-190, oneDNN 186-225 GFLOP/s)
+PEAK_KERNELS = {"conv": ("conv_nchw", "conv_channels_last"), "matmul": ("matmul_mm", "matmul_onednn")}
+
+
 def peak_kernels(dtype: torch.dtype, quick: bool = False) -> dict[str, tuple[Callable[[], object], float]]:
-    """The conv and matmul peak kernels with their FLOPs (`quick`: small shapes)."""
+    """Every kernel of `PEAK_KERNELS` with its FLOPs (`quick`: small shapes)."""
+    conv = {"batch": 8, "channels": 16} if quick else {}
     return {
-        "conv": conv_peak_kernel(dtype, **({"batch": 8, "channels": 16} if quick else {})),
-        "matmul": matmul_peak_kernel(dtype, **({"n": 256} if quick else {})),
+        "conv_nchw": conv_peak_kernel(dtype, **conv),
+        "conv_channels_last": conv_peak_kernel(dtype, **conv, channels_last=True),
+        "matmul_mm": matmul_peak_kernel(dtype, **({"n": 256} if quick else {})),
+        "matmul_onednn": onednn_matmul_kernel(dtype, **({"n": 64, "rows": 256} if quick else {})),
     }
+
+
+def with_peaks(gflops: dict[str, float]) -> dict[str, float]:
+    """Each kernel's GFLOP/s plus the peaks ("conv", "matmul"): the best of their kernels."""
+    return {**{peak: max(gflops[k] for k in kernels) for peak, kernels in PEAK_KERNELS.items()}, **gflops}
 
 
 def counted_flops(fn: Callable[[], object]) -> float:
@@ -181,8 +204,7 @@ def train_throughput(
         if compiled:  # the first call compiles; interleaved_best's untimed call is the second
             step()
         best = interleaved_best({**{k: fn for k, (fn, _) in kernels.items()}, "step": step}, 2 * repeats)
-    peaks = {k: flops / best[k] / 1e9 for k, (_, flops) in kernels.items()}
-    return batch / best["step"], peaks
+    return batch / best["step"], with_peaks({k: flops / best[k] / 1e9 for k, (_, flops) in kernels.items()})
 
 
 def timed(fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
@@ -212,13 +234,16 @@ def sampling(model: nn.Module, n: int) -> dict:
 
 
 def measure_peaks(quick: bool = False) -> dict[str, float]:
-    """Conv and matmul peaks (GFLOP/s) in fp32 and bf16, best of 5 calls and at least a second
-    (`quick`: small shapes, and the convolution not held to the second)."""
+    """Conv and matmul peaks (GFLOP/s) in fp32 and bf16 ("conv_bf16", ...), and each of their
+    kernels' ("conv_channels_last_bf16", ...), best of 5 calls and at least a second (`quick`:
+    small shapes, and the convolutions not held to the second)."""
     peaks = {}
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        gflops = {}
         for kind, (fn, flops) in peak_kernels(dtype, quick).items():
-            least = 0.0 if quick and kind == "conv" else 1.0
-            peaks[f"{kind}_{name}"] = flops / best_time(fn, repeats=5, min_seconds=least) / 1e9
+            least = 0.0 if quick and kind.startswith("conv") else 1.0
+            gflops[kind] = flops / best_time(fn, repeats=5, min_seconds=least) / 1e9
+        peaks.update({f"{kind}_{name}": v for kind, v in with_peaks(gflops).items()})
     return peaks
 
 

@@ -8,7 +8,7 @@ sigmoids), kept here verbatim; "after" is the current code (`lstm_scan`). The tw
 fp32 and bf16 autocast, best of `--rounds`, so both see the same load on a shared machine. Times
 are the thread's CPU time (`time.thread_time`), not wall time: other processes on the machine
 then slow a measurement only through shared caches, not by taking the core away; the peaks
-(the 3x3 convolution and the 2048^3 matmul of benchmarks.image_speed) are timed the same way, so
+(benchmarks.image_speed's peak kernels) are timed the same way, so
 the fractions of peak compare like with like. Gated PixelCNN and the Diagonal BiLSTM are
 unchanged by this work; they are timed as they are, for the table.
 """
@@ -22,7 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import RESULTS, machine_info, read_result
-from benchmarks.image_speed import MODELS, flops_per_image, recipe_model, training_step
+from benchmarks.image_speed import (
+    MODELS,
+    flops_per_image,
+    peak_kernels,
+    recipe_model,
+    training_step,
+    with_peaks,
+)
 from chainrule.models.row_lstm import RowLSTMLayer
 from chainrule.persistence import atomic_write_json
 
@@ -64,16 +71,13 @@ def cpu_best(fn, repeats: int) -> float:
 
 
 def peaks(repeats: int = 5) -> dict[str, float]:
-    """conv (3x3, 64 x 128 -> 128 on 28x28) and matmul (2048^3) GFLOP/s, thread CPU time."""
+    """benchmarks.image_speed's peaks and peak kernels (GFLOP/s, "conv_bf16", ...), thread CPU time."""
     out = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        x, w = torch.randn(64, 128, 28, 28).to(dtype), torch.randn(128, 128, 3, 3).to(dtype)
-        out[f"conv_{name}"] = (
-            2 * 64 * 128 * 128 * 9 * 784 / cpu_best(lambda x=x, w=w: F.conv2d(x, w, padding=1), repeats)
-        )
-        a, b = torch.randn(2048, 2048).to(dtype), torch.randn(2048, 2048).to(dtype)
-        out[f"matmul_{name}"] = 2 * 2048**3 / cpu_best(lambda a=a, b=b: a @ b, repeats)
-    return {k: v / 1e9 for k, v in out.items()}
+        kernels = peak_kernels(dtype)
+        gflops = {k: flops / cpu_best(fn, repeats) / 1e9 for k, (fn, flops) in kernels.items()}
+        out.update({f"{k}_{name}": v for k, v in with_peaks(gflops).items()})
+    return out
 
 
 def step_seconds(model, batch: int, bf16: bool) -> tuple[float, float]:

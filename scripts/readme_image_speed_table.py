@@ -72,9 +72,16 @@ def image_speed_table() -> str:
         f" peak bf16 {peaks['matmul_bf16']:.0f} GFLOP/s, fp32 {peaks['matmul_fp32']:.0f} GFLOP/s"
     )
     beside = r["models"] and "peaks_beside_gflops" in r["models"][0].get("bf16-mixed", {})
+    both_kinds = "conv_channels_last_bf16" in peaks
+    kernels = (
+        "the conv peak the best 3 × 3 convolution in either layout, (N, C, H, W) or channels-last, the"
+        " matmul peak the best product through MKL (torch.mm) or oneDNN; rounds of each peak kernel"
+        if both_kinds
+        else "rounds of one peak convolution, one peak matmul"
+    )
     peak_phrase = (
-        "fractions of the conv and matmul peaks timed beside each row (rounds of one peak"
-        f" convolution, one peak matmul and one training step, best of each; at the run's start: {at_start})"
+        f"fractions of the conv and matmul peaks timed beside each row ({kernels} and one training"
+        f" step, best of each; at the run's start: {at_start})"
         if beside
         else at_start
     )

@@ -85,9 +85,14 @@ def test_image_speed_quick_mode_measures_every_image_model() -> None:
         forward, train = m["forward_gflop_per_image"], m["train_gflop_per_image"]
         assert 2 * forward < train < 3 * forward
         assert m["bf16-mixed"]["images_per_s"] > 0 and m["fp32"]["fraction_of_matmul_peak"] > 0
-        # the peaks are timed beside every row
-        assert m["fp32"]["peaks_beside_gflops"]["conv"] > 0
-        assert m["bf16-mixed"]["peaks_beside_gflops"]["matmul"] > 0
+        # the peaks are timed beside every row, each the best of its kernels
+        for row in (m["fp32"], m["bf16-mixed"]):
+            beside = row["peaks_beside_gflops"]
+            assert beside["conv"] == max(beside["conv_nchw"], beside["conv_channels_last"]) > 0
+            assert beside["matmul"] == max(beside["matmul_mm"], beside["matmul_onednn"]) > 0
+    assert result["peaks_gflops"]["conv_bf16"] == max(
+        result["peaks_gflops"]["conv_nchw_bf16"], result["peaks_gflops"]["conv_channels_last_bf16"]
+    )
 
 
 def test_image_speed_rows_are_keyed_by_precision_mode_and_batch() -> None:
