@@ -58,7 +58,6 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import best_time, read_result, write_result
-from chainrule.benchmark.common import onednn_matmul_kernel
 from chainrule.compiling import compiled_or_eager
 from chainrule.denormals import denormals_flushed
 from chainrule.models import MODEL_REGISTRY, build_model
@@ -69,6 +68,16 @@ try:
     from chainrule.allocator import allocations_kept
 except ImportError:  # an older chainrule (image_speed_before_after's "before"), whose fit kept none
     from contextlib import nullcontext as allocations_kept
+
+try:
+    from chainrule.benchmark.common import onednn_matmul_kernel
+except ImportError:  # an older chainrule ("before"): the same kernel, so both versions share peaks
+
+    def onednn_matmul_kernel(dtype: torch.dtype, n: int = 1024, rows: int = 8192):
+        x = torch.randn(rows // 64, n, 8, 8).to(dtype).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(n, n, 1, 1).to(dtype)
+        return (lambda: F.conv2d(x, w)), 2 * rows * n * n
+
 
 #: (row name, recipe, model name if not the recipe's): PixelRNN's two layer types share one recipe
 MODELS = [
