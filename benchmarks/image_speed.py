@@ -13,12 +13,11 @@ peak is the best 3x3 convolution (batch 64, 128 -> 128 channels on 28x28) in eit
 row's precision. Until 2026-12-07 only the (N, C, H, W) convolution and the MKL matmul were timed,
 which understated the conv peak by 3-10 % (median 6 %) and the matmul peak by 12-30 % in fp32 and
 4-11 % in bf16 on this machine (two full runs, `PEAK_KERNELS`): every fraction read that much too
-high. All four
-kernels are timed *beside each row*: rounds of each peak kernel and one training step, best of each. This
-2-core VM moves between a fast and a slow state for minutes at a time, and a peak measured once at
-the start (still written as `peaks_gflops`, and each row's `fraction_of_run_conv_peak`) misstated
-every fraction whenever it caught the other state (2026-12-07: an fp32 matmul peak of 120 against
-169-178 GFLOP/s minutes later).
+high. All four kernels are timed *beside each row*: rounds of each peak kernel and one training
+step, best of each. This 2-core VM moves between a fast and a slow state for minutes at a time,
+and a peak measured once at the start (still written as `peaks_gflops`, and each row's
+`fraction_of_run_conv_peak`) misstated every fraction whenever it caught the other state
+(2026-12-07: an fp32 matmul peak of 120 against 169-178 GFLOP/s minutes later).
 
 Training is timed at the recipes' batch (`--batch`, 64; keys without a suffix) and at larger ones
 (`--more-batches`, default 256; keys ending ", batch 256"), where the small per-step matmuls of the
@@ -73,7 +72,9 @@ try:
     from chainrule.benchmark.common import onednn_matmul_kernel
 except ImportError:  # an older chainrule ("before"): the same kernel, so both versions share peaks
 
-    def onednn_matmul_kernel(dtype: torch.dtype, n: int = 1024, rows: int = 8192):
+    def onednn_matmul_kernel(
+        dtype: torch.dtype, n: int = 1024, rows: int = 8192
+    ) -> tuple[Callable[[], object], float]:
         x = torch.randn(rows // 64, n, 8, 8).to(dtype).contiguous(memory_format=torch.channels_last)
         w = torch.randn(n, n, 1, 1).to(dtype)
         return (lambda: F.conv2d(x, w)), 2 * rows * n * n
