@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
@@ -102,3 +103,22 @@ def test_an_earlier_stage_without_a_recipe_is_a_clear_error(tmp_path: Path, monk
     (tmp_path / "runs/a/model" / publish_zoo.CONFIG).write_text("{}")
     with pytest.raises(SystemExit, match="no recipes/\\*.yaml has out: runs/a"):
         publish_zoo.earlier_stages(["runs/a"], tmp_path)
+
+
+def test_a_slow_full_test_evaluation_records_a_quick_prefix_check() -> None:
+    """An entry whose whole test set took long to score records its first test images' NLL, which
+    tests/test_zoo.py scores instead; a quick one records nothing (the test scores everything)."""
+    from types import SimpleNamespace
+
+    from chainrule.evaluation import evaluate_nll
+    from chainrule.models import FVSBN
+
+    model = FVSBN(6)
+    n = publish_zoo.PREFIX_CHECK_N
+    data = SimpleNamespace(test=torch.bernoulli(torch.full((n + 50, 6), 0.4)))
+    slow = publish_zoo.SLOW_TEST_SECONDS + 1
+    check = publish_zoo.prefix_check(model, data, None, slow)
+    assert check == {"n": n, "nll_nats": evaluate_nll(model, data.test[:n]).nll_nats}
+    assert publish_zoo.prefix_check(model, data, None, publish_zoo.SLOW_TEST_SECONDS / 2) is None
+    small = SimpleNamespace(test=data.test[:n])
+    assert publish_zoo.prefix_check(model, small, None, slow) is None
