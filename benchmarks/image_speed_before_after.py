@@ -33,6 +33,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS = ("gated-pixelcnn", "row-lstm", "diagonal-bilstm")
+DEFAULT_ROUNDS = 2
+DEFAULT_MODES = ("eager",)
 
 
 def worker(
@@ -173,11 +175,25 @@ def compare(
     }
 
 
+def command(result: dict) -> str:
+    """The command line that made `result` (a "before_after" section), with the options it was
+    given where they differ from the defaults."""
+    models = sorted({key.split()[0] for key in result["rows"]})
+    cmd = f"python -m benchmarks.image_speed_before_after --before {result['before']}"
+    if models != sorted(DEFAULT_MODELS):
+        cmd += " --models " + " ".join(models)
+    if tuple(result.get("modes", DEFAULT_MODES)) != DEFAULT_MODES:
+        cmd += " --modes " + " ".join(result["modes"])
+    if result.get("rounds", DEFAULT_ROUNDS) != DEFAULT_ROUNDS:
+        cmd += f" --rounds {result['rounds']}"
+    return cmd + (" --side-by-side" if result.get("side_by_side") else "")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--before", default="HEAD", help="git revision of the 'before' code (default: HEAD)")
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
-    p.add_argument("--rounds", type=int, default=2, help="alternations of before and after")
+    p.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="alternations of before and after")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--note", default="", help="what to read from the table (shown under it in the README)")
     p.add_argument(
@@ -189,7 +205,7 @@ def main() -> None:
         "--modes",
         nargs="+",
         choices=["eager", "compiled"],
-        default=["eager"],
+        default=list(DEFAULT_MODES),
         help="training modes to time (compiled: as train.compile: true trains; default: eager)",
     )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)

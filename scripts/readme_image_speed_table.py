@@ -5,7 +5,9 @@ scripts/update_readme.py."""
 
 from __future__ import annotations
 
-from readme_benchmark_tables import load_phrase, result
+import sys
+
+from readme_benchmark_tables import ROOT, load_phrase, result
 
 #: rows of the image speed table (benchmarks/image_speed.py's MODELS), in order
 IMAGE_MODELS = ("gated-pixelcnn", "pixelcnn", "row-lstm", "diagonal-bilstm")
@@ -141,13 +143,8 @@ def before_after_lines(ba: dict) -> list[str]:
 
 
 def before_after_command(ba: dict) -> str:
-    """The command that made a before/after comparison, with the options it was given."""
-    models = sorted({key.split()[0] for key in ba["rows"]})
-    cmd = f"python -m benchmarks.image_speed_before_after --before {ba['before']}"
-    if models != sorted(("gated-pixelcnn", "row-lstm", "diagonal-bilstm")):
-        cmd += " --models " + " ".join(models)
-    if ba.get("modes", ["eager"]) != ["eager"]:
-        cmd += " --modes " + " ".join(ba["modes"])
-    if ba.get("rounds", 2) != 2:
-        cmd += f" --rounds {ba['rounds']}"
-    return cmd + (" --side-by-side" if ba.get("side_by_side") else "")
+    """The command that made a before/after comparison (the benchmark knows its own defaults)."""
+    sys.path.insert(0, str(ROOT))  # run as a script: make the benchmarks package importable
+    from benchmarks.image_speed_before_after import command
+
+    return command(ba)
