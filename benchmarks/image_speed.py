@@ -11,8 +11,8 @@ peak is the best 3x3 convolution (batch 64, 128 -> 128 channels on 28x28) in eit
 (N, C, H, W) or channels-last; the matmul peak the best of a 2048^3 torch.mm (MKL) and an
 8192 x 1024 x 1024 product run by oneDNN (a 1x1 convolution of a channels-last map), each in the
 row's precision. Until 2026-12-07 only the (N, C, H, W) convolution and the MKL matmul were timed,
-which understated the conv peak by 3-10 % (median 6 %) and the matmul peak by 12-30 % in fp32 and
-4-11 % in bf16 on this machine (two full runs, `PEAK_KERNELS`): every fraction read that much too
+which understated the conv peak by 3-10 % (median 5-6 %) and the matmul peak by 12-30 % in fp32 and
+4-13 % in bf16 on this machine (three full runs, `PEAK_KERNELS`): every fraction read that much too
 high. All four kernels are timed *beside each row*: rounds of each peak kernel and one training
 step, best of each. This 2-core VM moves between a fast and a slow state for minutes at a time,
 and a peak measured once at the start (still written as `peaks_gflops`, and each row's
@@ -111,8 +111,8 @@ def matmul_peak_kernel(dtype: torch.dtype, n: int = 2048) -> tuple[Callable[[], 
 
 #: each peak is the best of its kernels, all timed in the same rounds: the conv peak a 3x3
 #: convolution in either layout (oneDNN runs channels-last maps natively and reorders (N, C, H, W)
-#: ones: 397-445 against 445-473 GFLOP/s in bf16, 2026-12-07), the matmul peak a product through
-#: MKL (torch.mm) or through oneDNN (fp32 on this AMD EPYC: MKL 126-190, oneDNN 186-225 GFLOP/s)
+#: ones: 397-450 against 431-473 GFLOP/s in bf16, 2026-12-07), the matmul peak a product through
+#: MKL (torch.mm) or through oneDNN (fp32 on this AMD EPYC: MKL 126-195, oneDNN 186-226 GFLOP/s)
 PEAK_KERNELS = {"conv": ("conv_nchw", "conv_channels_last"), "matmul": ("matmul_mm", "matmul_onednn")}
 
 
