@@ -69,8 +69,8 @@ def matmul_peak_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, device
     """Achieved GFLOP/s of a large matmul, the practical peak that ratios refer to: a square n^3
     torch.mm, and on a CPU also an 8192 x 1024 x 1024 product through oneDNN
     (`onednn_matmul_kernel`), whichever is faster. torch.mm's fp32 path is MKL, which on an AMD
-    EPYC reached 126-170 GFLOP/s where oneDNN reached 204-211 (2 threads, 2026-12-07): a peak
-    from torch.mm alone overstated every fp32 fraction by about a fifth there."""
+    EPYC reached 126-195 GFLOP/s where oneDNN reached 186-226 (2 threads, 2026-12-07): a peak
+    from torch.mm alone overstated every fp32 fraction by 12-30 % there."""
     if torch.device(device).type == "cuda":
         n = max(n, 8192)
     a = torch.randn(n, n, device=device).to(dtype)
