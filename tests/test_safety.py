@@ -269,6 +269,19 @@ def test_demo_refuses_an_existing_run(tmp_path) -> None:
     assert (out / "model" / "config.json").read_text() == "{}"
 
 
+def test_the_demo_gives_one_result_whatever_ran_before(tmp_path) -> None:
+    """The demo seeds its model's initial weights (as recipes do), not only training: two runs
+    after different draws from the global generator report the same test NLL."""
+    from chainrule.cli.demo import run_demo
+
+    results = []
+    for n, before in enumerate((1, 2)):
+        torch.manual_seed(before)
+        torch.rand(before)
+        results.append(run_demo(tmp_path / f"demo-{n}", epochs=1)["test"]["nll_nats"])
+    assert results[0] == results[1]
+
+
 def test_resume_with_another_model_or_data_is_refused(tmp_path) -> None:
     from chainrule.data import load_dataset
 
