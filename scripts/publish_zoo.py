@@ -177,6 +177,7 @@ def main() -> None:
         "file_mb": round((dst / WEIGHTS).stat().st_size / 1e6, 2),
         "date": datetime.date.today().isoformat(),
     }
+    cond, test_seconds = None, 0.0
     if model.registry_name == "vae":
         metrics.update(vae_metrics(model, data, dst))
     else:
@@ -186,9 +187,7 @@ def main() -> None:
             model, data.test, args.batch_size, cond=cond, progress=True, checkpoint=args.checkpoint
         )
         metrics["test"] = report.as_dict()
-        check = prefix_check(model, data, cond, time.time() - started)
-        if check is not None:  # ensembles and image models below replace it with their own
-            metrics["zoo_check"] = check
+        test_seconds = time.time() - started
     key = model.registry_name
     if model.ensemble_size > 1:  # the ensemble's first member alone, as the papers also report
         keyword = model.ensemble_keyword
@@ -213,6 +212,10 @@ def main() -> None:
             dst / "samples.png",
             title=f"{dst.name}: 64 samples (seed 0)",
         )
+    if "zoo_check" not in metrics:  # VAEs, slow ensembles and image models have their own
+        check = prefix_check(model, data, cond, test_seconds)
+        if check is not None:
+            metrics["zoo_check"] = check
     if previous is not None:
         metrics = with_stage(previous, metrics, Path(args.run_dir), dst)
     atomic_write_json(dst / "metrics.json", metrics)
@@ -236,9 +239,13 @@ PREFIX_CHECK_N = 2000
 def prefix_check(model, data, cond: torch.Tensor | None, seconds: float) -> dict | None:
     """{"n", "nll_nats"} of the first PREFIX_CHECK_N test images (and their conditions) if the full
     test evaluation took `seconds` > SLOW_TEST_SECONDS, else None (the test scores the whole set)."""
-    n = PREFIX_CHECK_N
-    if seconds <= SLOW_TEST_SECONDS or len(data.test) <= n:
+    if seconds <= SLOW_TEST_SECONDS or len(data.test) <= PREFIX_CHECK_N:
         return None
+    return first_test_images(model, data, cond, PREFIX_CHECK_N)
+
+
+def first_test_images(model, data, cond: torch.Tensor | None, n: int) -> dict:
+    """{"n", "nll_nats"}: the NLL of the first n test images given their conditions (a zoo check)."""
     report = evaluate_nll(model, data.test[:n], cond=None if cond is None else cond[:n])
     return {"n": n, "nll_nats": report.nll_nats}
 
@@ -277,12 +284,8 @@ def image_extras(model, data, dst: Path) -> dict:
     image_grid(
         x, model.image_shape, dst / "samples.png", num_values=model.num_values, ncols=ncols, title=title
     )
-    cond = split_condition(model, data, "test")
-    check = evaluate_nll(
-        model, data.test[:IMAGE_CHECK_N], cond=None if cond is None else cond[:IMAGE_CHECK_N]
-    )
     extras = {
-        "zoo_check": {"n": IMAGE_CHECK_N, "nll_nats": check.nll_nats},
+        "zoo_check": first_test_images(model, data, split_condition(model, data, "test"), IMAGE_CHECK_N),
         "sampling_seconds_64": round(secs, 1),
     }
     if model.config().get("lowres_factor"):
