@@ -243,16 +243,22 @@ def sampling(model: nn.Module, n: int) -> dict:
     }
 
 
-def measure_peaks(quick: bool = False) -> dict[str, float]:
+def measure_peaks(
+    quick: bool = False, seconds_of: Callable[[str, Callable[[], object]], float] | None = None
+) -> dict[str, float]:
     """Conv and matmul peaks (GFLOP/s) in fp32 and bf16 ("conv_bf16", ...), and each of their
-    kernels' ("conv_channels_last_bf16", ...), best of 5 calls and at least a second (`quick`:
-    small shapes, and the convolutions not held to the second)."""
+    kernels' ("conv_channels_last_bf16", ...). A kernel's time is `seconds_of(kind, fn)`, by default
+    its best wall time of 5 calls and at least a second (`quick`: small shapes, and the
+    convolutions not held to the second)."""
+
+    def best_wall(kind: str, fn: Callable[[], object]) -> float:
+        return best_time(fn, repeats=5, min_seconds=0.0 if quick and kind.startswith("conv") else 1.0)
+
+    seconds_of = seconds_of or best_wall
     peaks = {}
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
-        gflops = {}
-        for kind, (fn, flops) in peak_kernels(dtype, quick).items():
-            least = 0.0 if quick and kind.startswith("conv") else 1.0
-            gflops[kind] = flops / best_time(fn, repeats=5, min_seconds=least) / 1e9
+        kernels = peak_kernels(dtype, quick)
+        gflops = {kind: flops / seconds_of(kind, fn) / 1e9 for kind, (fn, flops) in kernels.items()}
         peaks.update({f"{kind}_{name}": v for kind, v in with_peaks(gflops).items()})
     return peaks
 

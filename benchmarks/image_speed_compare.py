@@ -22,14 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import RESULTS, machine_info, read_result
-from benchmarks.image_speed import (
-    MODELS,
-    flops_per_image,
-    peak_kernels,
-    recipe_model,
-    training_step,
-    with_peaks,
-)
+from benchmarks.image_speed import MODELS, flops_per_image, measure_peaks, recipe_model, training_step
 from chainrule.models.row_lstm import RowLSTMLayer
 from chainrule.persistence import atomic_write_json
 
@@ -72,12 +65,7 @@ def cpu_best(fn, repeats: int) -> float:
 
 def peaks(repeats: int = 5) -> dict[str, float]:
     """benchmarks.image_speed's peaks and peak kernels (GFLOP/s, "conv_bf16", ...), thread CPU time."""
-    out = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        kernels = peak_kernels(dtype)
-        gflops = {k: flops / cpu_best(fn, repeats) / 1e9 for k, (fn, flops) in kernels.items()}
-        out.update({f"{k}_{name}": v for k, v in with_peaks(gflops).items()})
-    return out
+    return measure_peaks(seconds_of=lambda kind, fn: cpu_best(fn, repeats))
 
 
 def step_seconds(model, batch: int, bf16: bool) -> tuple[float, float]:
