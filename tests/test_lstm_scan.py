@@ -1,5 +1,6 @@
 """The Row LSTM's scan (hand-written forward and backward) against the step-by-step LSTM through
-autograd: equal hidden states and equal gradients for the pre-activations and the weight."""
+autograd: equal hidden states and equal gradients for the pre-activations and the weight, with the
+cell step in C++ (chainrule.native) and in its pure-PyTorch twin."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ import torch
 from chainrule.models.diagonal_bilstm import diagonal_chunks
 from chainrule.models.lstm_scan import chunked_lstm_scan, lstm_scan
 from chainrule.models.pixelrnn import lstm_cell
+
+
+@pytest.fixture(autouse=True, params=["native", "torch"])
+def cell_kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with either implementation of the scans' cell step."""
+    monkeypatch.setenv("CHAINRULE_NATIVE", "1" if request.param == "native" else "0")
+    return request.param
 
 
 def shifted(h: torch.Tensor, offset: int) -> torch.Tensor:

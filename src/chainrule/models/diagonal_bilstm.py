@@ -114,7 +114,8 @@ class DiagonalBiLSTMLayer(nn.Module):
         # not over the 4h pre-activations): (2, H W, B, in), then both input-to-state maps at once
         walks = direction_orders(height, width, x.device)  # (2, H W) raster indices (recomputed:
         # ~0.1 ms, where a cache would outlive an inference_mode call and break training after it)
-        gathered = inputs.flatten(2).permute(2, 0, 1)[walks]
+        steps = torch.argsort(walks, dim=1)  # the step of each pixel in each direction
+        gathered = PermutedRows.apply(inputs.flatten(2).permute(2, 0, 1), walks, steps)  # (2, H W, B, in)
         weight, bias = self.input_weights()
         pre = torch.baddbmm(bias, gathered.flatten(1, 2), weight).view(2, size, b, 4 * ch)
         # row i of diagonal k reads rows i - 1 (the pixel above) and i (the pixel before) of
@@ -122,9 +123,8 @@ class DiagonalBiLSTMLayer(nn.Module):
         chunks, recurrent = diagonal_chunks(height, width), self.state_to_state.transpose(1, 2)
         states = chunked_lstm_scan(pre, recurrent, chunks, (-1, 0))  # (2, H W, B, h)
         # pixel r takes the left-to-right state at r and the right-to-left state at r - W (shifted
-        # down a row; zero on the first): one gather from both directions' states and a zero state
-        flat = torch.cat([states.flatten(0, 1), states.new_zeros(1, b, ch)])
-        summed = flat[output_index(walks, width)].sum(0)  # (H W, B, h)
+        # down a row; zero on the first)
+        summed = RasterStates.apply(states, walks, steps, width)  # (H W, B, h)
         return x + pointwise(self.out, summed).permute(1, 2, 0).view(b, ch, height, width)
 
 
@@ -136,15 +136,51 @@ def direction_orders(height: int, width: int, device: torch.device | None = None
     return torch.stack([order, mirrored])
 
 
-def output_index(walks: torch.Tensor, width: int) -> torch.Tensor:
-    """(2, H W) indices into both directions' states flattened (2 H W) with a zero state appended:
-    for raster pixel r, its left-to-right state and the right-to-left state of r - W (2 H W, the
-    zero state, on the first row); `walks` are the `direction_orders`."""
-    size = walks.shape[1]
-    where = torch.argsort(walks, dim=1)  # step of each pixel
-    above = torch.full((size,), 2 * size, dtype=torch.long, device=walks.device)
-    above[width:] = size + where[1, : size - width]
-    return torch.stack([where[0], above])
+class PermutedRows(torch.autograd.Function):
+    """out[d] = src[walks[d]] for permutations walks (D, N) of src's rows (`steps`: their inverses,
+    argsort(walks)). The backward gathers as well, grad_src = sum_d grad[d][steps[d]], where
+    autograd's backward of advanced indexing accumulates with `index_put_` (784 × 64 × 33 rows
+    from two directions: 6 ms against 0.3-0.6 ms, 2 threads, 2026-12-07)."""
+
+    @staticmethod
+    def forward(ctx, src: torch.Tensor, walks: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(steps)
+        return src[walks]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (steps,) = ctx.saved_tensors
+        out = grad[0].index_select(0, steps[0])
+        for d in range(1, len(steps)):
+            out += grad[d].index_select(0, steps[d])
+        return out, None, None
+
+
+class RasterStates(torch.autograd.Function):
+    """(H W, B, h) in raster order from both directions' states (2, H W, B, h) in their step orders:
+    pixel r gets the left-to-right state of r and the right-to-left state of r - W (the row above;
+    nothing on the first row). `walks` (2, H W): the pixel of each step; `steps`: their inverses.
+    Forward and backward are gathers (see `PermutedRows`)."""
+
+    @staticmethod
+    def forward(
+        ctx, states: torch.Tensor, walks: torch.Tensor, steps: torch.Tensor, width: int
+    ) -> torch.Tensor:
+        size = states.shape[1]
+        out = states[0].index_select(0, steps[0])
+        out[width:] += states[1].index_select(0, steps[1, : size - width])
+        ctx.save_for_backward(walks)
+        ctx.width = width
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (walks,) = ctx.saved_tensors
+        size = grad.shape[0]
+        # the right-to-left state of step s reaches pixel walks[1, s] + W, or nothing (last row)
+        padded = torch.cat([grad, grad.new_zeros(1, *grad.shape[1:])])
+        below = (walks[1] + ctx.width).clamp_(max=size)
+        return torch.stack([grad.index_select(0, walks[0]), padded.index_select(0, below)]), None, None, None
 
 
 @register_model("diagonal-bilstm")

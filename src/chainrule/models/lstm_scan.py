@@ -35,9 +35,11 @@ version within rounding (tests/test_lstm_scan.py checks both scans against it in
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 
+from chainrule import native
 from chainrule.fast_tanh import tanh_into
 
 
@@ -76,28 +78,63 @@ _sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input  # dy σ (1 - σ)
 _tanh_backward = torch.ops.aten.tanh_backward.grad_input  # dy (1 - y²), into grad_input
 
 
-def _activate(gates: torch.Tensor, act: torch.Tensor, ch: int) -> tuple[torch.Tensor, ...]:
-    """σ(o f i) and tanh(g) of pre-activations [o, f, i, g] written into `act` (`gates` is
-    overwritten); its four parts. tanh(g) is 2 σ(2 g) - 1, so one sigmoid runs over whole rows."""
-    gates[..., 3 * ch :].mul_(2)
-    torch.sigmoid(gates, out=act)
+def cell_forward(gates, c_prev, lo: int, hi: int, src: int, act, c, tc, h) -> None:
+    """One step's LSTM cells over rows (G, R, ·) of pre-activations `gates` [o, f, i, g] (any
+    float dtype): writes act = [σ(o), σ(f), σ(i), tanh(g)], c = i tanh(g) + f c_prev (rows lo..hi
+    carry c_prev[:, src + r - lo]; the others start from a zero state), tc = tanh(c) and
+    h = σ(o) tanh(c), all in the cell's precision. tanh is 2 σ(2x) - 1, so one sigmoid runs over
+    whole rows. The specification of (and fallback for) native `lstm_cell_forward`."""
+    ch = c.shape[-1]
+    act.copy_(gates)
+    act[..., 3 * ch :].mul_(2)
+    act.sigmoid_()
     act[..., 3 * ch :].mul_(2).sub_(1)
-    return act.split(ch, -1)
-
-
-def _gate_gradients(dh, dc, act, tc, dpre, tmp, ch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One step's backward except the forget gate's: from dh (into h = o tanh(c)) and dc (into c
-    from the next step), dc += dh o (1 - tanh(c)²) and the o, i, g parts of `dpre` written in
-    place (each a product and aten's fused sigmoid/tanh backward). Returns f and dpre's forget
-    part, whose gradient dc c_before f (1 - f) needs the state before (the caller's)."""
     o, f, i, g = act.split(ch, -1)
-    do, df, di, dg = dpre.split(ch, -1)
-    _tanh_backward(torch.mul(dh, o, out=tmp), tc, grad_input=tmp)
-    dc.add_(tmp)
+    torch.mul(i, g, out=c)
+    if c_prev is not None and hi > lo:
+        c[:, lo:hi].addcmul_(f[:, lo:hi], c_prev[:, src : src + hi - lo])
+    tanh_into(c, out=tc)
+    torch.mul(o, tc, out=h)
+
+
+def cell_backward(dh, dc, act, tc, c_prev, lo: int, hi: int, src: int, dpre, dc_prev) -> None:
+    """Adjoint of `cell_forward` for one step, from dh (into h) and dc (into c from the step after):
+    writes the pre-activations' gradient into `dpre` (any float dtype; the forget gate's is zero on
+    rows that carry nothing) and, for carried rows, dc_prev[:, src + r - lo] = dc_total f, the
+    gradient into the state carried in (`dc_prev` may be `dc` itself). Each gate's gradient is a
+    product and aten's fused sigmoid or tanh backward."""
+    ch = tc.shape[-1]
+    o, f, i, g = act.split(ch, -1)
+    grad = dpre if dpre.dtype == act.dtype else torch.empty_like(act)
+    do, df, di, dg = grad.split(ch, -1)
+    dcell = torch.mul(dh, o)
+    _tanh_backward(dcell, tc, grad_input=dcell)
+    dcell.add_(dc)
     _sigmoid_backward(torch.mul(dh, tc, out=do), o, grad_input=do)
-    _sigmoid_backward(torch.mul(dc, g, out=di), i, grad_input=di)
-    _tanh_backward(torch.mul(dc, i, out=dg), g, grad_input=dg)
-    return f, df
+    _sigmoid_backward(torch.mul(dcell, g, out=di), i, grad_input=di)
+    _tanh_backward(torch.mul(dcell, i, out=dg), g, grad_input=dg)
+    df.zero_()
+    if c_prev is not None and hi > lo:
+        mine, theirs = slice(lo, hi), slice(src, src + hi - lo)
+        _sigmoid_backward(
+            torch.mul(dcell[:, mine], c_prev[:, theirs], out=df[:, mine]), f[:, mine], grad_input=df[:, mine]
+        )
+        if dc_prev is not None:
+            torch.mul(dcell[:, mine], f[:, mine], out=dc_prev[:, theirs])
+    if grad is not dpre:
+        dpre.copy_(grad)
+
+
+def _cells(like: torch.Tensor) -> tuple[Callable[..., None], Callable[..., None]]:
+    """The cell's forward and backward step: the native C++ pass where it runs, else the above."""
+    if native.available(like):
+        return native.ops().lstm_cell_forward, native.ops().lstm_cell_backward
+    return cell_forward, cell_backward
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """(G, ..., X) → (G, R, X): every position of each recurrence a row (a view)."""
+    return t.flatten(1, -2)
 
 
 class LSTMScan(torch.autograd.Function):
@@ -109,6 +146,7 @@ class LSTMScan(torch.autograd.Function):
         g_, steps, b, p, four = pre.shape
         ch, k = four // 4, len(offsets)
         cell = _cell_dtype(pre.dtype)
+        step_cells, _ = _cells(pre)
         w = weight.to(pre.dtype)
         bufs = pre.new_zeros(g_, steps, b, p, k * ch)  # neighbours' states, the matmuls' input
         acts = torch.empty(g_, steps, b, p, four, dtype=cell, device=pre.device)  # σ(o f i), tanh g
@@ -117,19 +155,15 @@ class LSTMScan(torch.autograd.Function):
         hs = torch.empty_like(cs)
         for t in range(steps):
             if t == 0:  # zero states before the first step
-                gates = pre[:, 0].to(cell, copy=True)
+                gates, before = _rows(pre[:, 0]), None
             else:
                 _gather(bufs[:, t], hs[:, t - 1], offsets)
-                flat = torch.baddbmm(pre[:, t].reshape(g_, b * p, four), bufs[:, t].view(g_, b * p, -1), w)
-                gates = flat.view(g_, b, p, four).to(cell)
-            o, f, i, g = _activate(gates, acts[:, t], ch)
-            c = torch.mul(i, g, out=cs[:, t])
-            if t > 0:
-                c.addcmul_(f, cs[:, t - 1])
-            tanh_into(c, out=tcs[:, t])
-            torch.mul(o, tcs[:, t], out=hs[:, t])
+                gates = torch.baddbmm(pre[:, t].reshape(g_, b * p, four), bufs[:, t].view(g_, b * p, -1), w)
+                before = _rows(cs[:, t - 1])
+            parts = (_rows(acts[:, t]), _rows(cs[:, t]), _rows(tcs[:, t]), _rows(hs[:, t]))
+            step_cells(gates, before, 0, b * p if t else 0, 0, *parts)
         ctx.offsets = offsets
-        ctx.pre_dtype, ctx.weight_dtype = pre.dtype, weight.dtype
+        ctx.weight_dtype = weight.dtype
         ctx.save_for_backward(bufs, acts, cs, tcs, w)
         return hs
 
@@ -137,31 +171,36 @@ class LSTMScan(torch.autograd.Function):
     def backward(ctx, dhs: torch.Tensor):
         bufs, acts, cs, tcs, w = ctx.saved_tensors
         g_, steps, b, p, four = acts.shape
-        ch = four // 4
-        dpre = torch.empty_like(acts)
+        _, step_gradients = _cells(acts)
+        dpre = torch.empty(acts.shape, dtype=w.dtype, device=w.device)  # in the pre-activations' dtype
         dh = torch.zeros_like(cs[:, 0])  # gradient reaching h[t] from step t + 1
-        dc = torch.zeros_like(dh)
-        tmp = torch.empty_like(dh)
+        dc = torch.zeros_like(dh)  # ... and c[t]: dc_total f of step t + 1
         wt = w.transpose(1, 2)
         for t in reversed(range(steps)):
             dh.add_(dhs[:, t])
-            f, df = _gate_gradients(dh, dc, acts[:, t], tcs[:, t], dpre[:, t], tmp, ch)
+            before, carried = (_rows(cs[:, t - 1]), _rows(dc)) if t else (None, None)
+            rows = b * p if t else 0
+            step_gradients(
+                _rows(dh),
+                _rows(dc),
+                _rows(acts[:, t]),
+                _rows(tcs[:, t]),
+                before,
+                0,
+                rows,
+                0,
+                _rows(dpre[:, t]),
+                carried,
+            )
             if t > 0:
-                _sigmoid_backward(torch.mul(dc, cs[:, t - 1], out=df), f, grad_input=df)
-            else:
-                df.zero_()
-            dc.mul_(f)
-            dh.zero_()
-            if t > 0:
-                grad = dpre[:, t].to(w.dtype).view(g_, b * p, four)
-                dbuf = torch.bmm(grad, wt).view(g_, b, p, -1)
-                _scatter_add(dh, dbuf.to(dh.dtype), ctx.offsets)
-        dpre_low = dpre.to(ctx.pre_dtype)
+                dh.zero_()
+                dbuf = torch.bmm(dpre[:, t].view(g_, b * p, four), wt).view(g_, b, p, -1)
+                _scatter_add(dh, dbuf, ctx.offsets)
         dweight = None
         if ctx.needs_input_grad[1]:
             rows = bufs.view(g_, steps * b * p, -1).transpose(1, 2)
-            dweight = torch.bmm(rows, dpre_low.view(g_, -1, four)).to(ctx.weight_dtype)
-        return dpre_low, dweight, None
+            dweight = torch.bmm(rows, dpre.view(g_, -1, four)).to(ctx.weight_dtype)
+        return dpre, dweight, None
 
 
 @torch.compiler.disable  # train.compile compiles around it: the loop is already one kernel per step
@@ -222,30 +261,26 @@ class ChunkedLSTMScan(torch.autograd.Function):
         g_, n_all, b, four = pre.shape
         ch, k = four // 4, weight.shape[1] // (four // 4)
         cell = _cell_dtype(pre.dtype)
+        step_cells, _ = _cells(pre)
         w = weight.to(pre.dtype)
         bufs = pre.new_zeros(g_, n_all, b, k * ch)  # neighbours' states (zero where none)
         acts = torch.empty(g_, n_all, b, four, dtype=cell, device=pre.device)
         cs = torch.empty(g_, n_all, b, ch, dtype=cell, device=pre.device)
         tcs, hs = torch.empty_like(cs), torch.empty_like(cs)
+        all_cs = _rows(cs)
         for start, end, taps, carry in plan:
             for tap, lo, hi, src in taps:
                 bufs[:, lo:hi, :, tap * ch : (tap + 1) * ch].copy_(hs[:, src : src + hi - lo])
             if taps:
                 rows = bufs[:, start:end].view(g_, -1, k * ch)
-                flat = torch.baddbmm(pre[:, start:end].reshape(g_, -1, four), rows, w)
-                gates = flat.view(g_, end - start, b, four).to(cell)
+                gates = torch.baddbmm(pre[:, start:end].reshape(g_, -1, four), rows, w)
             else:
-                gates = pre[:, start:end].to(cell, copy=True)
-            o, f, i, g = _activate(gates, acts[:, start:end], ch)
-            c = torch.mul(i, g, out=cs[:, start:end])
-            if carry is not None:
-                lo, hi, src = carry
-                c[:, lo - start : hi - start].addcmul_(
-                    f[:, lo - start : hi - start], cs[:, src : src + hi - lo]
-                )
-            tanh_into(c, out=tcs[:, start:end])
-            torch.mul(o, tcs[:, start:end], out=hs[:, start:end])
-        ctx.plan, ctx.pre_dtype, ctx.weight_dtype = plan, pre.dtype, weight.dtype
+                gates = _rows(pre[:, start:end])
+            lo, hi, src = carry or (start, start, 0)
+            here = slice(start, end)
+            parts = (_rows(acts[:, here]), _rows(cs[:, here]), _rows(tcs[:, here]), _rows(hs[:, here]))
+            step_cells(gates, all_cs if carry else None, (lo - start) * b, (hi - start) * b, src * b, *parts)
+        ctx.plan, ctx.weight_dtype = plan, weight.dtype
         ctx.save_for_backward(bufs, acts, cs, tcs, w)
         return hs
 
@@ -254,39 +289,35 @@ class ChunkedLSTMScan(torch.autograd.Function):
         bufs, acts, cs, tcs, w = ctx.saved_tensors
         g_, n_all, b, four = acts.shape
         ch = four // 4
-        dpre = torch.empty_like(acts)
+        _, step_gradients = _cells(acts)
+        dpre = torch.empty(acts.shape, dtype=w.dtype, device=w.device)  # in the pre-activations' dtype
         dh = torch.empty_like(cs).copy_(dhs)  # gradients into every h, the later steps' added
         dc = torch.zeros_like(cs)  # ... into every c from the step after
-        tmp = cs.new_empty(g_, max(end - start for start, end, _, _ in ctx.plan), b, ch)  # one step's
+        all_cs, all_dc = _rows(cs), _rows(dc)
         wt = w.transpose(1, 2)
         for start, end, taps, carry in reversed(ctx.plan):
             here = slice(start, end)
-            parts = (dh[:, here], dc[:, here], acts[:, here], tcs[:, here], dpre[:, here])
-            f, df = _gate_gradients(*parts, tmp[:, : end - start], ch)
-            if carry is None or carry[1] - carry[0] < end - start:
-                df.zero_()  # no state carried in: no gradient for the forget gate
-            if carry is not None:
-                lo, hi, src = carry
-                mine, theirs = slice(lo - start, hi - start), slice(src, src + hi - lo)
-                _sigmoid_backward(
-                    torch.mul(dc[:, lo:hi], cs[:, theirs], out=df[:, mine]),
-                    f[:, mine],
-                    grad_input=df[:, mine],
-                )
-                dc[:, theirs].addcmul_(dc[:, lo:hi], f[:, mine])
+            lo, hi, src = carry or (start, start, 0)
+            step_gradients(
+                *(_rows(t[:, here]) for t in (dh, dc, acts, tcs)),
+                all_cs if carry else None,
+                (lo - start) * b,
+                (hi - start) * b,
+                src * b,
+                _rows(dpre[:, here]),
+                all_dc if carry else None,
+            )
             if taps:
-                grad = dpre[:, here].to(w.dtype).view(g_, -1, four)
-                dbuf = torch.bmm(grad, wt).view(g_, end - start, b, -1).to(dh.dtype)
+                dbuf = torch.bmm(dpre[:, here].view(g_, -1, four), wt).view(g_, end - start, b, -1)
                 for tap, lo, hi, src in taps:
                     dh[:, src : src + hi - lo].add_(
                         dbuf[:, lo - start : hi - start, :, tap * ch : (tap + 1) * ch]
                     )
-        dpre_low = dpre.to(ctx.pre_dtype)
         dweight = None
         if ctx.needs_input_grad[1]:
             rows = bufs.view(g_, n_all * b, -1).transpose(1, 2)
-            dweight = torch.bmm(rows, dpre_low.view(g_, -1, four)).to(ctx.weight_dtype)
-        return dpre_low, dweight, None
+            dweight = torch.bmm(rows, dpre.view(g_, -1, four)).to(ctx.weight_dtype)
+        return dpre, dweight, None
 
 
 @torch.compiler.disable  # as `lstm_scan`

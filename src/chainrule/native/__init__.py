@@ -1,0 +1,72 @@
+"""chainrule's C++ kernels, compiled on first use for this machine's vector instructions.
+
+Where a loop of small PyTorch operations is the bottleneck (the PixelRNN scans' LSTM cell: a dozen
+elementwise kernels a step, each a pass over strided views), one C++ pass does the same arithmetic.
+The source ships with the package and is built by `torch.utils.cpp_extension` into PyTorch's
+extension cache (`TORCH_EXTENSIONS_DIR`, by default ~/.cache/torch_extensions) the first time it
+is needed, which takes a minute on 2 cores; later processes load the built library. Every kernel
+has a pure-PyTorch twin that is its specification, and the callers fall back to it, with one
+warning, when there is no C++ compiler or ninja, when the build fails, on other devices than the
+CPU, or when the environment says `CHAINRULE_NATIVE=0`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+SOURCES = (Path(__file__).with_name("lstm_cell.cpp"),)
+
+#: torch's vector-instruction level → the macros and flags that build ATen's vector types for it
+_ISA_FLAGS = {
+    "AVX512": ["-DCPU_CAPABILITY_AVX512", "-mavx512f", "-mavx512dq", "-mavx512vl", "-mavx512bw", "-mfma"],
+    "AVX2": ["-DCPU_CAPABILITY_AVX2", "-mavx2", "-mfma", "-mf16c"],
+}
+
+
+def enabled() -> bool:
+    """Whether the native kernels may be used at all (`CHAINRULE_NATIVE=0` turns them off)."""
+    return os.environ.get("CHAINRULE_NATIVE", "1") != "0"
+
+
+@functools.cache
+def _build() -> bool:
+    """Compile (or load the cached build of) the kernels; False, with one warning, if impossible."""
+    isa = torch.backends.cpu.get_cpu_capability()
+    flags = ["-O3", "-fopenmp", *_ISA_FLAGS.get(isa, [])]  # OpenMP: at::parallel_for
+    digest = hashlib.sha1(b"".join(p.read_bytes() for p in SOURCES) + " ".join(flags).encode()).hexdigest()
+    try:
+        from torch.utils import cpp_extension
+
+        cpp_extension.load(
+            name=f"chainrule_native_{isa.lower()}_{digest[:12]}",
+            sources=[str(p) for p in SOURCES],
+            extra_cflags=flags,
+            is_python_module=False,
+            verbose=False,
+        )
+    except Exception as error:  # noqa: BLE001 - any build failure means: use the PyTorch twin
+        warnings.warn(
+            f"chainrule's C++ kernels could not be built ({type(error).__name__}: {error}); "
+            "using the slower pure-PyTorch versions. A C++ compiler and ninja (`pip install ninja`) "
+            "enable them; CHAINRULE_NATIVE=0 silences this.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    return True
+
+
+def available(tensor: torch.Tensor) -> bool:
+    """Whether the native kernels can run on `tensor` (CPU, enabled, built)."""
+    return tensor.device.type == "cpu" and enabled() and _build()
+
+
+def ops():
+    """The registered kernels (`torch.ops.chainrule_native`); call `available` first."""
+    return torch.ops.chainrule_native

@@ -1,0 +1,101 @@
+"""chainrule's C++ kernels (chainrule.native) against their pure-PyTorch twins, which are their
+specification: the LSTM cell's forward and backward step on rows with partial carries, strided
+directions, widths that are not a multiple of the vector length, and every precision."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from chainrule import native
+from chainrule.models.lstm_scan import cell_backward, cell_forward
+
+needs_native = pytest.mark.skipif(
+    not native.enabled() or shutil.which("c++") is None or shutil.which("ninja") is None,
+    reason="no C++ compiler or ninja here, or CHAINRULE_NATIVE=0: the PyTorch twins run instead",
+)
+
+
+@needs_native
+def test_the_native_kernels_build_where_a_compiler_is() -> None:
+    assert native.available(torch.zeros(1))
+    assert not native.available(torch.zeros(1, device="meta"))
+
+
+def _inputs(dtype: torch.dtype, cell: torch.dtype, ch: int, rows: int = 37, seed: int = 0):
+    """Pre-activations of 2 directions as a strided slice (the scans' (G, steps, ...) buffers)."""
+    gen = torch.Generator().manual_seed(seed)
+    big = (torch.randn(2, 3, rows, 4 * ch, generator=gen, dtype=torch.float64) * 3).to(dtype)
+    c_prev = torch.randn(2, rows + 5, ch, generator=gen, dtype=torch.float64).to(cell)
+    return big[:, 1], c_prev  # G strided, each group's rows contiguous
+
+
+def _outputs(rows: int, ch: int, cell: torch.dtype) -> list[torch.Tensor]:
+    return [torch.full((2, rows, w), float("nan"), dtype=cell) for w in (4 * ch, ch, ch, ch)]
+
+
+CASES = [  # (pre-activation dtype, cell dtype, tolerance)
+    (torch.float64, torch.float64, 1e-13),
+    (torch.float32, torch.float32, 2e-6),
+    (torch.bfloat16, torch.float32, 2e-6),
+]
+
+
+@needs_native
+@pytest.mark.parametrize(("dtype", "cell", "tol"), CASES)
+@pytest.mark.parametrize("ch", [2, 16, 20])
+@pytest.mark.parametrize("carry", [None, (0, 37, 5), (3, 30, 0)])
+def test_native_cell_forward_is_its_twin(dtype, cell, tol, ch: int, carry) -> None:
+    gates, c_prev = _inputs(dtype, cell, ch)
+    lo, hi, src = carry or (0, 0, 0)
+    before = c_prev if carry else None
+    ours, theirs = _outputs(37, ch, cell), _outputs(37, ch, cell)
+    native.ops().lstm_cell_forward(gates, before, lo, hi, src, *ours)
+    cell_forward(gates, before, lo, hi, src, *theirs)
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.allclose(a, b, rtol=0, atol=tol)
+
+
+@needs_native
+@pytest.mark.parametrize(("dtype", "cell", "tol"), CASES)
+@pytest.mark.parametrize("ch", [2, 20])
+@pytest.mark.parametrize("carry", [None, (0, 37, 5), (3, 30, 0)])
+@pytest.mark.parametrize("in_place", [False, True])
+def test_native_cell_backward_is_its_twin(dtype, cell, tol, ch: int, carry, in_place: bool) -> None:
+    """The gradients into the pre-activations (in their own dtype) and into the carried state;
+    `in_place`: the carried state's gradient written over dc itself, as the Row LSTM's scan does."""
+    gates, c_prev = _inputs(dtype, cell, ch, seed=1)
+    lo, hi, src = carry or (0, 0, 0)
+    if in_place:
+        c_prev = c_prev[:, :37].contiguous()
+        lo, hi, src = (0, 37, 0) if carry else (0, 0, 0)
+    before = c_prev if carry else None
+    act, c, tc, h = _outputs(37, ch, cell)
+    cell_forward(gates, before, lo, hi, src, act, c, tc, h)
+    gen = torch.Generator().manual_seed(2)
+    dh, dc = (torch.randn(2, 37, ch, generator=gen, dtype=torch.float64).to(cell) for _ in range(2))
+    results = []
+    for step in (native.ops().lstm_cell_backward, cell_backward):
+        dpre = torch.full((2, 37, 4 * ch), float("nan"), dtype=dtype)
+        dc_here = dc.clone()
+        carried = (dc_here if in_place else torch.zeros_like(c_prev)) if carry else None
+        step(dh, dc_here, act, tc, before, lo, hi, src, dpre, carried)
+        results.append((dpre.to(cell), carried))
+    (ours, ours_carried), (theirs, theirs_carried) = results
+    assert torch.allclose(
+        ours, theirs, rtol=0, atol=tol if dtype != torch.bfloat16 else 0.02 * theirs.abs().max()
+    )
+    if carry:
+        assert torch.allclose(
+            ours_carried[:, src : src + hi - lo], theirs_carried[:, src : src + hi - lo], rtol=0, atol=tol
+        )
+
+
+@needs_native
+def test_native_cell_names_bad_shapes() -> None:
+    gates = torch.zeros(1, 4, 8)
+    parts = [torch.zeros(1, 4, 8), torch.zeros(1, 4, 2), torch.zeros(1, 4, 2), torch.zeros(1, 3, 2)]
+    with pytest.raises(RuntimeError, match="state must be"):
+        native.ops().lstm_cell_forward(gates, None, 0, 0, 0, *parts)
