@@ -145,7 +145,9 @@ class PermutedRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, src: torch.Tensor, walks: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(steps)
-        return src[walks]
+        # gathered from a contiguous copy: whole rows, where a strided view is read element by
+        # element (1.01-1.05x training steps, in-process A/B, b64, 2 threads, 2026-12-07)
+        return src.contiguous().index_select(0, walks.flatten()).view(*walks.shape, *src.shape[1:])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
