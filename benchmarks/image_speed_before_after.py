@@ -1,7 +1,8 @@
 """Image models' training throughput before and after a change, measured in one run.
 
     python -m benchmarks.image_speed_before_after --before f6e6046 [--side-by-side]
-        # -> "before_after" in benchmarks/results/image_speed.json
+        # -> "before_after" in benchmarks/results/image_speed.json (the comparison it replaces
+        #    moves to "earlier_before_afters", newest first)
 
 "Before" is chainrule at git revision `--before` (checked out into a temporary worktree), "after"
 the working tree. Each version runs in its own worker process (one chainrule per process), with
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS = ("gated-pixelcnn", "row-lstm", "diagonal-bilstm")
 DEFAULT_ROUNDS = 2
 DEFAULT_MODES = ("eager",)
+KEPT = 3  # earlier comparisons kept in the results file (and shown in the README)
 
 
 def worker(
@@ -217,6 +219,10 @@ def main() -> None:
     from benchmarks.common import read_result, write_result
 
     result = read_result("image_speed") or {}
+    if "before_after" in result:  # the comparisons of earlier changes stay, newest first
+        result["earlier_before_afters"] = [result["before_after"], *result.get("earlier_before_afters", [])][
+            :KEPT
+        ]
     result["before_after"] = compare(
         args.before, args.models, args.rounds, args.batch, args.note, args.side_by_side, tuple(args.modes)
     )

@@ -104,6 +104,8 @@ def image_speed_table() -> str:
     )
     if "before_after" in r:
         rows += ["", *before_after_lines(r["before_after"])]
+    for earlier in r.get("earlier_before_afters", []):
+        rows += ["", *before_after_lines(earlier, "an earlier change")]
     return "\n".join(rows)
 
 
@@ -117,10 +119,10 @@ def how_compared(ba: dict) -> str:
     return f"best of {ba['rounds']} alternating rounds"
 
 
-def before_after_lines(ba: dict) -> list[str]:
+def before_after_lines(ba: dict, which: str = "the last change") -> list[str]:
     """The training-throughput table of benchmarks.image_speed_before_after."""
     lines = [
-        f"Training before and after the last change ({ba['before']} → {ba['after']}), measured in one"
+        f"Training before and after {which} ({ba['before']} → {ba['after']}), measured in one"
         f" run ({ba['machine']['date'][:10]}, {ba['machine']['cpu']}, {how_compared(ba)}):",
         "",
         "| model, precision | images/s before | after | speed-up | of matmul peak before | after |"
