@@ -99,3 +99,21 @@ def test_native_cell_names_bad_shapes() -> None:
     parts = [torch.zeros(1, 4, 8), torch.zeros(1, 4, 2), torch.zeros(1, 4, 2), torch.zeros(1, 3, 2)]
     with pytest.raises(RuntimeError, match="state must be"):
         native.ops().lstm_cell_forward(gates, None, 0, 0, 0, *parts)
+
+
+def test_a_failed_build_warns_and_the_pytorch_twins_run(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """No compiler, or source that does not build: one warning, then the scans run their twins."""
+    from chainrule.models.lstm_scan import lstm_scan
+
+    broken = tmp_path / "broken.cpp"
+    broken.write_text("this is not C++\n")
+    monkeypatch.setattr(native, "SOURCES", (broken,))
+    monkeypatch.setenv("CHAINRULE_NATIVE", "1")
+    native._build.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="could not be built"):
+            assert not native.available(torch.zeros(1))
+        pre = torch.randn(1, 3, 2, 4, 8, dtype=torch.double)
+        assert lstm_scan(pre, torch.zeros(1, 6, 8, dtype=torch.double), (-1, 0, 1)).shape == (1, 3, 2, 4, 2)
+    finally:
+        native._build.cache_clear()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -40,11 +41,15 @@ def _build() -> bool:
     isa = torch.backends.cpu.get_cpu_capability()
     flags = ["-O3", "-fopenmp", *_ISA_FLAGS.get(isa, [])]  # OpenMP: at::parallel_for
     digest = hashlib.sha1(b"".join(p.read_bytes() for p in SOURCES) + " ".join(flags).encode()).hexdigest()
+    name = f"chainrule_native_{isa.lower()}_{digest[:12]}"
     try:
         from torch.utils import cpp_extension
 
+        built = Path(cpp_extension._get_build_directory(name, verbose=False)) / f"{name}.so"
+        if not built.exists():  # say why the first PixelRNN step takes a while
+            print("chainrule: building its C++ kernels for this machine (once, 15-25 s) ...", file=sys.stderr)
         cpp_extension.load(
-            name=f"chainrule_native_{isa.lower()}_{digest[:12]}",
+            name=name,
             sources=[str(p) for p in SOURCES],
             extra_cflags=flags,
             is_python_module=False,
