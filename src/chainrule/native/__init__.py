@@ -7,16 +7,20 @@ extension cache (`TORCH_EXTENSIONS_DIR`, by default ~/.cache/torch_extensions) t
 is needed, which takes a minute on 2 cores; later processes load the built library. Every kernel
 has a pure-PyTorch twin that is its specification, and the callers fall back to it, with one
 warning, when there is no C++ compiler or ninja, when the build fails, on other devices than the
-CPU, or when the environment says `CHAINRULE_NATIVE=0`.
+CPU, or when the environment says `CHAINRULE_NATIVE=0`. ninja comes with chainrule (the `ninja`
+package); the compiler is the one `torch.compile` uses on a CPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
+import shutil
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -48,13 +52,14 @@ def _build() -> bool:
         built = Path(cpp_extension._get_build_directory(name, verbose=False)) / f"{name}.so"
         if not built.exists():  # say why the first PixelRNN step takes a while
             print("chainrule: building its C++ kernels for this machine (once, 15-25 s) ...", file=sys.stderr)
-        cpp_extension.load(
-            name=name,
-            sources=[str(p) for p in SOURCES],
-            extra_cflags=flags,
-            is_python_module=False,
-            verbose=False,
-        )
+        with _ninja_on_path():
+            cpp_extension.load(
+                name=name,
+                sources=[str(p) for p in SOURCES],
+                extra_cflags=flags,
+                is_python_module=False,
+                verbose=False,
+            )
     except Exception as error:  # noqa: BLE001 - any build failure means: use the PyTorch twin
         warnings.warn(
             f"chainrule's C++ kernels could not be built ({type(error).__name__}: {error}); "
@@ -65,6 +70,22 @@ def _build() -> bool:
         )
         return False
     return True
+
+
+@contextlib.contextmanager
+def _ninja_on_path() -> Iterator[None]:
+    """PATH with the `ninja` Python package's binary on it while building, if no ninja is on PATH
+    (a virtual environment that is not activated: torch looks for `ninja` on PATH)."""
+    saved = os.environ.get("PATH", "")
+    try:
+        if shutil.which("ninja") is None:
+            with contextlib.suppress(ImportError):
+                import ninja
+
+                os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + saved
+        yield
+    finally:
+        os.environ["PATH"] = saved
 
 
 def available(tensor: torch.Tensor) -> bool:
