@@ -117,3 +117,58 @@ def test_a_failed_build_warns_and_the_pytorch_twins_run(monkeypatch: pytest.Monk
         assert lstm_scan(pre, torch.zeros(1, 6, 8, dtype=torch.double), (-1, 0, 1)).shape == (1, 3, 2, 4, 2)
     finally:
         native._build.cache_clear()
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_chunked_scan_gives_the_same_on_two_threads(dtype: torch.dtype) -> None:
+    """With two threads each direction's loop runs on a thread of its own: the same numbers as on
+    one thread, forward and backward."""
+    from chainrule.models.diagonal_bilstm import diagonal_chunks
+    from chainrule.models.lstm_scan import chunked_lstm_scan
+
+    gen = torch.Generator().manual_seed(5)
+    chunks = diagonal_chunks(5, 6)
+    pre = torch.randn(2, 30, 3, 4 * 20, generator=gen).to(dtype).requires_grad_()
+    weight = (torch.randn(2, 2 * 20, 4 * 20, generator=gen) * 0.3).requires_grad_()
+    upstream = torch.randn(2, 30, 3, 20, generator=gen)
+    results, threads = [], torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            h = chunked_lstm_scan(pre, weight, chunks, (-1, 0))
+            results.append((h, *torch.autograd.grad((h * upstream).sum(), (pre, weight))))
+    finally:
+        torch.set_num_threads(threads)
+    (h1, dpre1, dw1), (h2, dpre2, dw2) = results
+    assert torch.equal(h1, h2)
+    assert torch.equal(dpre1, dpre2)
+    assert torch.allclose(dw1, dw2, rtol=1e-5, atol=1e-5)  # one matmul after the loops, split by threads
+
+
+@needs_native
+def test_two_threads_count_the_same_flops_and_work_in_inference_mode() -> None:
+    """The directions' threads are used only where nothing watches the calling thread's
+    operations: torch.utils.flop_counter counts the same FLOPs on one thread and two, and a
+    scan under inference mode (the worker threads take the caller's state) runs on two."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from chainrule.models.diagonal_bilstm import diagonal_chunks
+    from chainrule.models.lstm_scan import chunked_lstm_scan
+
+    chunks = diagonal_chunks(4, 5)
+    pre = torch.randn(2, 20, 3, 16).requires_grad_()
+    weight = torch.randn(2, 8, 16).requires_grad_()
+    counts, threads = [], torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with FlopCounterMode(display=False) as counter:
+                chunked_lstm_scan(pre, weight, chunks, (-1, 0)).sum().backward()
+            counts.append(counter.get_total_flops())
+        with torch.inference_mode():
+            inferred = chunked_lstm_scan(pre, weight, chunks, (-1, 0))
+    finally:
+        torch.set_num_threads(threads)
+    assert counts[0] == counts[1] > 0
+    assert torch.equal(inferred, chunked_lstm_scan(pre, weight, chunks, (-1, 0)).detach())

@@ -47,6 +47,7 @@ import functools
 from collections.abc import Callable, Sequence
 
 import torch
+from torch.utils._python_dispatch import _len_torch_dispatch_stack
 
 from chainrule import native
 from chainrule.fast_tanh import tanh_into
@@ -358,13 +359,16 @@ class ChunkedLSTMScan(torch.autograd.Function):
     positions, step t the consecutive positions of `chunk_plan`'s step t, each a contiguous
     (n_t B, ·) block, so every step is one matmul of just its own positions. The loops run in C++
     where `chainrule.native` does (Diagonal BiLSTM training step, bf16, batch 64, 2 threads:
-    1.09-1.12x against the Python loop with the same C++ cell, in-process A/B, 2026-12-07)."""
+    1.09-1.12x against the Python loop with the same C++ cell, in-process A/B, 2026-12-07), with
+    each direction on a thread of its own where that is safe (`_threads_may_split`)."""
 
     @staticmethod
     def forward(ctx, pre: torch.Tensor, weight: torch.Tensor, plan: tuple[int, ...]) -> torch.Tensor:
         w = weight.to(pre.dtype)
-        loop = native.ops().chunked_lstm_forward if native.available(pre) else chunked_forward
-        hs, bufs, acts, cs, tcs = loop(pre, w, plan)
+        if native.available(pre):
+            hs, bufs, acts, cs, tcs = native.ops().chunked_lstm_forward(pre, w, plan, _threads_may_split())
+        else:
+            hs, bufs, acts, cs, tcs = chunked_forward(pre, w, plan)
         ctx.plan, ctx.weight_dtype = plan, weight.dtype
         ctx.save_for_backward(bufs, acts, cs, tcs, w)
         return hs
@@ -373,13 +377,24 @@ class ChunkedLSTMScan(torch.autograd.Function):
     def backward(ctx, dhs: torch.Tensor):
         bufs, acts, cs, tcs, w = ctx.saved_tensors
         g_, n_all, b, four = acts.shape
-        loop = native.ops().chunked_lstm_backward if native.available(acts) else chunked_backward
-        dpre = loop(dhs.contiguous(), acts, cs, tcs, w, ctx.plan)
+        if native.available(acts):
+            dpre = native.ops().chunked_lstm_backward(
+                dhs.contiguous(), acts, cs, tcs, w, ctx.plan, _threads_may_split()
+            )
+        else:
+            dpre = chunked_backward(dhs.contiguous(), acts, cs, tcs, w, ctx.plan)
         dweight = None
         if ctx.needs_input_grad[1]:
             rows = bufs.view(g_, n_all * b, -1).transpose(1, 2)
             dweight = torch.bmm(rows, dpre.view(g_, -1, four)).to(ctx.weight_dtype)
         return dpre, dweight, None
+
+
+def _threads_may_split() -> bool:
+    """Whether the native loops may run each direction on a thread of its own: not while a Python
+    dispatch mode (torch.utils.flop_counter, ...) or the profiler is on, which see only the
+    operations of the calling thread."""
+    return _len_torch_dispatch_stack() == 0 and not torch._C._autograd._profiler_enabled()
 
 
 @torch.compiler.disable  # as `lstm_scan`
