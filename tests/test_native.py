@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from chainrule import native
-from chainrule.models.lstm_scan import cell_backward, cell_forward
+from chainrule.models.lstm_cell_step import cell_backward, cell_forward
 
 needs_native = pytest.mark.skipif(
     not native.enabled() or shutil.which("c++") is None,

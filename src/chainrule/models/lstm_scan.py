@@ -29,7 +29,7 @@ recurrence under bf16 autocast (no casts of gates and gradients) was 4 % slower.
 
 Each step's cell (σ of three gates, two tanh, the state update; backward the gates' gradients and
 the carried state's) runs as one C++ pass over the step's positions (`chainrule.native`, the
-operators `lstm_cell_forward` and `lstm_cell_backward`; `cell_forward` and `cell_backward` below
+operators `lstm_cell_forward` and `lstm_cell_backward`; `lstm_cell_step.cell_forward` and `cell_backward`
 are their specification and fallback): where the PyTorch twin makes a dozen passes over strided
 views of the step's arrays, the C++ loop reads each position's pre-activations once and writes
 the pre-activation gradient in its own dtype (the twin converts the whole gradient again at the
@@ -44,17 +44,13 @@ version within rounding (tests/test_lstm_scan.py checks both scans against it in
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch.utils._python_dispatch import _len_torch_dispatch_stack
 
 from chainrule import native
-from chainrule.fast_tanh import tanh_into
-
-
-def _cell_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+from chainrule.models.lstm_cell_step import as_rows, cell_dtype, cells
 
 
 def _gather(buf: torch.Tensor, h: torch.Tensor, offsets: tuple[int, ...]) -> None:
@@ -84,69 +80,6 @@ def _scatter_add(dh: torch.Tensor, dbuf: torch.Tensor, offsets: tuple[int, ...])
             dh[..., : size + o, :].add_(block[..., -o:, :])
 
 
-_sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input  # dy σ (1 - σ), into grad_input
-_tanh_backward = torch.ops.aten.tanh_backward.grad_input  # dy (1 - y²), into grad_input
-
-
-def cell_forward(gates, c_prev, lo: int, hi: int, src: int, act, c, tc, h) -> None:
-    """One step's LSTM cells over rows (G, R, ·) of pre-activations `gates` [o, f, i, g] (any
-    float dtype): writes act = [σ(o), σ(f), σ(i), tanh(g)], c = i tanh(g) + f c_prev (rows lo..hi
-    carry c_prev[:, src + r - lo]; the others start from a zero state), tc = tanh(c) and
-    h = σ(o) tanh(c), all in the cell's precision. tanh is 2 σ(2x) - 1, so one sigmoid runs over
-    whole rows. The specification of (and fallback for) native `lstm_cell_forward`."""
-    ch = c.shape[-1]
-    act.copy_(gates)
-    act[..., 3 * ch :].mul_(2)
-    act.sigmoid_()
-    act[..., 3 * ch :].mul_(2).sub_(1)
-    o, f, i, g = act.split(ch, -1)
-    torch.mul(i, g, out=c)
-    if c_prev is not None and hi > lo:
-        c[:, lo:hi].addcmul_(f[:, lo:hi], c_prev[:, src : src + hi - lo])
-    tanh_into(c, out=tc)
-    torch.mul(o, tc, out=h)
-
-
-def cell_backward(dh, dc, act, tc, c_prev, lo: int, hi: int, src: int, dpre, dc_prev) -> None:
-    """Adjoint of `cell_forward` for one step, from dh (into h) and dc (into c from the step after):
-    writes the pre-activations' gradient into `dpre` (any float dtype; the forget gate's is zero on
-    rows that carry nothing) and, for carried rows, dc_prev[:, src + r - lo] = dc_total f, the
-    gradient into the state carried in (`dc_prev` may be `dc` itself). Each gate's gradient is a
-    product and aten's fused sigmoid or tanh backward."""
-    ch = tc.shape[-1]
-    o, f, i, g = act.split(ch, -1)
-    grad = dpre if dpre.dtype == act.dtype else torch.empty_like(act)
-    do, df, di, dg = grad.split(ch, -1)
-    dcell = torch.mul(dh, o)
-    _tanh_backward(dcell, tc, grad_input=dcell)
-    dcell.add_(dc)
-    _sigmoid_backward(torch.mul(dh, tc, out=do), o, grad_input=do)
-    _sigmoid_backward(torch.mul(dcell, g, out=di), i, grad_input=di)
-    _tanh_backward(torch.mul(dcell, i, out=dg), g, grad_input=dg)
-    df.zero_()
-    if c_prev is not None and hi > lo:
-        mine, theirs = slice(lo, hi), slice(src, src + hi - lo)
-        _sigmoid_backward(
-            torch.mul(dcell[:, mine], c_prev[:, theirs], out=df[:, mine]), f[:, mine], grad_input=df[:, mine]
-        )
-        if dc_prev is not None:
-            torch.mul(dcell[:, mine], f[:, mine], out=dc_prev[:, theirs])
-    if grad is not dpre:
-        dpre.copy_(grad)
-
-
-def _cells(like: torch.Tensor) -> tuple[Callable[..., None], Callable[..., None]]:
-    """The cell's forward and backward step: the native C++ pass where it runs, else the above."""
-    if native.available(like):
-        return native.ops().lstm_cell_forward, native.ops().lstm_cell_backward
-    return cell_forward, cell_backward
-
-
-def _rows(t: torch.Tensor) -> torch.Tensor:
-    """(G, ..., X) → (G, R, X): every position of each recurrence a row (a view)."""
-    return t.flatten(1, -2)
-
-
 class LSTMScan(torch.autograd.Function):
     """h (G, T, B, P, ch) from pre (G, T, B, P, 4 ch) and weight (G, K ch, 4 ch): G independent
     recurrences (directions), T steps, B × P positions per step, K neighbour taps at `offsets`."""
@@ -155,8 +88,8 @@ class LSTMScan(torch.autograd.Function):
     def forward(ctx, pre: torch.Tensor, weight: torch.Tensor, offsets: tuple[int, ...]) -> torch.Tensor:
         g_, steps, b, p, four = pre.shape
         ch, k = four // 4, len(offsets)
-        cell = _cell_dtype(pre.dtype)
-        step_cells, _ = _cells(pre)
+        cell = cell_dtype(pre.dtype)
+        step_cells, _ = cells(pre)
         w = weight.to(pre.dtype)
         bufs = pre.new_zeros(g_, steps, b, p, k * ch)  # neighbours' states, the matmuls' input
         acts = torch.empty(g_, steps, b, p, four, dtype=cell, device=pre.device)  # σ(o f i), tanh g
@@ -165,12 +98,12 @@ class LSTMScan(torch.autograd.Function):
         hs = torch.empty_like(cs)
         for t in range(steps):
             if t == 0:  # zero states before the first step
-                gates, before = _rows(pre[:, 0]), None
+                gates, before = as_rows(pre[:, 0]), None
             else:
                 _gather(bufs[:, t], hs[:, t - 1], offsets)
                 gates = torch.baddbmm(pre[:, t].reshape(g_, b * p, four), bufs[:, t].view(g_, b * p, -1), w)
-                before = _rows(cs[:, t - 1])
-            parts = (_rows(acts[:, t]), _rows(cs[:, t]), _rows(tcs[:, t]), _rows(hs[:, t]))
+                before = as_rows(cs[:, t - 1])
+            parts = (as_rows(acts[:, t]), as_rows(cs[:, t]), as_rows(tcs[:, t]), as_rows(hs[:, t]))
             step_cells(gates, before, 0, b * p if t else 0, 0, *parts)
         ctx.offsets = offsets
         ctx.weight_dtype = weight.dtype
@@ -181,25 +114,25 @@ class LSTMScan(torch.autograd.Function):
     def backward(ctx, dhs: torch.Tensor):
         bufs, acts, cs, tcs, w = ctx.saved_tensors
         g_, steps, b, p, four = acts.shape
-        _, step_gradients = _cells(acts)
+        _, step_gradients = cells(acts)
         dpre = torch.empty(acts.shape, dtype=w.dtype, device=w.device)  # in the pre-activations' dtype
         dh = torch.zeros_like(cs[:, 0])  # gradient reaching h[t] from step t + 1
         dc = torch.zeros_like(dh)  # ... and c[t]: dc_total f of step t + 1
         wt = w.transpose(1, 2)
         for t in reversed(range(steps)):
             dh.add_(dhs[:, t])
-            before, carried = (_rows(cs[:, t - 1]), _rows(dc)) if t else (None, None)
+            before, carried = (as_rows(cs[:, t - 1]), as_rows(dc)) if t else (None, None)
             rows = b * p if t else 0
             step_gradients(
-                _rows(dh),
-                _rows(dc),
-                _rows(acts[:, t]),
-                _rows(tcs[:, t]),
+                as_rows(dh),
+                as_rows(dc),
+                as_rows(acts[:, t]),
+                as_rows(tcs[:, t]),
                 before,
                 0,
                 rows,
                 0,
-                _rows(dpre[:, t]),
+                as_rows(dpre[:, t]),
                 carried,
             )
             if t > 0:
@@ -268,13 +201,13 @@ def chunked_forward(pre: torch.Tensor, w: torch.Tensor, plan: Sequence[int]) -> 
     native `chunked_lstm_forward`, which runs the same loop without Python's per-step cost."""
     g_, n_all, b, four = pre.shape
     ch, k = four // 4, w.shape[1] // (four // 4)
-    cell = _cell_dtype(pre.dtype)
-    step_cells, _ = _cells(pre)
+    cell = cell_dtype(pre.dtype)
+    step_cells, _ = cells(pre)
     bufs = pre.new_zeros(g_, n_all, b, k * ch)
     acts = torch.empty(g_, n_all, b, four, dtype=cell, device=pre.device)
     cs = torch.empty(g_, n_all, b, ch, dtype=cell, device=pre.device)
     tcs, hs = torch.empty_like(cs), torch.empty_like(cs)
-    all_cs = _rows(cs)
+    all_cs = as_rows(cs)
     for start, end, taps, carry in unflat_plan(tuple(plan)):
         for tap, lo, hi, src in taps:
             bufs[:, lo:hi, :, tap * ch : (tap + 1) * ch].copy_(hs[:, src : src + hi - lo])
@@ -282,10 +215,10 @@ def chunked_forward(pre: torch.Tensor, w: torch.Tensor, plan: Sequence[int]) -> 
             rows = bufs[:, start:end].view(g_, -1, k * ch)
             gates = torch.baddbmm(pre[:, start:end].reshape(g_, -1, four), rows, w)
         else:
-            gates = _rows(pre[:, start:end])
+            gates = as_rows(pre[:, start:end])
         lo, hi, src = carry or (start, start, 0)
         here = slice(start, end)
-        parts = (_rows(acts[:, here]), _rows(cs[:, here]), _rows(tcs[:, here]), _rows(hs[:, here]))
+        parts = (as_rows(acts[:, here]), as_rows(cs[:, here]), as_rows(tcs[:, here]), as_rows(hs[:, here]))
         step_cells(gates, all_cs if carry else None, (lo - start) * b, (hi - start) * b, src * b, *parts)
     return [hs, bufs, acts, cs, tcs]
 
@@ -295,22 +228,22 @@ def chunked_backward(dhs, acts, cs, tcs, w: torch.Tensor, plan: Sequence[int]) -
     specification of (and fallback for) native `chunked_lstm_backward`."""
     g_, n_all, b, four = acts.shape
     ch = four // 4
-    _, step_gradients = _cells(acts)
+    _, step_gradients = cells(acts)
     dpre = torch.empty(acts.shape, dtype=w.dtype, device=w.device)
     dh = torch.empty_like(cs).copy_(dhs)  # gradients into every h, the later steps' added
     dc = torch.zeros_like(cs)  # ... into every c from the step after
-    all_cs, all_dc = _rows(cs), _rows(dc)
+    all_cs, all_dc = as_rows(cs), as_rows(dc)
     wt = w.transpose(1, 2)
     for start, end, taps, carry in reversed(unflat_plan(tuple(plan))):
         here = slice(start, end)
         lo, hi, src = carry or (start, start, 0)
         step_gradients(
-            *(_rows(t[:, here]) for t in (dh, dc, acts, tcs)),
+            *(as_rows(t[:, here]) for t in (dh, dc, acts, tcs)),
             all_cs if carry else None,
             (lo - start) * b,
             (hi - start) * b,
             src * b,
-            _rows(dpre[:, here]),
+            as_rows(dpre[:, here]),
             all_dc if carry else None,
         )
         if taps:
