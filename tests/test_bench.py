@@ -209,12 +209,14 @@ def test_time_to_quality_quick_writes_curves_and_times(tmp_path) -> None:
 
 
 def test_parallel_speedup_measures_the_threads_against_one() -> None:
-    """The machine-state probe of multi-thread rows gives a plausible speed-up of the threads."""
+    """The machine-state probe of multi-thread rows gives a plausible speed-up of the threads: a
+    positive ratio below the thread count's twice. Not above a floor: beside another test worker on
+    2 cores, two threads can run at a tenth of one (0.19 seen under pytest-xdist, 2026-12-07)."""
     from benchmarks.autoregressive_speed import parallel_speedup
 
     before = torch.get_num_threads()
     try:
-        assert 0.2 < parallel_speedup(2, reps=3) < 4
+        assert 0 < parallel_speedup(2, reps=3) < 4
     finally:
         torch.set_num_threads(before)
 
