@@ -172,3 +172,52 @@ def test_two_threads_count_the_same_flops_and_work_in_inference_mode() -> None:
         torch.set_num_threads(threads)
     assert counts[0] == counts[1] > 0
     assert torch.equal(inferred, chunked_lstm_scan(pre, weight, chunks, (-1, 0)).detach())
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_nan_pre_activation_gives_nan_states_as_the_twin_does(dtype: torch.dtype) -> None:
+    """The fast exp clamps its input; NaN must still come out NaN (training skips non-finite losses)."""
+    gates, c_prev = _inputs(dtype, torch.float32, 20)
+    gates[0, 3, 5] = float("nan")  # the o gate of unit 5, row 3
+    gates[1, 7, 3 * 20 + 2] = float("nan")  # the g gate of unit 2, row 7
+    ours, theirs = _outputs(37, 20, torch.float32), _outputs(37, 20, torch.float32)
+    native.ops().lstm_cell_forward(gates, c_prev, 0, 37, 5, *ours)
+    cell_forward(gates, c_prev, 0, 37, 5, *theirs)
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a.isnan(), b.isnan())
+    assert ours[3][0, 3, 5].isnan() and ours[3][1, 7, 2].isnan()
+
+
+@needs_native
+def test_a_carried_state_of_the_wrong_shape_is_refused() -> None:
+    gates = torch.zeros(2, 4, 8)
+    parts = [torch.zeros(2, 4, 8), torch.zeros(2, 4, 2), torch.zeros(2, 4, 2), torch.zeros(2, 4, 2)]
+    for bad in (torch.zeros(1, 4, 2), torch.zeros(2, 4, 2).expand(2, 4, 2)[:, :, :1].expand(2, 4, 2)):
+        with pytest.raises(RuntimeError, match="c_prev"):
+            native.ops().lstm_cell_forward(gates, bad, 0, 4, 0, *parts)
+    with pytest.raises(RuntimeError, match="scan plan"):
+        native.ops().chunked_lstm_forward(torch.zeros(2, 3, 1, 8), torch.zeros(2, 4, 8), [0, 9, 0], False)
+
+
+def test_a_lock_left_by_a_killed_build_is_removed(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """torch waits forever for a build lock; one older than any build is a killed build's."""
+    import os
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setenv("CHAINRULE_NATIVE", "1")
+    broken = tmp_path / "broken.cpp"
+    broken.write_text("this is not C++\n")
+    monkeypatch.setattr(native, "SOURCES", (broken,))
+    native._build.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning):
+            native.available(torch.zeros(1))  # creates the build directory
+        (lock,) = [d / "lock" for d in tmp_path.iterdir() if d.is_dir()]
+        lock.write_text("")
+        os.utime(lock, (0, 0))
+        native._build.cache_clear()
+        with pytest.warns(RuntimeWarning, match="could not be built"):  # it fails, but does not hang
+            assert not native.available(torch.zeros(1))
+    finally:
+        native._build.cache_clear()

@@ -111,6 +111,7 @@ class LSTMScan(torch.autograd.Function):
         return hs
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # no graph of the backward (as the C++ loops)
     def backward(ctx, dhs: torch.Tensor):
         bufs, acts, cs, tcs, w = ctx.saved_tensors
         g_, steps, b, p, four = acts.shape
@@ -307,6 +308,7 @@ class ChunkedLSTMScan(torch.autograd.Function):
         return hs
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # no graph of the backward (as the C++ loops)
     def backward(ctx, dhs: torch.Tensor):
         bufs, acts, cs, tcs, w = ctx.saved_tensors
         g_, n_all, b, four = acts.shape

@@ -17,8 +17,10 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
 import shutil
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,18 +41,27 @@ def enabled() -> bool:
     return os.environ.get("CHAINRULE_NATIVE", "1") != "0"
 
 
+#: a build lock older than this was left by a killed build (one takes well under a minute), where
+#: torch would wait for it forever
+STALE_LOCK_SECONDS = 600
+
+
 @functools.cache
 def _build() -> bool:
     """Compile (or load the cached build of) the kernels; False, with one warning, if impossible."""
-    isa = torch.backends.cpu.get_cpu_capability()
-    flags = ["-O3", "-fopenmp", *_ISA_FLAGS.get(isa, [])]  # OpenMP: at::parallel_for
-    digest = hashlib.sha1(b"".join(p.read_bytes() for p in SOURCES) + " ".join(flags).encode()).hexdigest()
-    name = f"chainrule_native_{isa.lower()}_{digest[:12]}"
     try:
+        isa = torch.backends.cpu.get_cpu_capability()
+        flags = ["-O3", "-fopenmp", *_ISA_FLAGS.get(isa, [])]  # OpenMP: at::parallel_for
+        key = b"".join(p.read_bytes() for p in SOURCES) + " ".join([*flags, torch.__version__]).encode()
+        tag = re.sub(r"\W", "_", isa).lower()  # "NO AVX" -> no_avx: the name is a C identifier
+        name = f"chainrule_native_{tag}_{hashlib.sha1(key).hexdigest()[:12]}"
         from torch.utils import cpp_extension
 
-        built = Path(cpp_extension._get_build_directory(name, verbose=False)) / f"{name}.so"
-        if not built.exists():  # say why the first PixelRNN step takes a while
+        build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+        lock = build_dir / "lock"
+        if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+            lock.unlink(missing_ok=True)
+        if not (build_dir / f"{name}.so").exists():  # say why the first PixelRNN step takes a while
             print("chainrule: building its C++ kernels for this machine (once, 15-25 s) ...", file=sys.stderr)
         with _ninja_on_path():
             cpp_extension.load(

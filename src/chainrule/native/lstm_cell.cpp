@@ -25,9 +25,12 @@ namespace {
 template <typename T>
 using Vec = at::vec::Vectorized<T>;
 
+// exp_u20 (ATen's inline exp, as its softmax uses) clamps its input first, which turns NaN into a
+// large number: NaN is put back, so that a NaN pre-activation gives NaN states (and a non-finite
+// loss that training skips) as torch.sigmoid does
 template <typename T>
 inline Vec<T> sigmoid(const Vec<T>& x) {
-  return (Vec<T>(T(1)) + x.neg().exp_u20()).reciprocal();
+  return Vec<T>::blendv((Vec<T>(T(1)) + x.neg().exp_u20()).reciprocal(), x, x.isnan());
 }
 
 template <typename T>
@@ -148,6 +151,16 @@ void backward_kernel(const at::Tensor& dh, const at::Tensor& dc, const at::Tenso
   });
 }
 
+// A carried state (G, R', ch) whose rows src .. src + hi - lo the rows lo .. hi of a step read
+void check_carried(const at::Tensor& t, const char* name, int64_t groups, int64_t rows, int64_t ch,
+                   at::ScalarType cell, int64_t lo, int64_t hi, int64_t src) {
+  TORCH_CHECK(t.dim() == 3 && t.size(0) == groups && t.size(2) == ch, name, " must be (", groups, ", rows, ", ch,
+              "), got ", t.sizes());
+  TORCH_CHECK(t.stride(2) == 1 && t.stride(1) == ch && t.device().is_cpu() && t.scalar_type() == cell, name,
+              ": each group's rows contiguous, on the CPU, in ", cell);
+  TORCH_CHECK(lo >= 0 && lo <= hi && hi <= rows && src >= 0 && src + hi - lo <= t.size(1), "bad carry range");
+}
+
 at::ScalarType cell_type(at::ScalarType t) {
   return (t == at::kBFloat16 || t == at::kHalf) ? at::kFloat : t;
 }
@@ -161,10 +174,7 @@ void lstm_cell_forward(const at::Tensor& gates, const std::optional<at::Tensor>&
   const auto cell = cell_type(gates.scalar_type());
   for (auto* t : {&act, &c, &tc, &h}) TORCH_CHECK(t->scalar_type() == cell, "outputs must be ", cell);
   at::Tensor before = c_prev.has_value() ? *c_prev : at::Tensor();
-  if (before.defined()) {
-    TORCH_CHECK(before.scalar_type() == cell && before.size(2) == ch && before.stride(2) == 1, "bad c_prev");
-    TORCH_CHECK(lo >= 0 && lo <= hi && hi <= rows && src >= 0 && src + hi - lo <= before.size(1), "bad carry");
-  }
+  if (before.defined()) check_carried(before, "c_prev", groups, rows, ch, cell, lo, hi, src);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, gates.scalar_type(), "lstm_cell_forward", [&] {
     using In = scalar_t;
     if (cell == at::kDouble) {
@@ -187,12 +197,8 @@ void lstm_cell_backward(const at::Tensor& dh, const at::Tensor& dc, const at::Te
   for (auto* t : {&dh, &dc, &tc}) TORCH_CHECK(t->scalar_type() == cell, "cell tensors must be ", cell);
   at::Tensor before = c_prev.has_value() ? *c_prev : at::Tensor();
   at::Tensor carried = dc_prev.has_value() ? *dc_prev : at::Tensor();
-  for (auto* t : {&before, &carried}) {
-    if (t->defined()) {
-      TORCH_CHECK(t->scalar_type() == cell && t->size(2) == ch && t->stride(2) == 1, "bad carried state");
-      TORCH_CHECK(lo >= 0 && lo <= hi && hi <= rows && src >= 0 && src + hi - lo <= t->size(1), "bad carry");
-    }
-  }
+  if (before.defined()) check_carried(before, "c_prev", groups, rows, ch, cell, lo, hi, src);
+  if (carried.defined()) check_carried(carried, "dc_prev", groups, rows, ch, cell, lo, hi, src);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dpre.scalar_type(), "lstm_cell_backward", [&] {
     using Out = scalar_t;
     if (cell == at::kDouble) {
@@ -215,12 +221,16 @@ struct Step {
   int64_t lo, hi, src;
 };
 
-std::vector<Step> decode(at::IntArrayRef plan) {
+std::vector<Step> decode(at::IntArrayRef plan, int64_t n_all) {
   std::vector<Step> steps;
+  const auto need = [&](size_t k, size_t n) { TORCH_CHECK(k + n <= plan.size(), "truncated scan plan"); };
   for (size_t k = 0; k < plan.size();) {
+    need(k, 3);
     Step s{plan[k], plan[k + 1], {}, false, 0, 0, 0};
     const int64_t n_taps = plan[k + 2];
+    TORCH_CHECK(0 <= s.start && s.start < s.end && s.end <= n_all && n_taps >= 0, "bad scan plan step");
     k += 3;
+    need(k, 4 * n_taps + 4);
     for (int64_t t = 0; t < n_taps; ++t, k += 4) s.taps.push_back({plan[k], plan[k + 1], plan[k + 2], plan[k + 3]});
     s.carry = plan[k] != 0;
     s.lo = plan[k + 1], s.hi = plan[k + 2], s.src = plan[k + 3];
@@ -260,14 +270,19 @@ void by_recurrence(int64_t groups, bool parallel, const Body& body) {
 
 std::vector<at::Tensor> chunked_lstm_forward(const at::Tensor& pre_all, const at::Tensor& w_all,
                                              at::IntArrayRef plan, bool parallel) {
+  TORCH_CHECK(pre_all.dim() == 4 && pre_all.size(3) >= 4 && pre_all.size(3) % 4 == 0 && pre_all.is_contiguous(),
+              "pre must be a contiguous (G, N, B, 4 ch), got ", pre_all.sizes());
   const int64_t groups = pre_all.size(0), n_all = pre_all.size(1), b = pre_all.size(2), four = pre_all.size(3);
-  const int64_t ch = four / 4, taps = w_all.size(1) / ch;
+  const int64_t ch = four / 4;
+  TORCH_CHECK(w_all.dim() == 3 && w_all.size(0) == groups && w_all.size(1) % ch == 0 && w_all.size(2) == four,
+              "w must be (G, K ch, 4 ch), got ", w_all.sizes());
+  const int64_t taps = w_all.size(1) / ch;
   auto like = pre_all.options().dtype(cell_type(pre_all.scalar_type()));
   auto bufs_all = at::zeros({groups, n_all, b, taps * ch}, pre_all.options());
   auto acts_all = at::empty({groups, n_all, b, four}, like);
   auto cs_all = at::empty({groups, n_all, b, ch}, like), tcs_all = at::empty_like(cs_all);
   auto hs_all = at::empty_like(cs_all);
-  const auto steps = decode(plan);
+  const auto steps = decode(plan, n_all);
   by_recurrence(groups, parallel, [&](int64_t g0, int64_t g1) {
     auto part = [&](const at::Tensor& t) { return t.narrow(0, g0, g1 - g0); };
     auto pre = part(pre_all), w = part(w_all), bufs = part(bufs_all), acts = part(acts_all);
@@ -291,11 +306,13 @@ std::vector<at::Tensor> chunked_lstm_forward(const at::Tensor& pre_all, const at
 at::Tensor chunked_lstm_backward(const at::Tensor& dhs_all, const at::Tensor& acts_all, const at::Tensor& cs_all,
                                  const at::Tensor& tcs_all, const at::Tensor& w_all, at::IntArrayRef plan,
                                  bool parallel) {
-  const int64_t groups = acts_all.size(0), b = acts_all.size(2), ch = tcs_all.size(3);
+  TORCH_CHECK(acts_all.dim() == 4 && tcs_all.dim() == 4 && acts_all.size(3) == 4 * tcs_all.size(3),
+              "acts (G, N, B, 4 ch) and tcs (G, N, B, ch) expected");
+  const int64_t groups = acts_all.size(0), n_all = acts_all.size(1), b = acts_all.size(2), ch = tcs_all.size(3);
   auto dpre_all = at::empty(acts_all.sizes(), acts_all.options().dtype(w_all.scalar_type()));
   auto dh_all = dhs_all.to(cs_all.scalar_type(), /*non_blocking=*/false, /*copy=*/true).contiguous();
   auto dc_all = at::zeros_like(cs_all);
-  const auto steps = decode(plan);
+  const auto steps = decode(plan, n_all);
   by_recurrence(groups, parallel, [&](int64_t g0, int64_t g1) {
     auto part = [&](const at::Tensor& t) { return t.narrow(0, g0, g1 - g0); };
     auto acts = part(acts_all), cs = part(cs_all), tcs = part(tcs_all), dpre = part(dpre_all);
