@@ -67,8 +67,11 @@ def learn_structure(
         method: "hill-climb" (score-based search) or "chow-liu" (the best tree, exactly).
         score: "bic", "bdeu" (with `equivalent_sample_size`), "k2" or "ll" (hill climbing only).
         max_indegree: most parents a node may get (None: no limit).
-        tabu_length, patience, restarts, seed: see `structure_search.hill_climb` (here tabu
-            search with 10 random restarts by default; patience=0, restarts=0: plain hill climbing).
+        tabu_length: see `structure_search.hill_climb` (here tabu search with 10 random restarts
+            by default; patience=0, restarts=0: plain hill climbing).
+        patience: see `structure_search.hill_climb`.
+        restarts: see `structure_search.hill_climb`.
+        seed: see `structure_search.hill_climb`.
         start: (parent, child) edges the search starts from (default: the empty graph).
         root: the Chow–Liu tree's root (default: the first variable).
         alpha: pseudo-counts of the CPDs fitted to the learned graph (0 = maximum likelihood).
