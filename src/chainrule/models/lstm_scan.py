@@ -44,7 +44,6 @@ version within rounding (tests/test_lstm_scan.py checks both scans against it in
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 
 import torch
 from torch.utils._python_dispatch import _len_torch_dispatch_stack
@@ -196,8 +195,8 @@ def chunk_plan(chunks: tuple[tuple[int, int], ...], offsets: tuple[int, ...]) ->
     return tuple(plan)
 
 
-def chunked_forward(pre: torch.Tensor, w: torch.Tensor, plan: Sequence[int]) -> list[torch.Tensor]:
-    """The chunked scan's forward loop over `flat_plan`'s steps: [hs, bufs (the neighbours' states
+def chunked_forward(pre: torch.Tensor, w: torch.Tensor, plan: tuple[ChunkStep, ...]) -> list[torch.Tensor]:
+    """The chunked scan's forward loop over `chunk_plan`'s steps: [hs, bufs (the neighbours' states
     side by side, zero where none), acts, cs, tcs]. The specification of (and fallback for)
     native `chunked_lstm_forward`, which runs the same loop without Python's per-step cost."""
     g_, n_all, b, four = pre.shape
@@ -209,7 +208,7 @@ def chunked_forward(pre: torch.Tensor, w: torch.Tensor, plan: Sequence[int]) -> 
     cs = torch.empty(g_, n_all, b, ch, dtype=cell, device=pre.device)
     tcs, hs = torch.empty_like(cs), torch.empty_like(cs)
     all_cs = as_rows(cs)
-    for start, end, taps, carry in unflat_plan(tuple(plan)):
+    for start, end, taps, carry in plan:
         for tap, lo, hi, src in taps:
             bufs[:, lo:hi, :, tap * ch : (tap + 1) * ch].copy_(hs[:, src : src + hi - lo])
         if taps:
@@ -224,7 +223,7 @@ def chunked_forward(pre: torch.Tensor, w: torch.Tensor, plan: Sequence[int]) -> 
     return [hs, bufs, acts, cs, tcs]
 
 
-def chunked_backward(dhs, acts, cs, tcs, w: torch.Tensor, plan: Sequence[int]) -> torch.Tensor:
+def chunked_backward(dhs, acts, cs, tcs, w: torch.Tensor, plan: tuple[ChunkStep, ...]) -> torch.Tensor:
     """The chunked scan's backward loop: the pre-activations' gradient, in w's dtype. The
     specification of (and fallback for) native `chunked_lstm_backward`."""
     g_, n_all, b, four = acts.shape
@@ -235,7 +234,7 @@ def chunked_backward(dhs, acts, cs, tcs, w: torch.Tensor, plan: Sequence[int]) -
     dc = torch.zeros_like(cs)  # ... into every c from the step after
     all_cs, all_dc = as_rows(cs), as_rows(dc)
     wt = w.transpose(1, 2)
-    for start, end, taps, carry in reversed(unflat_plan(tuple(plan))):
+    for start, end, taps, carry in reversed(plan):
         here = slice(start, end)
         lo, hi, src = carry or (start, start, 0)
         step_gradients(
@@ -274,20 +273,6 @@ def flat_plan(plan: tuple[ChunkStep, ...]) -> tuple[int, ...]:
     return tuple(flat)
 
 
-@functools.lru_cache(maxsize=32)
-def unflat_plan(flat: tuple[int, ...]) -> tuple[ChunkStep, ...]:
-    """The inverse of `flat_plan`."""
-    plan, k = [], 0
-    while k < len(flat):
-        start, end, n_taps = flat[k : k + 3]
-        taps = tuple(tuple(flat[k + 3 + 4 * t : k + 7 + 4 * t]) for t in range(n_taps))
-        k += 3 + 4 * n_taps
-        carry = tuple(flat[k + 1 : k + 4]) if flat[k] else None
-        plan.append((start, end, taps, carry))
-        k += 4
-    return tuple(plan)
-
-
 class ChunkedLSTMScan(torch.autograd.Function):
     """h (G, N, B, ch) from pre (G, N, B, 4 ch) and weight (G, K ch, 4 ch): `LSTMScan` over packed
     positions, step t the consecutive positions of `chunk_plan`'s step t, each a contiguous
@@ -297,10 +282,12 @@ class ChunkedLSTMScan(torch.autograd.Function):
     each direction on a thread of its own where that is safe (`_threads_may_split`)."""
 
     @staticmethod
-    def forward(ctx, pre: torch.Tensor, weight: torch.Tensor, plan: tuple[int, ...]) -> torch.Tensor:
+    def forward(ctx, pre: torch.Tensor, weight: torch.Tensor, plan: tuple[ChunkStep, ...]) -> torch.Tensor:
         w = weight.to(pre.dtype)
         if native.available(pre):
-            hs, bufs, acts, cs, tcs = native.ops().chunked_lstm_forward(pre, w, plan, _threads_may_split())
+            hs, bufs, acts, cs, tcs = native.ops().chunked_lstm_forward(
+                pre, w, flat_plan(plan), _threads_may_split()
+            )
         else:
             hs, bufs, acts, cs, tcs = chunked_forward(pre, w, plan)
         ctx.plan, ctx.weight_dtype = plan, weight.dtype
@@ -314,7 +301,7 @@ class ChunkedLSTMScan(torch.autograd.Function):
         g_, n_all, b, four = acts.shape
         if native.available(acts):
             dpre = native.ops().chunked_lstm_backward(
-                dhs.contiguous(), acts, cs, tcs, w, ctx.plan, _threads_may_split()
+                dhs.contiguous(), acts, cs, tcs, w, flat_plan(ctx.plan), _threads_may_split()
             )
         else:
             dpre = chunked_backward(dhs.contiguous(), acts, cs, tcs, w, ctx.plan)
@@ -341,6 +328,4 @@ def chunked_lstm_scan(
     (`chunks`: (n_t, first_t)); label r reads the states of labels r + offsets[k] of the step
     before side by side through weight (G, K ch, 4 ch) and carries the cell state of its own label
     (zero states where the step before has no such label)."""
-    return _without_autocast(
-        ChunkedLSTMScan, pre, weight, flat_plan(chunk_plan(tuple(chunks), tuple(offsets)))
-    )
+    return _without_autocast(ChunkedLSTMScan, pre, weight, chunk_plan(tuple(chunks), tuple(offsets)))

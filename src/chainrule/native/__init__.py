@@ -4,7 +4,7 @@ Where a loop of small PyTorch operations is the bottleneck (the PixelRNN scans' 
 elementwise kernels a step, each a pass over strided views), one C++ pass does the same arithmetic.
 The source ships with the package and is built by `torch.utils.cpp_extension` into PyTorch's
 extension cache (`TORCH_EXTENSIONS_DIR`, by default ~/.cache/torch_extensions) the first time it
-is needed, which takes a minute on 2 cores; later processes load the built library. Every kernel
+is needed, which takes 15-25 s on 2 cores; later processes load the built library. Every kernel
 has a pure-PyTorch twin that is its specification, and the callers fall back to it, with one
 warning, when there is no C++ compiler or ninja, when the build fails, on other devices than the
 CPU, or when the environment says `CHAINRULE_NATIVE=0`. ninja comes with chainrule (the `ninja`

@@ -2,12 +2,12 @@
 // step's positions: the cell's dozen elementwise kernels, each a pass over the step's arrays
 // through strided views, become one loop that reads each position's pre-activations once and
 // keeps everything in registers. The arithmetic is that of the Python cell it replaces
-// (`lstm_scan.cell_forward` / `cell_backward`, the specification and fallback): tanh as
+// (`lstm_cell_step.cell_forward` / `cell_backward`, the specification and fallback): tanh as
 // 2 sigmoid(2x) - 1, sigmoid as 1 / (1 + exp(-x)).
 //
 // Shapes: rows are positions, (G, R, ·) with G independent recurrences (directions); the inner
-// (R, ·) block of every tensor is contiguous, G may be strided. Rows [carry_lo, carry_hi) carry
-// the cell state c_prev[g, carry_src + r - carry_lo] from the step before; the others start from
+// (R, ·) block of every tensor is contiguous, G may be strided. Rows [lo, hi) carry the cell
+// state c_prev[g, src + r - lo] from the step before; the others start from
 // a zero state (and get no forget-gate gradient).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -210,9 +210,9 @@ void lstm_cell_backward(const at::Tensor& dh, const at::Tensor& dc, const at::Te
 }
 
 // -- the chunked scan's loop (lstm_scan.ChunkedLSTMScan) ------------------------------------------
-// Its Python loop costs ~10 ms a layer in views, slices and calls (Diagonal BiLSTM, 55 steps forward
-// and backward), a fifth of the scan at batch 64. `plan` is lstm_scan.flat_plan's encoding of
-// chunk_plan: per step start, end, the number of taps, (tap, lo, hi, src) per tap, then has_carry,
+// The same loop as lstm_scan.chunked_forward / chunked_backward, without Python's cost per step
+// (Diagonal BiLSTM training step, bf16, batch 64: 1.09-1.12x). `plan` is lstm_scan.flat_plan's
+// encoding of chunk_plan: per step start, end, the number of taps, (tap, lo, hi, src) per tap, then has_carry,
 // lo, hi, src (positions; rows are positions times the batch).
 struct Step {
   int64_t start, end;
@@ -249,8 +249,8 @@ at::Tensor rows_of(const at::Tensor& t, int64_t start, int64_t end) {
 // recurrences (2 threads, the Diagonal BiLSTM's 2 directions) each thread runs one recurrence's
 // whole loop (the operations inside a parallel region run on their calling thread), where
 // otherwise every small operation of every step is shared between the threads and waits at its
-// end for both: Diagonal BiLSTM training step, batch 64, 2 threads, 1.05-1.07x in bf16 (in-process
-// A/B, 2026-12-07). The worker threads take the caller's thread-local state (grad and inference
+// end for both: Diagonal BiLSTM training step, batch 64 and 256, 2 threads, 1.03-1.11x in bf16 and
+// 1.03x in fp32 (in-process A/B, 2026-12-07). The worker threads take the caller's thread-local state (grad and inference
 // mode, dispatch keys); the caller passes `parallel` false while a Python dispatch mode (such as
 // torch.utils.flop_counter) or the profiler is on, which need the caller's thread. The results
 // are the same either way (tests/test_native.py).
