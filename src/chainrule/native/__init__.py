@@ -1,7 +1,9 @@
 """chainrule's C++ kernels, compiled on first use for this machine's vector instructions.
 
 Where a loop of small PyTorch operations is the bottleneck (the PixelRNN scans' LSTM cell: a dozen
-elementwise kernels a step, each a pass over strided views), one C++ pass does the same arithmetic.
+elementwise kernels a step, each a pass over strided views), or an elementwise function costs
+more through PyTorch's kernels than it must (the Gated PixelCNN's gated tanh), one C++ pass does
+the same arithmetic.
 The source ships with the package and is built by `torch.utils.cpp_extension` into PyTorch's
 extension cache (`TORCH_EXTENSIONS_DIR`, by default ~/.cache/torch_extensions) the first time it
 is needed, which takes 15-25 s on 2 cores; later processes load the built library. Every kernel
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-SOURCES = (Path(__file__).with_name("lstm_cell.cpp"),)
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("lstm_cell.cpp", "gated_tanh.cpp"))
 
 #: torch's vector-instruction level → the macros and flags that build ATen's vector types for it
 _ISA_FLAGS = {
@@ -99,11 +101,19 @@ def _ninja_on_path() -> Iterator[None]:
         os.environ["PATH"] = saved
 
 
+def built() -> bool:
+    """Whether the native kernels are enabled and built (building them if need be)."""
+    return enabled() and _build()
+
+
 def available(tensor: torch.Tensor) -> bool:
     """Whether the native kernels can run on `tensor` (CPU, enabled, built)."""
-    return tensor.device.type == "cpu" and enabled() and _build()
+    return tensor.device.type == "cpu" and built()
 
 
 def ops():
-    """The registered kernels (`torch.ops.chainrule_native`); call `available` first."""
+    """The registered kernels (`torch.ops.chainrule_native`), built if need be; callers ask
+    `available` first, where the PyTorch twins must run instead."""
+    if not built():
+        raise RuntimeError("chainrule's C++ kernels are not available here (see the warning above)")
     return torch.ops.chainrule_native

@@ -1,0 +1,83 @@
+"""The gated activation tanh(a) * sigmoid(b) of a pre-activation's two halves a and b (van den
+Oord et al. 2016), as the Gated PixelCNN's layers use it.
+
+On the CPU, in float32 and bfloat16, it is one C++ pass forward and one backward
+(`chainrule.native`: `gated_tanh_forward`, `gated_tanh_backward`), eager and inside torch.compile
+graphs alike (a custom operator with a fake implementation and an autograd formula). The gates
+are the largest elementwise cost of a Gated PixelCNN training step: against inductor's fused
+version of `reference` the passes are 1.4-1.6x faster (bf16 forward 1.13 against 1.77 ms on
+(64, 96, 28, 28), 2 threads), and the recipe's compiled bf16 training step 1.05-1.08x (in-process
+A/B, 2026-12-08). Elsewhere (other devices and dtypes, `CHAINRULE_NATIVE=0`, no compiler) it runs
+`reference`, the specification the kernels are tested against. The gradient is first-order only
+(no double backward), as training and the input-gradient tasks need.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from chainrule import native
+from chainrule.fast_tanh import tanh
+
+#: the dtypes the C++ passes take (they compute in float32)
+NATIVE_DTYPES = (torch.float32, torch.bfloat16)
+
+
+def reference(pre: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """tanh(a) * sigmoid(b) of the two halves of `pre` along `dim`, in PyTorch operations (tanh:
+    `fast_tanh`; bf16 and fp16 through float32, several times faster on the CPU than their own
+    tanh and sigmoid)."""
+    a, b = pre.chunk(2, dim)
+    if pre.device.type == "cpu" and pre.dtype in (torch.bfloat16, torch.float16):
+        return (tanh(a.float()) * torch.sigmoid(b.float())).to(pre.dtype)
+    return tanh(a) * torch.sigmoid(b)
+
+
+def gated_tanh(pre: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """tanh(a) * sigmoid(b) of the two halves a, b of `pre` along `dim` (the result has half its
+    size there), through the C++ passes where they run."""
+    size = pre.shape[dim]
+    if pre.device.type != "cpu" or pre.dtype not in NATIVE_DTYPES or size % 2 or not pre.numel():
+        return reference(pre, dim)
+    if not _native_ready():
+        return reference(pre, dim)
+    last = pre.movedim(dim, -1)  # a channels-last map's channels are already its last axis
+    out = torch.ops.chainrule_native.gated_tanh_forward(last.contiguous().view(-1, size))
+    return out.view(*last.shape[:-1], size // 2).movedim(-1, dim)
+
+
+@torch.compiler.assume_constant_result  # decided once, outside any graph
+def _native_ready() -> bool:
+    return _registered()
+
+
+@functools.cache
+def _registered() -> bool:
+    """Build the kernels and give the operator its fake implementation and gradient, once."""
+    if not native.built():
+        return False
+    torch.library.register_fake("chainrule_native::gated_tanh_forward")(_fake_forward)
+    torch.library.register_fake("chainrule_native::gated_tanh_backward")(_fake_backward)
+    torch.library.register_autograd(
+        "chainrule_native::gated_tanh_forward", _backward, setup_context=_save_pre
+    )
+    return True
+
+
+def _fake_forward(pre: torch.Tensor) -> torch.Tensor:
+    return pre.new_empty(pre.shape[0], pre.shape[1] // 2)
+
+
+def _fake_backward(grad: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(pre)
+
+
+def _save_pre(ctx, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
+    ctx.save_for_backward(inputs[0])
+
+
+def _backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    (pre,) = ctx.saved_tensors
+    return torch.ops.chainrule_native.gated_tanh_backward(grad.contiguous(), pre)
