@@ -200,6 +200,24 @@ def test_a_carried_state_of_the_wrong_shape_is_refused() -> None:
         native.ops().chunked_lstm_forward(torch.zeros(2, 3, 1, 8), torch.zeros(2, 4, 8), [0, 9, 0], False)
 
 
+@needs_native
+@pytest.mark.parametrize(
+    "tap",
+    [(2, 1, 2, 0), (0, 0, 2, 0), (0, 1, 2, 3), (0, 1, 2, -1)],  # tap >= K, lo < start, src past the end, src < 0
+)
+def test_a_scan_plan_that_points_outside_the_tensors_is_refused(tap: tuple[int, ...]) -> None:
+    """The loops copy rows by address: every copy a plan names is checked first."""
+    pre, w = torch.zeros(2, 3, 1, 8), torch.zeros(2, 4, 8)  # K = 2 taps of 2 channels
+    plan = [0, 1, 0, 0, 0, 0, 0, 1, 2, 1, *tap, 0, 0, 0, 0]  # step 0: no taps; step 1: one tap
+    with pytest.raises(RuntimeError, match="scan plan tap"):
+        native.ops().chunked_lstm_forward(pre, w, plan, False)
+    acts, states = torch.zeros(2, 3, 1, 8), torch.zeros(2, 3, 1, 2)
+    with pytest.raises(RuntimeError, match="scan plan tap"):
+        native.ops().chunked_lstm_backward(states, acts, states, states, w, plan, False)
+    with pytest.raises(RuntimeError, match="dhs, cs and tcs"):
+        native.ops().chunked_lstm_backward(torch.zeros(2, 2, 1, 2), acts, states, states, w, [], False)
+
+
 def test_a_lock_left_by_a_killed_build_is_removed(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """torch waits forever for a build lock; one older than any build is a killed build's."""
     import os
