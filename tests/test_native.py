@@ -203,7 +203,8 @@ def test_a_carried_state_of_the_wrong_shape_is_refused() -> None:
 @needs_native
 @pytest.mark.parametrize(
     "tap",
-    [(2, 1, 2, 0), (0, 0, 2, 0), (0, 1, 2, 3), (0, 1, 2, -1)],  # tap >= K, lo < start, src past the end, src < 0
+    # tap >= K, lo < start, src past the end, src < 0
+    [(2, 1, 2, 0), (0, 0, 2, 0), (0, 1, 2, 3), (0, 1, 2, -1)],
 )
 def test_a_scan_plan_that_points_outside_the_tensors_is_refused(tap: tuple[int, ...]) -> None:
     """The loops copy rows by address: every copy a plan names is checked first."""
