@@ -208,15 +208,27 @@ def test_a_carried_state_of_the_wrong_shape_is_refused() -> None:
 )
 def test_a_scan_plan_that_points_outside_the_tensors_is_refused(tap: tuple[int, ...]) -> None:
     """The loops copy rows by address: every copy a plan names is checked first."""
-    pre, w = torch.zeros(2, 3, 1, 8), torch.zeros(2, 4, 8)  # K = 2 taps of 2 channels
+    pre, w = torch.zeros(2, 2, 1, 8), torch.zeros(2, 4, 8)  # K = 2 taps of 2 channels
     plan = [0, 1, 0, 0, 0, 0, 0, 1, 2, 1, *tap, 0, 0, 0, 0]  # step 0: no taps; step 1: one tap
     with pytest.raises(RuntimeError, match="scan plan tap"):
         native.ops().chunked_lstm_forward(pre, w, plan, False)
-    acts, states = torch.zeros(2, 3, 1, 8), torch.zeros(2, 3, 1, 2)
+    acts, states = torch.zeros(2, 2, 1, 8), torch.zeros(2, 2, 1, 2)
     with pytest.raises(RuntimeError, match="scan plan tap"):
         native.ops().chunked_lstm_backward(states, acts, states, states, w, plan, False)
     with pytest.raises(RuntimeError, match="dhs, cs and tcs"):
-        native.ops().chunked_lstm_backward(torch.zeros(2, 2, 1, 2), acts, states, states, w, [], False)
+        native.ops().chunked_lstm_backward(torch.zeros(2, 3, 1, 2), acts, states, states, w, [], False)
+
+
+@needs_native
+def test_a_scan_plan_must_cover_the_positions_step_after_step() -> None:
+    pre, w = torch.zeros(2, 3, 1, 8), torch.zeros(2, 4, 8)
+    with pytest.raises(RuntimeError, match="cover all 3 positions"):
+        native.ops().chunked_lstm_forward(pre, w, [0, 2, 0, 0, 0, 0, 0], False)
+    with pytest.raises(RuntimeError, match="bad scan plan step"):  # a gap before the second step
+        native.ops().chunked_lstm_forward(pre, w, [0, 1, 0, 0, 0, 0, 0, 2, 3, 0, 0, 0, 0, 0], False)
+    with pytest.raises(RuntimeError, match="bad scan plan carry"):  # a carry from two steps back
+        plan = [0, 1, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 2, 3, 0, 1, 2, 3, 0]
+        native.ops().chunked_lstm_forward(pre, w, plan, False)
 
 
 def test_a_lock_left_by_a_killed_build_is_removed(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

@@ -17,6 +17,8 @@
 #include <torch/library.h>
 
 #include <array>
+#include <cstring>
+#include <iterator>
 #include <optional>
 #include <vector>
 
@@ -221,30 +223,37 @@ struct Step {
   int64_t lo, hi, src;
 };
 
-// `taps`: the buffer's taps (K); every copy the plan names is checked to lie inside the tensors,
-// since `move_rows` addresses them directly
+// `taps`: the buffer's taps (K). The plan is checked to be what the loops assume, since they
+// address rows directly and prepare each step's rows just before use: consecutive steps covering
+// the positions [0, N), whose copies (taps, carry) read the step before.
 std::vector<Step> decode(at::IntArrayRef plan, int64_t n_all, int64_t taps) {
   std::vector<Step> steps;
   const auto need = [&](size_t k, size_t n) { TORCH_CHECK(k + n <= plan.size(), "truncated scan plan"); };
+  int64_t before_start = 0, before_end = 0;
+  // a copy of positions [lo, hi) of this step from positions src .. of the step before
+  const auto inside = [&](const Step& s, int64_t lo, int64_t hi, int64_t src) {
+    return s.start <= lo && lo <= hi && hi <= s.end && before_start <= src && src + hi - lo <= before_end;
+  };
   for (size_t k = 0; k < plan.size();) {
     need(k, 3);
     Step s{plan[k], plan[k + 1], {}, false, 0, 0, 0};
     const int64_t n_taps = plan[k + 2];
-    TORCH_CHECK(0 <= s.start && s.start < s.end && s.end <= n_all && n_taps >= 0, "bad scan plan step");
+    TORCH_CHECK(s.start == before_end && s.start < s.end && s.end <= n_all && n_taps >= 0, "bad scan plan step");
     k += 3;
     need(k, 4 * n_taps + 4);
     for (int64_t t = 0; t < n_taps; ++t, k += 4) {
       const int64_t tap = plan[k], lo = plan[k + 1], hi = plan[k + 2], src = plan[k + 3];
-      TORCH_CHECK(0 <= tap && tap < taps && s.start <= lo && lo <= hi && hi <= s.end && 0 <= src &&
-                      src + hi - lo <= n_all,
-                  "bad scan plan tap");
+      TORCH_CHECK(0 <= tap && tap < taps && inside(s, lo, hi, src), "bad scan plan tap");
       s.taps.push_back({tap, lo, hi, src});
     }
     s.carry = plan[k] != 0;
     s.lo = plan[k + 1], s.hi = plan[k + 2], s.src = plan[k + 3];
+    TORCH_CHECK(!s.carry || inside(s, s.lo, s.hi, s.src), "bad scan plan carry");
     k += 4;
+    before_start = s.start, before_end = s.end;
     steps.push_back(std::move(s));
   }
+  TORCH_CHECK(before_end == n_all, "the scan plan must cover all ", n_all, " positions");
   return steps;
 }
 
@@ -285,6 +294,14 @@ void move_rows(const at::Tensor& src, int64_t gs, int64_t r0, int64_t c0, const 
   });
 }
 
+// Zeros rows [r0, r0 + n) of group g of a contiguous (G, N, B, X) tensor (rows: positions times
+// the batch): each step's rows just before the loop writes them, where they are in cache, rather
+// than the whole tensor up front.
+void zero_rows(const at::Tensor& t, int64_t g, int64_t r0, int64_t n) {
+  auto* base = static_cast<char*>(t.data_ptr()) + (g * t.stride(0) + r0 * t.size(-1)) * t.element_size();
+  std::memset(base, 0, n * t.size(-1) * t.element_size());
+}
+
 // Runs body(g0, g1) over the recurrences [g0, g1). With `parallel` and as many threads as
 // recurrences (2 threads, the Diagonal BiLSTM's 2 directions) each thread runs one recurrence's
 // whole loop (the operations inside a parallel region run on their calling thread), where
@@ -318,7 +335,7 @@ std::vector<at::Tensor> chunked_lstm_forward(const at::Tensor& pre_all, const at
               "w must be (G, K ch, 4 ch), got ", w_all.sizes());
   const int64_t taps = w_all.size(1) / ch;
   auto like = pre_all.options().dtype(cell_type(pre_all.scalar_type()));
-  auto bufs_all = at::zeros({groups, n_all, b, taps * ch}, pre_all.options());
+  auto bufs_all = at::empty({groups, n_all, b, taps * ch}, pre_all.options());  // zeroed step by step
   auto acts_all = at::empty({groups, n_all, b, four}, like);
   auto cs_all = at::empty({groups, n_all, b, ch}, like), tcs_all = at::empty_like(cs_all);
   auto hs_all = at::empty_like(cs_all);
@@ -329,8 +346,11 @@ std::vector<at::Tensor> chunked_lstm_forward(const at::Tensor& pre_all, const at
     auto cs = part(cs_all), tcs = part(tcs_all), hs = part(hs_all);
     const auto all_cs = cs.flatten(1, 2);
     for (const auto& s : steps) {
-      for (const auto& [tap, lo, hi, src] : s.taps) {
-        for (int64_t g = g0; g < g1; ++g) move_rows(hs_all, g, src * b, 0, bufs_all, g, lo * b, tap * ch, (hi - lo) * b, ch, false);
+      for (int64_t g = g0; g < g1; ++g) {
+        zero_rows(bufs_all, g, s.start * b, (s.end - s.start) * b);  // zero where the step before has no state
+        for (const auto& [tap, lo, hi, src] : s.taps) {
+          move_rows(hs_all, g, src * b, 0, bufs_all, g, lo * b, tap * ch, (hi - lo) * b, ch, false);
+        }
       }
       at::Tensor gates = s.taps.empty()
                              ? rows_of(pre, s.start, s.end)
@@ -354,8 +374,11 @@ at::Tensor chunked_lstm_backward(const at::Tensor& dhs_all, const at::Tensor& ac
               "dhs, cs and tcs must be (G, N, B, ch) like acts, got ", dhs_all.sizes(), ", ", cs_all.sizes(), ", ",
               tcs_all.sizes());
   auto dpre_all = at::empty(acts_all.sizes(), acts_all.options().dtype(w_all.scalar_type()));
-  auto dh_all = dhs_all.to(cs_all.scalar_type(), /*non_blocking=*/false, /*copy=*/true).contiguous();
-  auto dc_all = at::zeros_like(cs_all);
+  // dh: the upstream gradient in the cell's precision plus what the step after adds; dc: what the
+  // step after carries back (zero elsewhere). Each step's rows are prepared (`prepare`) just before
+  // the step after writes into them, and the last step's before the loop.
+  const auto dhs = dhs_all.contiguous();
+  auto dh_all = at::empty(cs_all.sizes(), cs_all.options()), dc_all = at::empty_like(cs_all);
   TORCH_CHECK(w_all.dim() == 3 && w_all.size(0) == groups && w_all.size(2) == 4 * ch && w_all.size(1) % ch == 0,
               "w must be (G, K ch, 4 ch), got ", w_all.sizes());
   const auto steps = decode(plan, n_all, w_all.size(1) / ch);
@@ -364,8 +387,17 @@ at::Tensor chunked_lstm_backward(const at::Tensor& dhs_all, const at::Tensor& ac
     auto acts = part(acts_all), cs = part(cs_all), tcs = part(tcs_all), dpre = part(dpre_all);
     auto dh = part(dh_all), dc = part(dc_all), wt = part(w_all).transpose(1, 2);
     const auto all_cs = cs.flatten(1, 2), all_dc = dc.flatten(1, 2);
+    const auto prepare = [&](const Step& s) {
+      const int64_t rows = (s.end - s.start) * b;
+      for (int64_t g = g0; g < g1; ++g) {
+        move_rows(dhs, g, s.start * b, 0, dh_all, g, s.start * b, 0, rows, ch, false);
+        zero_rows(dc_all, g, s.start * b, rows);
+      }
+    };
+    if (!steps.empty()) prepare(steps.back());
     for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
       const auto& s = *it;
+      if (std::next(it) != steps.rend()) prepare(*std::next(it));  // the step before, which this one writes into
       auto carried = s.carry ? std::optional<at::Tensor>(all_cs) : std::nullopt;
       auto carried_grad = s.carry ? std::optional<at::Tensor>(all_dc) : std::nullopt;
       lstm_cell_backward(rows_of(dh, s.start, s.end), rows_of(dc, s.start, s.end), rows_of(acts, s.start, s.end),
