@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import chainrule.gated_tanh as gt
 from chainrule import native
@@ -32,6 +33,16 @@ def _pre(shape: tuple[int, ...], dtype: torch.dtype, layout: str) -> torch.Tenso
     return x
 
 
+def _agree(pre: torch.Tensor, ours: torch.Tensor, theirs: torch.Tensor, dtype: torch.dtype) -> None:
+    """Values and gradients (for one random upstream gradient) within the dtype's tolerance."""
+    fwd, bwd = TOLERANCE[dtype]
+    assert torch.allclose(ours.double(), theirs.double(), rtol=0, atol=fwd)
+    grad = torch.randn(ours.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+    (g_ours,) = torch.autograd.grad(ours, pre, grad)
+    (g_theirs,) = torch.autograd.grad(theirs, pre, grad)
+    assert torch.allclose(g_ours.double(), g_theirs.double(), rtol=0, atol=bwd)
+
+
 @needs_native
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize(
@@ -48,12 +59,24 @@ def test_native_passes_are_the_reference(dtype, shape, dim: int, layout: str) ->
     pre = _pre(shape, dtype, layout).requires_grad_()
     ours, theirs = gt.gated_tanh(pre, dim), gt.reference(pre, dim)
     assert ours.shape == theirs.shape and ours.dtype == theirs.dtype == dtype
-    fwd, bwd = TOLERANCE[dtype]
-    assert torch.allclose(ours.double(), theirs.double(), rtol=0, atol=fwd)
-    grad = torch.randn(ours.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
-    (g_ours,) = torch.autograd.grad(ours, pre, grad)
-    (g_theirs,) = torch.autograd.grad(theirs, pre, grad)
-    assert torch.allclose(g_ours.double(), g_theirs.double(), rtol=0, atol=bwd)
+    _agree(pre, ours, theirs, dtype)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("pads", [(1, 1, 1, 0), (3, 3, 3, 0), (0, 0, 0, 0), (2, 0, 1, 3)])
+def test_the_padded_pass_is_the_reference_padded(dtype, pads: tuple[int, int, int, int]) -> None:
+    """With `pads` the C++ pass writes the gate into the zero-padded map the next convolution
+    reads, and its backward reads that map's gradient in place."""
+    pre = _pre((3, 10, 5, 7), dtype, "channels_last").requires_grad_()
+    ours, theirs = gt.gated_tanh(pre, pads=pads), F.pad(gt.reference(pre), pads)
+    assert ours.shape == theirs.shape and ours.is_contiguous(memory_format=CL)
+    _agree(pre, ours, theirs, dtype)
+
+
+def test_pads_need_a_map() -> None:
+    with pytest.raises(ValueError, match="4D"):
+        gt.gated_tanh(torch.zeros(2, 4), pads=(1, 1, 1, 0))
 
 
 @needs_native
@@ -115,7 +138,7 @@ def test_compiled_graph_holds_the_operator_and_matches_eager() -> None:
     pre = _pre((2, 16, 4, 4), torch.float32, "channels_last")
 
     def loss(p: torch.Tensor) -> torch.Tensor:
-        return (gt.gated_tanh(p + 1) * 2).sum()
+        return (gt.gated_tanh(p + 1) * 2).sum() + gt.gated_tanh(p, pads=(1, 1, 1, 0)).sum()
 
     torch._dynamo.reset()
     compiled = torch.compile(loss, fullgraph=True)  # no graph break at the operator

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 
 import torch
+import torch.nn.functional as F
 
 from chainrule import native
 from chainrule.fast_tanh import tanh
@@ -35,13 +36,25 @@ def reference(pre: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return tanh(a) * torch.sigmoid(b)
 
 
-def gated_tanh(pre: torch.Tensor, dim: int = 1) -> torch.Tensor:
+def gated_tanh(
+    pre: torch.Tensor, dim: int = 1, pads: tuple[int, int, int, int] | None = None
+) -> torch.Tensor:
     """tanh(a) * sigmoid(b) of the two halves a, b of `pre` along `dim` (the result has half its
-    size there), through the C++ passes where they run."""
+    size there), through the C++ passes where they run. `pads` (left, right, top, bottom, as
+    F.pad's) zero-pads a 4D (N, 2C, H, W) map's result, which the C++ pass writes in place: the
+    Gated PixelCNN's vertical stack, whose next convolution reads its map padded."""
     size = pre.shape[dim]
-    if pre.device.type != "cpu" or pre.dtype not in NATIVE_DTYPES or size % 2 or not pre.numel():
-        return reference(pre, dim)
-    if not _native_ready():
+    native_ok = pre.device.type == "cpu" and pre.dtype in NATIVE_DTYPES and not size % 2 and pre.numel()
+    if pads is not None:
+        if pre.dim() != 4 or dim not in (1, -3):
+            raise ValueError("gated_tanh pads a 4D (N, 2C, H, W) map along dim 1 only")
+        if not (native_ok and _native_ready()):
+            return F.pad(reference(pre, 1), pads)
+        left, right, top, bottom = pads
+        return torch.ops.chainrule_native.gated_tanh_forward_padded(
+            pre.contiguous(memory_format=torch.channels_last), top, bottom, left, right
+        )
+    if not (native_ok and _native_ready()):
         return reference(pre, dim)
     last = pre.movedim(dim, -1)  # a channels-last map's channels are already its last axis
     out = torch.ops.chainrule_native.gated_tanh_forward(last.contiguous().view(-1, size))
@@ -55,13 +68,17 @@ def _native_ready() -> bool:
 
 @functools.cache
 def _registered() -> bool:
-    """Build the kernels and give the operator its fake implementation and gradient, once."""
+    """Build the kernels and give the operators their fake implementations and gradients, once."""
     if not native.built():
         return False
-    torch.library.register_fake("chainrule_native::gated_tanh_forward")(_fake_forward)
-    torch.library.register_fake("chainrule_native::gated_tanh_backward")(_fake_backward)
+    name = "chainrule_native::gated_tanh_"
+    torch.library.register_fake(name + "forward")(_fake_forward)
+    torch.library.register_fake(name + "backward")(_fake_backward)
+    torch.library.register_fake(name + "forward_padded")(_fake_forward_padded)
+    torch.library.register_fake(name + "backward_padded")(_fake_backward_padded)
+    torch.library.register_autograd(name + "forward", _backward, setup_context=_save_pre)
     torch.library.register_autograd(
-        "chainrule_native::gated_tanh_forward", _backward, setup_context=_save_pre
+        name + "forward_padded", _backward_padded, setup_context=_save_pre_and_pads
     )
     return True
 
@@ -74,6 +91,16 @@ def _fake_backward(grad: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(pre)
 
 
+def _fake_forward_padded(pre: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+    b, two_c, h, w = pre.shape
+    out = pre.new_empty(b, two_c // 2, top + h + bottom, left + w + right)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+def _fake_backward_padded(grad: torch.Tensor, pre: torch.Tensor, top: int, left: int) -> torch.Tensor:
+    return torch.empty_like(pre, memory_format=torch.channels_last)
+
+
 def _save_pre(ctx, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
     ctx.save_for_backward(inputs[0])
 
@@ -81,3 +108,16 @@ def _save_pre(ctx, inputs: tuple[torch.Tensor], output: torch.Tensor) -> None:
 def _backward(ctx, grad: torch.Tensor) -> torch.Tensor:
     (pre,) = ctx.saved_tensors
     return torch.ops.chainrule_native.gated_tanh_backward(grad.contiguous(), pre)
+
+
+def _save_pre_and_pads(ctx, inputs: tuple, output: torch.Tensor) -> None:
+    pre, top, _, left, _ = inputs
+    ctx.save_for_backward(pre)
+    ctx.top, ctx.left = top, left
+
+
+def _backward_padded(ctx, grad: torch.Tensor):
+    (pre,) = ctx.saved_tensors
+    grad = grad.contiguous(memory_format=torch.channels_last)
+    dpre = torch.ops.chainrule_native.gated_tanh_backward_padded(grad, pre, ctx.top, ctx.left)
+    return dpre, None, None, None, None

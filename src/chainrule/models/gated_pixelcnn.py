@@ -62,16 +62,26 @@ class GatedLayer(nn.Module):
         self.v_to_h = nn.Conv2d(2 * channels, 2 * channels, 1)
         self.h_out = MaskedConv2d(channels, channels, 1, "B", colours)
 
-    def forward(self, v: torch.Tensor, h: torch.Tensor, bias: torch.Tensor | None):
-        """`bias` (B, 2 * channels, 1, 1) or (B, 2 * channels, H, W) is added to both gates."""
-        v_pre = self.vertical(F.pad(v, self.vpads))
+    def forward(
+        self,
+        v_padded: torch.Tensor,
+        h: torch.Tensor,
+        bias: torch.Tensor | None,
+        next_pads: tuple[int, int, int, int] | None,
+    ):
+        """The next (vertical, horizontal) stacks from the vertical stack's map padded by `vpads`
+        and the horizontal one's. `bias` (B, 2 * channels, 1, 1) or (B, 2 * channels, H, W) is
+        added to both gates. The vertical stack comes out padded by `next_pads`, the next layer's
+        `vpads` (the gate writes the padded map: no copy), or not at all after the last layer."""
+        v_pre = self.vertical(v_padded)
         shifted = F.pad(v_pre[:, :, :-1], (0, 0, 1, 0))
         h_pre = self.horizontal(h) + self.v_to_h(shifted)
         if bias is not None:
             v_pre = v_pre + bias
             h_pre = h_pre + bias
         h_new = self.h_out(gated_tanh(h_pre))
-        return gated_tanh(v_pre), h_new if self.first else h + h_new
+        v_next = None if next_pads is None else gated_tanh(v_pre, pads=next_pads)
+        return v_next, h_new if self.first else h + h_new
 
     def from_above(self, v_pre: torch.Tensor) -> torch.Tensor:
         """The vertical stack's input to the horizontal one: `v_to_h` of `v_pre` shifted down a row,
@@ -242,9 +252,10 @@ class GatedPixelCNN(ImageAutoregressiveModel):
     # -- the network -----------------------------------------------------------------------------
     def network(self, image: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         biases = self.condition_biases(cond, image.shape[0])
-        v = h = image
-        for layer, bias in zip(self.layers, biases):
-            v, h = layer(channels_last(v), channels_last(h), bias)
+        v, h = F.pad(image, self.layers[0].vpads), image
+        pads = [layer.vpads for layer in self.layers[1:]] + [None]
+        for layer, bias, next_pads in zip(self.layers, biases, pads):
+            v, h = layer(None if v is None else channels_last(v), channels_last(h), bias, next_pads)
         return self.out2(F.relu(self.out1(F.relu(h))))
 
     # -- fast sampling: vertical stack once per row, horizontal stack per pixel -----------------------

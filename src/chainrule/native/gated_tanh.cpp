@@ -20,6 +20,9 @@
 #include <ATen/cpu/vec/vec.h>
 #include <torch/library.h>
 
+#include <cstring>
+#include <initializer_list>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -61,44 +64,68 @@ inline void backward_row(const float* grad, const float* pre, float* dpre, int64
   }
 }
 
-// Calls fn(first_row, rows, ptrs_in_float...) over blocks of rows in parallel: float tensors'
-// own memory, other dtypes through float buffers (inputs widened before, outputs rounded after).
+// fn(n, inputs in float, output in float) over `rows` rows: float tensors' own memory, other
+// dtypes through float buffers of kRowsPerBlock rows (inputs widened before, outputs rounded after)
 template <typename T, typename Fn>
-void for_float_blocks(int64_t rows, const std::vector<const T*>& ins, const std::vector<int64_t>& in_width,
-                      T* out, int64_t out_width, Fn&& fn) {
-  const int64_t grain = std::max<int64_t>(kRowsPerBlock, 4096 / std::max<int64_t>(out_width, 1));
-  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-    if constexpr (std::is_same_v<T, float>) {
-      std::vector<const float*> p(ins.size());
-      for (size_t i = 0; i < ins.size(); ++i) p[i] = ins[i] + begin * in_width[i];
-      fn(end - begin, p, out + begin * out_width);
-    } else {
-      std::vector<std::vector<float>> bufs(ins.size());
-      for (size_t i = 0; i < ins.size(); ++i) bufs[i].resize(kRowsPerBlock * in_width[i]);
-      std::vector<float> ob(kRowsPerBlock * out_width);
-      std::vector<const float*> p(ins.size());
-      for (int64_t r = begin; r < end; r += kRowsPerBlock) {
-        const int64_t nr = std::min(kRowsPerBlock, end - r);
-        for (size_t i = 0; i < ins.size(); ++i) {
-          at::vec::convert(ins[i] + r * in_width[i], bufs[i].data(), nr * in_width[i]);
-          p[i] = bufs[i].data();
-        }
-        fn(nr, p, ob.data());
-        at::vec::convert(ob.data(), out + r * out_width, nr * out_width);
+void in_float(int64_t rows, std::initializer_list<std::pair<const T*, int64_t>> ins, T* out, int64_t out_width,
+              Fn&& fn) {
+  std::vector<const float*> p;
+  if constexpr (std::is_same_v<T, float>) {
+    for (const auto& [ptr, width] : ins) p.push_back(ptr);
+    fn(rows, p, out);
+  } else {
+    thread_local std::vector<float> buffer;
+    int64_t total = kRowsPerBlock * out_width;
+    for (const auto& [ptr, width] : ins) total += kRowsPerBlock * width;
+    if (static_cast<int64_t>(buffer.size()) < total) buffer.resize(total);
+    for (int64_t r = 0; r < rows; r += kRowsPerBlock) {
+      const int64_t nr = std::min(kRowsPerBlock, rows - r);
+      float* free = buffer.data();
+      p.clear();
+      for (const auto& [ptr, width] : ins) {
+        at::vec::convert(ptr + r * width, free, nr * width);
+        p.push_back(free);
+        free += kRowsPerBlock * width;
       }
+      fn(nr, p, free);
+      at::vec::convert(free, out + r * out_width, nr * out_width);
     }
+  }
+}
+
+// the gate of n pixels' pre-activations (n, 2 ch) into (n, ch)
+template <typename T>
+void forward_pixels(const T* pre, T* out, int64_t n, int64_t ch) {
+  in_float<T>(n, {{pre, 2 * ch}}, out, ch, [&](int64_t nr, const std::vector<const float*>& p, float* o) {
+    for (int64_t r = 0; r < nr; ++r) forward_row(p[0] + r * 2 * ch, o + r * ch, ch);
   });
+}
+
+// the gradient (n, 2 ch) of n pixels' pre-activations from the output's (n, ch)
+template <typename T>
+void backward_pixels(const T* grad, const T* pre, T* dpre, int64_t n, int64_t ch) {
+  in_float<T>(n, {{grad, ch}, {pre, 2 * ch}}, dpre, 2 * ch,
+              [&](int64_t nr, const std::vector<const float*>& p, float* d) {
+                for (int64_t r = 0; r < nr; ++r) backward_row(p[0] + r * ch, p[1] + r * 2 * ch, d + r * 2 * ch, ch);
+              });
+}
+
+//: rows per parallel chunk: a few thousand values, so that small calls stay on one thread
+int64_t grain(int64_t width) { return std::max<int64_t>(kRowsPerBlock, 4096 / std::max<int64_t>(width, 1)); }
+
+void check_dtype(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU");
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16, name,
+              " must be float32 or bfloat16, got ", t.scalar_type());
+  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
 }
 
 void check_rows(const at::Tensor& t, const char* name, int64_t width) {
   TORCH_CHECK(t.dim() == 2 && t.size(1) == width, name, " must be (rows, ", width, "), got ", t.sizes());
-  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
-  TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU");
-  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16, name,
-              " must be float32 or bfloat16, got ", t.scalar_type());
+  check_dtype(t, name);
 }
 
-// fn(value of the element type) for the two dtypes `check_rows` admits
+// fn(value of the element type) for the two dtypes `check_dtype` admits
 template <typename Fn>
 void dispatch(at::ScalarType type, Fn&& fn) {
   if (type == at::kFloat) {
@@ -114,11 +141,12 @@ at::Tensor gated_tanh_forward(const at::Tensor& pre) {
   check_rows(pre, "pre", 2 * ch);
   auto out = at::empty({rows, ch}, pre.options());
   dispatch(pre.scalar_type(), [&](auto tag) {
-    using scalar_t = decltype(tag);
-    for_float_blocks<scalar_t>(rows, {pre.data_ptr<scalar_t>()}, {2 * ch}, out.data_ptr<scalar_t>(), ch,
-                               [&](int64_t n, const std::vector<const float*>& p, float* o) {
-                                 for (int64_t r = 0; r < n; ++r) forward_row(p[0] + r * 2 * ch, o + r * ch, ch);
-                               });
+    using T = decltype(tag);
+    const T* p = pre.data_ptr<T>();
+    T* o = out.data_ptr<T>();
+    at::parallel_for(0, rows, grain(ch), [&](int64_t begin, int64_t end) {
+      forward_pixels(p + begin * 2 * ch, o + begin * ch, end - begin, ch);
+    });
   });
   return out;
 }
@@ -132,12 +160,81 @@ at::Tensor gated_tanh_backward(const at::Tensor& grad, const at::Tensor& pre) {
               ") of pre's dtype, got ", grad.sizes(), " ", grad.scalar_type());
   auto dpre = at::empty_like(pre);
   dispatch(pre.scalar_type(), [&](auto tag) {
-    using scalar_t = decltype(tag);
-    for_float_blocks<scalar_t>(
-        rows, {grad.data_ptr<scalar_t>(), pre.data_ptr<scalar_t>()}, {ch, 2 * ch}, dpre.data_ptr<scalar_t>(),
-        2 * ch, [&](int64_t n, const std::vector<const float*>& p, float* d) {
-          for (int64_t r = 0; r < n; ++r) backward_row(p[0] + r * ch, p[1] + r * 2 * ch, d + r * 2 * ch, ch);
-        });
+    using T = decltype(tag);
+    const T *g = grad.data_ptr<T>(), *p = pre.data_ptr<T>();
+    T* d = dpre.data_ptr<T>();
+    at::parallel_for(0, rows, grain(2 * ch), [&](int64_t begin, int64_t end) {
+      backward_pixels(g + begin * ch, p + begin * 2 * ch, d + begin * 2 * ch, end - begin, ch);
+    });
+  });
+  return dpre;
+}
+
+// -- padded: the Gated PixelCNN's vertical stack feeds the next layer's convolution, whose input
+// is the gated map zero-padded (F.pad); writing the gate into the padded map saves that copy, and
+// the backward reads the padded map's gradient (the convolution's) in place.
+
+// maps are (B, C, H, W) in channels-last memory, that is (B, H, W, C) rows of channels
+void check_maps(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.dim() == 4, name, " must be a (B, C, H, W) map, got ", t.sizes());
+  TORCH_CHECK(t.is_contiguous(at::MemoryFormat::ChannelsLast), name, " must be channels-last");
+  TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU");
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16, name,
+              " must be float32 or bfloat16, got ", t.scalar_type());
+}
+
+// pre (B, 2 C, H, W) -> (B, C, top + H + bottom, left + W + right), zero outside
+at::Tensor gated_tanh_forward_padded(const at::Tensor& pre, int64_t top, int64_t bottom, int64_t left,
+                                     int64_t right) {
+  check_maps(pre, "pre");
+  TORCH_CHECK(pre.size(1) % 2 == 0, "pre must have an even number of channels, got ", pre.size(1));
+  TORCH_CHECK(top >= 0 && bottom >= 0 && left >= 0 && right >= 0, "pads must be >= 0");
+  const int64_t batch = pre.size(0), ch = pre.size(1) / 2, height = pre.size(2), width = pre.size(3);
+  const int64_t out_h = top + height + bottom, out_w = left + width + right;
+  auto out = at::empty({batch, ch, out_h, out_w}, pre.options().memory_format(at::MemoryFormat::ChannelsLast));
+  dispatch(pre.scalar_type(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = pre.data_ptr<T>();
+    T* o = out.data_ptr<T>();
+    at::parallel_for(0, batch * out_h, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        T* line = o + row * out_w * ch;
+        const int64_t i = row % out_h - top;
+        if (i < 0 || i >= height) {
+          std::memset(line, 0, out_w * ch * sizeof(T));
+          continue;
+        }
+        std::memset(line, 0, left * ch * sizeof(T));
+        std::memset(line + (left + width) * ch, 0, right * ch * sizeof(T));
+        forward_pixels(p + ((row / out_h) * height + i) * width * 2 * ch, line + left * ch, width, ch);
+      }
+    });
+  });
+  return out;
+}
+
+// the gradient (B, 2 C, H, W) of pre from the padded output's (B, C, H', W'), read in place
+at::Tensor gated_tanh_backward_padded(const at::Tensor& grad, const at::Tensor& pre, int64_t top, int64_t left) {
+  check_maps(pre, "pre");
+  check_maps(grad, "grad");
+  const int64_t batch = pre.size(0), ch = pre.size(1) / 2, height = pre.size(2), width = pre.size(3);
+  TORCH_CHECK(pre.size(1) % 2 == 0 && top >= 0 && left >= 0 && grad.size(0) == batch && grad.size(1) == ch &&
+                  grad.size(2) >= top + height && grad.size(3) >= left + width &&
+                  grad.scalar_type() == pre.scalar_type(),
+              "grad must be the padded output's shape and dtype, got ", grad.sizes(), " ", grad.scalar_type());
+  const int64_t out_h = grad.size(2), out_w = grad.size(3);
+  auto dpre = at::empty_like(pre, at::MemoryFormat::ChannelsLast);
+  dispatch(pre.scalar_type(), [&](auto tag) {
+    using T = decltype(tag);
+    const T *g = grad.data_ptr<T>(), *p = pre.data_ptr<T>();
+    T* d = dpre.data_ptr<T>();
+    at::parallel_for(0, batch * height, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t b = row / height, i = row % height;
+        const T* g_line = g + ((b * out_h + top + i) * out_w + left) * ch;
+        backward_pixels(g_line, p + row * width * 2 * ch, d + row * width * 2 * ch, width, ch);
+      }
+    });
   });
   return dpre;
 }
@@ -147,6 +244,10 @@ at::Tensor gated_tanh_backward(const at::Tensor& grad, const at::Tensor& pre) {
 TORCH_LIBRARY_FRAGMENT(chainrule_native, m) {
   m.def("gated_tanh_forward(Tensor pre) -> Tensor");
   m.def("gated_tanh_backward(Tensor grad, Tensor pre) -> Tensor");
+  m.def("gated_tanh_forward_padded(Tensor pre, int top, int bottom, int left, int right) -> Tensor");
+  m.def("gated_tanh_backward_padded(Tensor grad, Tensor pre, int top, int left) -> Tensor");
   m.impl("gated_tanh_forward", c10::DispatchKey::CPU, &gated_tanh_forward);
+  m.impl("gated_tanh_forward_padded", c10::DispatchKey::CPU, &gated_tanh_forward_padded);
+  m.impl("gated_tanh_backward_padded", c10::DispatchKey::CPU, &gated_tanh_backward_padded);
   m.impl("gated_tanh_backward", c10::DispatchKey::CPU, &gated_tanh_backward);
 }
