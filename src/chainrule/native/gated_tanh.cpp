@@ -1,6 +1,7 @@
 // The gated activation tanh(a) * sigmoid(b) of the Gated PixelCNN (chainrule/gated_tanh.py), and
 // its backward, as one pass over the pre-activations. Rows are positions: pre (R, 2C) holds a in
-// its first C columns and b in the last C, the output (R, C). torch.compile's fused version of
+// its first C columns and b in the last C, the output (R, C); the padded variants take channels-last
+// (B, 2C, H, W) maps and write into a zero-padded (B, C, H', W') one. torch.compile's fused version of
 // the same arithmetic costs about 1.5x this (its sigmoid: ATen's exact exp and a division each),
 // and eager PyTorch runs it as several passes; the two gates of a layer are the largest
 // elementwise cost of a Gated PixelCNN training step.
