@@ -3,13 +3,15 @@ Oord et al. 2016), as the Gated PixelCNN's layers use it.
 
 On the CPU, in float32 and bfloat16, it is one C++ pass forward and one backward
 (`chainrule.native`: `gated_tanh_forward`, `gated_tanh_backward`), eager and inside torch.compile
-graphs alike (a custom operator with a fake implementation and an autograd formula). The gates
-are the largest elementwise cost of a Gated PixelCNN training step: against inductor's fused
-version of `reference` the passes are 1.4-1.6x faster (bf16 forward 1.13 against 1.77 ms on
-(64, 96, 28, 28), 2 threads), and the recipe's compiled bf16 training step 1.05-1.08x (in-process
-A/B, 2026-12-08). Elsewhere (other devices and dtypes, `CHAINRULE_NATIVE=0`, no compiler) it runs
-`reference`, the specification the kernels are tested against. The gradient is first-order only
-(no double backward), as training and the input-gradient tasks need.
+graphs alike (a custom operator with a fake implementation and an autograd formula). The gates are
+the largest elementwise cost of a Gated PixelCNN training step: against inductor's fused version
+of `reference` the passes are 1.4-1.6x faster (bf16 forward 1.13 against 1.77 ms on (64, 96, 28,
+28), 2 threads), and the recipe's bf16 training step at 2 threads about 1.06-1.09x compiled (with
+the padded variant) and 1.18-1.24x eager (measured without it) (separate processes alternating,
+2026-12-08; at one thread the compiled step gained nothing). Elsewhere (other devices and dtypes,
+`CHAINRULE_NATIVE=0`, no compiler) it runs `reference`, the specification the kernels are tested
+against. The gradient is first-order only (no double backward), as training and the input-gradient
+tasks need.
 """
 
 from __future__ import annotations
@@ -43,19 +45,17 @@ def gated_tanh(
     size there), through the C++ passes where they run. `pads` (left, right, top, bottom, as
     F.pad's) zero-pads a 4D (N, 2C, H, W) map's result, which the C++ pass writes in place: the
     Gated PixelCNN's vertical stack, whose next convolution reads its map padded."""
+    if pads is not None and (pre.dim() != 4 or dim not in (1, -3)):
+        raise ValueError("gated_tanh pads a 4D (N, 2C, H, W) map along dim 1 only")
     size = pre.shape[dim]
-    native_ok = pre.device.type == "cpu" and pre.dtype in NATIVE_DTYPES and not size % 2 and pre.numel()
+    fits = pre.device.type == "cpu" and pre.dtype in NATIVE_DTYPES and not size % 2 and pre.numel()
+    if not (fits and _native_ready()):
+        return reference(pre, dim) if pads is None else F.pad(reference(pre, 1), pads)
     if pads is not None:
-        if pre.dim() != 4 or dim not in (1, -3):
-            raise ValueError("gated_tanh pads a 4D (N, 2C, H, W) map along dim 1 only")
-        if not (native_ok and _native_ready()):
-            return F.pad(reference(pre, 1), pads)
         left, right, top, bottom = pads
         return torch.ops.chainrule_native.gated_tanh_forward_padded(
             pre.contiguous(memory_format=torch.channels_last), top, bottom, left, right
         )
-    if not (native_ok and _native_ready()):
-        return reference(pre, dim)
     last = pre.movedim(dim, -1)  # a channels-last map's channels are already its last axis
     out = torch.ops.chainrule_native.gated_tanh_forward(last.contiguous().view(-1, size))
     return out.view(*last.shape[:-1], size // 2).movedim(-1, dim)

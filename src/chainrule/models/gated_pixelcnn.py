@@ -83,16 +83,6 @@ class GatedLayer(nn.Module):
         v_next = None if next_pads is None else gated_tanh(v_pre, pads=next_pads)
         return v_next, h_new if self.first else h + h_new
 
-    def from_above(self, v_pre: torch.Tensor) -> torch.Tensor:
-        """The vertical stack's input to the horizontal one: `v_to_h` of `v_pre` shifted down a row,
-        so that row i gets row i - 1 (strictly above) and row 0 the bias alone. The 1 x 1
-        convolution runs before the shift (they commute), so that the shift is an offset read
-        that torch.compile fuses into the sum with the horizontal stack instead of a copy of
-        `v_pre` (compiled bf16 training step: 1.0x-, 2026-12-08)."""
-        above = F.conv2d(v_pre, self.v_to_h.weight)
-        # cropping before padding keeps the result contiguous
-        return F.pad(above[:, :, :-1], (0, 0, 1, 0)) + self.v_to_h.bias.to(above.dtype)[:, None, None]
-
 
 @register_model("gated-pixelcnn")
 class GatedPixelCNN(ImageAutoregressiveModel):

@@ -114,19 +114,19 @@ void backward_pixels(const T* grad, const T* pre, T* dpre, int64_t n, int64_t ch
 //: rows per parallel chunk: a few thousand values, so that small calls stay on one thread
 int64_t grain(int64_t width) { return std::max<int64_t>(kRowsPerBlock, 4096 / std::max<int64_t>(width, 1)); }
 
-void check_dtype(const at::Tensor& t, const char* name) {
+void check_cpu_float(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU");
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16, name,
               " must be float32 or bfloat16, got ", t.scalar_type());
-  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
 }
 
 void check_rows(const at::Tensor& t, const char* name, int64_t width) {
   TORCH_CHECK(t.dim() == 2 && t.size(1) == width, name, " must be (rows, ", width, "), got ", t.sizes());
-  check_dtype(t, name);
+  check_cpu_float(t, name);
+  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
 }
 
-// fn(value of the element type) for the two dtypes `check_dtype` admits
+// fn(value of the element type) for the two dtypes `check_cpu_float` admits
 template <typename Fn>
 void dispatch(at::ScalarType type, Fn&& fn) {
   if (type == at::kFloat) {
@@ -178,10 +178,8 @@ at::Tensor gated_tanh_backward(const at::Tensor& grad, const at::Tensor& pre) {
 // maps are (B, C, H, W) in channels-last memory, that is (B, H, W, C) rows of channels
 void check_maps(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.dim() == 4, name, " must be a (B, C, H, W) map, got ", t.sizes());
+  check_cpu_float(t, name);
   TORCH_CHECK(t.is_contiguous(at::MemoryFormat::ChannelsLast), name, " must be channels-last");
-  TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU");
-  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16, name,
-              " must be float32 or bfloat16, got ", t.scalar_type());
 }
 
 // pre (B, 2 C, H, W) -> (B, C, top + H + bottom, left + W + right), zero outside

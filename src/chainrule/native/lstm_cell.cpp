@@ -294,6 +294,13 @@ void move_rows(const at::Tensor& src, int64_t gs, int64_t r0, int64_t c0, const 
   });
 }
 
+// The taps K of the scan's recurrent weight w (G, K ch, 4 ch), checked against G and ch
+int64_t taps_of(const at::Tensor& w, int64_t groups, int64_t ch) {
+  TORCH_CHECK(w.dim() == 3 && w.size(0) == groups && w.size(1) % ch == 0 && w.size(2) == 4 * ch,
+              "w must be (G, K ch, 4 ch), got ", w.sizes());
+  return w.size(1) / ch;
+}
+
 // Zeros rows [r0, r0 + n) of group g of a contiguous (G, N, B, X) tensor (rows: positions times
 // the batch): each step's rows just before the loop writes them, where they are in cache, rather
 // than the whole tensor up front.
@@ -331,9 +338,7 @@ std::vector<at::Tensor> chunked_lstm_forward(const at::Tensor& pre_all, const at
               "pre must be a contiguous (G, N, B, 4 ch), got ", pre_all.sizes());
   const int64_t groups = pre_all.size(0), n_all = pre_all.size(1), b = pre_all.size(2), four = pre_all.size(3);
   const int64_t ch = four / 4;
-  TORCH_CHECK(w_all.dim() == 3 && w_all.size(0) == groups && w_all.size(1) % ch == 0 && w_all.size(2) == four,
-              "w must be (G, K ch, 4 ch), got ", w_all.sizes());
-  const int64_t taps = w_all.size(1) / ch;
+  const int64_t taps = taps_of(w_all, groups, ch);
   auto like = pre_all.options().dtype(cell_type(pre_all.scalar_type()));
   auto bufs_all = at::empty({groups, n_all, b, taps * ch}, pre_all.options());  // zeroed step by step
   auto acts_all = at::empty({groups, n_all, b, four}, like);
@@ -373,15 +378,13 @@ at::Tensor chunked_lstm_backward(const at::Tensor& dhs_all, const at::Tensor& ac
                   tcs_all.size(0) == groups && tcs_all.size(1) == n_all && tcs_all.size(2) == b,
               "dhs, cs and tcs must be (G, N, B, ch) like acts, got ", dhs_all.sizes(), ", ", cs_all.sizes(), ", ",
               tcs_all.sizes());
+  const auto steps = decode(plan, n_all, taps_of(w_all, groups, ch));
   auto dpre_all = at::empty(acts_all.sizes(), acts_all.options().dtype(w_all.scalar_type()));
   // dh: the upstream gradient in the cell's precision plus what the step after adds; dc: what the
   // step after carries back (zero elsewhere). Each step's rows are prepared (`prepare`) just before
   // the step after writes into them, and the last step's before the loop.
   const auto dhs = dhs_all.contiguous();
   auto dh_all = at::empty(cs_all.sizes(), cs_all.options()), dc_all = at::empty_like(cs_all);
-  TORCH_CHECK(w_all.dim() == 3 && w_all.size(0) == groups && w_all.size(2) == 4 * ch && w_all.size(1) % ch == 0,
-              "w must be (G, K ch, 4 ch), got ", w_all.sizes());
-  const auto steps = decode(plan, n_all, w_all.size(1) / ch);
   by_recurrence(groups, parallel, [&](int64_t g0, int64_t g1) {
     auto part = [&](const at::Tensor& t) { return t.narrow(0, g0, g1 - g0); };
     auto acts = part(acts_all), cs = part(cs_all), tcs = part(tcs_all), dpre = part(dpre_all);
