@@ -29,7 +29,11 @@ from pathlib import Path
 
 import torch
 
-SOURCES = tuple(Path(__file__).with_name(name) for name in ("lstm_cell.cpp", "gated_tanh.cpp"))
+SOURCES = tuple(
+    Path(__file__).with_name(name) for name in ("lstm_cell.cpp", "chunked_scan.cpp", "gated_tanh.cpp")
+)
+#: headers the sources include: part of the build's identity, as the sources are
+HEADERS = (Path(__file__).with_name("lstm_cell.h"),)
 
 #: torch's vector-instruction level → the macros and flags that build ATen's vector types for it
 _ISA_FLAGS = {
@@ -54,7 +58,10 @@ def _build() -> bool:
     try:
         isa = torch.backends.cpu.get_cpu_capability()
         flags = ["-O3", "-fopenmp", *_ISA_FLAGS.get(isa, [])]  # OpenMP: at::parallel_for
-        key = b"".join(p.read_bytes() for p in SOURCES) + " ".join([*flags, torch.__version__]).encode()
+        key = (
+            b"".join(p.read_bytes() for p in (*SOURCES, *HEADERS))
+            + " ".join([*flags, torch.__version__]).encode()
+        )
         tag = re.sub(r"\W", "_", isa).lower()  # "NO AVX" -> no_avx: the name is a C identifier
         name = f"chainrule_native_{tag}_{hashlib.sha1(key).hexdigest()[:12]}"
         from torch.utils import cpp_extension
