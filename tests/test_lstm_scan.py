@@ -89,18 +89,20 @@ def test_lstm_cell_is_the_textbook_update(dim: int) -> None:
 
 
 # -- the chunked scan (steps of varying length: the Diagonal BiLSTM's anti-diagonals) -------------
-def chunked_step_by_step(pre: torch.Tensor, weight: torch.Tensor, chunks, offsets) -> torch.Tensor:
-    """`chunked_lstm_scan`'s recurrence written from its docstring: per step, each label's
+def chunked_step_by_step(x: torch.Tensor, weight: torch.Tensor, chunks, offsets, bias=None) -> torch.Tensor:
+    """`chunked_lstm_scan`'s recurrence written from its docstring: per step, each label's input,
     neighbours and carried cell state looked up by label in the step before, `lstm_cell` through
     autograd."""
-    g_, _, b, four = pre.shape
-    zero = pre.new_zeros(g_, b, four // 4)
+    g_, _, b, _ = x.shape
+    zero = x.new_zeros(g_, b, weight.shape[-1] // 4)
     h_before, c_before, states, start = {}, {}, [], 0
     for n, first in chunks:
         h_now, c_now = {}, {}
         for r in range(first, first + n):
-            neighbours = torch.cat([h_before.get(r + o, zero) for o in offsets], -1)
-            gates = pre[:, start + r - first] + torch.einsum("gbk,gkf->gbf", neighbours, weight)
+            row = torch.cat([x[:, start + r - first], *(h_before.get(r + o, zero) for o in offsets)], -1)
+            gates = torch.einsum("gbk,gkf->gbf", row, weight)
+            if bias is not None:
+                gates = gates + bias[:, None]
             h_now[r], c_now[r] = lstm_cell(gates, c_before.get(r, zero), dim=-1)
             states.append(h_now[r])
         h_before, c_before, start = h_now, c_now, start + n
@@ -116,28 +118,36 @@ def chunked_step_by_step(pre: torch.Tensor, weight: torch.Tensor, chunks, offset
         (((2, 0), (3, 1), (1, 5), (2, 4)), (-2, 1)),  # gaps, labels missing before, a jump
     ],
 )
-def test_chunked_scan_matches_step_by_step_values_and_gradients(chunks, offsets) -> None:
+@pytest.mark.parametrize("inputs", [3, 0])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_chunked_scan_matches_step_by_step_values_and_gradients(chunks, offsets, inputs, with_bias) -> None:
     gen = torch.Generator().manual_seed(3)
     g_, b, ch, n = 2, 3, 2, sum(c[0] for c in chunks)
-    pre = torch.randn(g_, n, b, 4 * ch, generator=gen, dtype=torch.double, requires_grad=True)
-    weight = torch.randn(g_, len(offsets) * ch, 4 * ch, generator=gen, dtype=torch.double)
+    x = torch.randn(g_, n, b, inputs, generator=gen, dtype=torch.double, requires_grad=True)
+    weight = torch.randn(g_, inputs + len(offsets) * ch, 4 * ch, generator=gen, dtype=torch.double)
     weight.requires_grad_()
+    bias = (
+        torch.randn(g_, 4 * ch, generator=gen, dtype=torch.double, requires_grad=True) if with_bias else None
+    )
     upstream = torch.randn(g_, n, b, ch, generator=gen, dtype=torch.double)
+    wrt = (x, weight, bias) if with_bias else (x, weight)
     results = []
     for fn in (chunked_lstm_scan, chunked_step_by_step):
-        h = fn(pre, weight, chunks, offsets)
-        results.append((h, *torch.autograd.grad((h * upstream).sum(), (pre, weight))))
+        h = fn(x, weight, chunks, offsets, bias)
+        results.append((h, *torch.autograd.grad((h * upstream).sum(), wrt, allow_unused=True)))
     for ours, reference in zip(*results, strict=True):
         assert torch.allclose(ours, reference, rtol=1e-12, atol=1e-12)
 
 
 def test_chunked_scan_equals_the_row_scan() -> None:
-    """Equal chunks of P labels are the Row LSTM's scan with positions outside the batch."""
+    """Equal chunks of P labels are the Row LSTM's scan with positions outside the batch (its
+    pre-activations the chunked scan's inputs, through an identity block of the weight)."""
     gen = torch.Generator().manual_seed(4)
     steps, b, p, ch = 4, 2, 5, 3
     pre = torch.randn(1, steps, b, p, 4 * ch, generator=gen)
     weight = torch.randn(1, 3 * ch, 4 * ch, generator=gen) * 0.5
     rows = lstm_scan(pre, weight, (-1, 0, 1))  # (1, T, B, P, ch)
     packed = pre.transpose(2, 3).reshape(1, steps * p, b, 4 * ch)
-    chunked = chunked_lstm_scan(packed, weight, ((p, 0),) * steps, (-1, 0, 1))
+    both = torch.cat([torch.eye(4 * ch)[None], weight], 1)
+    chunked = chunked_lstm_scan(packed, both, ((p, 0),) * steps, (-1, 0, 1))
     assert torch.allclose(chunked, rows.transpose(2, 3).reshape(1, steps * p, b, ch), atol=1e-6)

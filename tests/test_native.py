@@ -129,20 +129,22 @@ def test_the_chunked_scan_gives_the_same_on_two_threads(dtype: torch.dtype) -> N
 
     gen = torch.Generator().manual_seed(5)
     chunks = diagonal_chunks(5, 6)
-    pre = torch.randn(2, 30, 3, 4 * 20, generator=gen).to(dtype).requires_grad_()
-    weight = (torch.randn(2, 2 * 20, 4 * 20, generator=gen) * 0.3).requires_grad_()
+    x = torch.randn(2, 30, 3, 7, generator=gen).to(dtype).requires_grad_()
+    weight = (torch.randn(2, 7 + 2 * 20, 4 * 20, generator=gen) * 0.3).requires_grad_()
+    bias = torch.randn(2, 4 * 20, generator=gen).requires_grad_()
     upstream = torch.randn(2, 30, 3, 20, generator=gen)
     results, threads = [], torch.get_num_threads()
     try:
         for n in (1, 2):
             torch.set_num_threads(n)
-            h = chunked_lstm_scan(pre, weight, chunks, (-1, 0))
-            results.append((h, *torch.autograd.grad((h * upstream).sum(), (pre, weight))))
+            h = chunked_lstm_scan(x, weight, chunks, (-1, 0), bias)
+            results.append((h, *torch.autograd.grad((h * upstream).sum(), (x, weight, bias))))
     finally:
         torch.set_num_threads(threads)
-    (h1, dpre1, dw1), (h2, dpre2, dw2) = results
+    (h1, dx1, dw1, db1), (h2, dx2, dw2, db2) = results
     assert torch.equal(h1, h2)
-    assert torch.equal(dpre1, dpre2)
+    assert torch.equal(dx1, dx2)
+    assert torch.equal(db1, db2)  # summed step by step inside each direction's loop
     assert torch.allclose(dw1, dw2, rtol=1e-5, atol=1e-5)  # one matmul after the loops, split by threads
 
 
@@ -157,8 +159,8 @@ def test_two_threads_count_the_same_flops_and_work_in_inference_mode() -> None:
     from chainrule.models.lstm_scan import chunked_lstm_scan
 
     chunks = diagonal_chunks(4, 5)
-    pre = torch.randn(2, 20, 3, 16).requires_grad_()
-    weight = torch.randn(2, 8, 16).requires_grad_()
+    pre = torch.randn(2, 20, 3, 5).requires_grad_()  # the inputs
+    weight = torch.randn(2, 5 + 8, 16).requires_grad_()
     counts, threads = [], torch.get_num_threads()
     try:
         for n in (1, 2):
@@ -197,7 +199,9 @@ def test_a_carried_state_of_the_wrong_shape_is_refused() -> None:
         with pytest.raises(RuntimeError, match="c_prev"):
             native.ops().lstm_cell_forward(gates, bad, 0, 4, 0, *parts)
     with pytest.raises(RuntimeError, match="scan plan"):
-        native.ops().chunked_lstm_forward(torch.zeros(2, 3, 1, 8), torch.zeros(2, 4, 8), [0, 9, 0], False)
+        native.ops().chunked_lstm_forward(
+            torch.zeros(2, 3, 1, 1), torch.zeros(2, 5, 8), None, [0, 9, 0], False
+        )
 
 
 @needs_native
@@ -208,27 +212,42 @@ def test_a_carried_state_of_the_wrong_shape_is_refused() -> None:
 )
 def test_a_scan_plan_that_points_outside_the_tensors_is_refused(tap: tuple[int, ...]) -> None:
     """The loops copy rows by address: every copy a plan names is checked first."""
-    pre, w = torch.zeros(2, 2, 1, 8), torch.zeros(2, 4, 8)  # K = 2 taps of 2 channels
+    x, w = torch.zeros(2, 2, 1, 1), torch.zeros(2, 1 + 4, 8)  # one input, K = 2 taps of 2 channels
     plan = [0, 1, 0, 0, 0, 0, 0, 1, 2, 1, *tap, 0, 0, 0, 0]  # step 0: no taps; step 1: one tap
     with pytest.raises(RuntimeError, match="scan plan tap"):
-        native.ops().chunked_lstm_forward(pre, w, plan, False)
+        native.ops().chunked_lstm_forward(x, w, None, plan, False)
     acts, states = torch.zeros(2, 2, 1, 8), torch.zeros(2, 2, 1, 2)
     with pytest.raises(RuntimeError, match="scan plan tap"):
-        native.ops().chunked_lstm_backward(states, acts, states, states, w, plan, False)
+        native.ops().chunked_lstm_backward(states, acts, states, states, w, 1, plan, False)
     with pytest.raises(RuntimeError, match="dhs, cs and tcs"):
-        native.ops().chunked_lstm_backward(torch.zeros(2, 3, 1, 2), acts, states, states, w, [], False)
+        native.ops().chunked_lstm_backward(torch.zeros(2, 3, 1, 2), acts, states, states, w, 1, [], False)
 
 
 @needs_native
 def test_a_scan_plan_must_cover_the_positions_step_after_step() -> None:
-    pre, w = torch.zeros(2, 3, 1, 8), torch.zeros(2, 4, 8)
+    x, w = torch.zeros(2, 3, 1, 1), torch.zeros(2, 1 + 4, 8)
     with pytest.raises(RuntimeError, match="cover all 3 positions"):
-        native.ops().chunked_lstm_forward(pre, w, [0, 2, 0, 0, 0, 0, 0], False)
+        native.ops().chunked_lstm_forward(x, w, None, [0, 2, 0, 0, 0, 0, 0], False)
     with pytest.raises(RuntimeError, match="bad scan plan step"):  # a gap before the second step
-        native.ops().chunked_lstm_forward(pre, w, [0, 1, 0, 0, 0, 0, 0, 2, 3, 0, 0, 0, 0, 0], False)
+        native.ops().chunked_lstm_forward(x, w, None, [0, 1, 0, 0, 0, 0, 0, 2, 3, 0, 0, 0, 0, 0], False)
     with pytest.raises(RuntimeError, match="bad scan plan carry"):  # a carry from two steps back
         plan = [0, 1, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 2, 3, 0, 1, 2, 3, 0]
-        native.ops().chunked_lstm_forward(pre, w, plan, False)
+        native.ops().chunked_lstm_forward(x, w, None, plan, False)
+
+
+@needs_native
+def test_scan_weights_and_bias_of_the_wrong_shape_are_refused() -> None:
+    x = torch.zeros(2, 1, 1, 3)
+    with pytest.raises(RuntimeError, match="w must be"):  # 3 inputs + 2 taps of 2 channels = 7 rows
+        native.ops().chunked_lstm_forward(x, torch.zeros(2, 6, 8), None, [0, 1, 0, 0, 0, 0, 0], False)
+    with pytest.raises(RuntimeError, match="bias must be"):
+        native.ops().chunked_lstm_forward(
+            x, torch.zeros(2, 7, 8), torch.zeros(2, 4), [0, 1, 0, 0, 0, 0, 0], False
+        )
+    with pytest.raises(RuntimeError, match="in x's dtype"):
+        native.ops().chunked_lstm_forward(
+            x, torch.zeros(2, 7, 8).double(), None, [0, 1, 0, 0, 0, 0, 0], False
+        )
 
 
 def test_a_lock_left_by_a_killed_build_is_removed(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

@@ -48,7 +48,7 @@ from torch import nn
 from chainrule.masked_conv import MaskedConv2d
 from chainrule.models.base import register_model
 from chainrule.models.image import SamplerCache
-from chainrule.models.lstm_scan import chunked_lstm_scan
+from chainrule.models.lstm_scan import chunked_lstm_scan, in_autocast_dtype
 from chainrule.models.pixelcnn import pointwise
 from chainrule.models.pixelrnn import PixelRNN, lstm_cell
 
@@ -95,33 +95,35 @@ class DiagonalBiLSTMLayer(nn.Module):
         pre = pointwise(self.input_to_state[1], x)
         return pre if self.image_to_state is None else pre + self.image_to_state(image)
 
-    def input_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Both directions' input-to-state maps as one batched (2, in, 4h) matrix and (2, 1, 4h)
-        bias, in = h (+ C image channels in the first layer, which only the right-to-left
-        direction reads: zeros for the other)."""
+    def scan_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both directions' weights for the scan: (2, in + 2h, 4h), the input-to-state maps
+        (in = h, + C image channels in the first layer, which only the right-to-left direction
+        reads: zeros for the other) above the state-to-state kernels, and the biases (2, 4h)."""
         weights = [conv.masked_weight().flatten(1) for conv in self.input_to_state]  # (4h, h) each
         if self.image_to_state is not None:
             image = self.image_to_state.weight
             weights = [torch.cat([weights[0], torch.zeros_like(image)], 1), torch.cat([weights[1], image], 1)]
-        bias = torch.stack([conv.bias for conv in self.input_to_state])[:, None]
-        return torch.stack(weights).transpose(1, 2), bias
+        weight = torch.cat([torch.stack(weights), self.state_to_state], 2).transpose(1, 2)
+        return weight, torch.stack([conv.bias for conv in self.input_to_state])
 
     def forward(self, x: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         b, ch, height, width = x.shape
-        size = height * width
         inputs = x if self.image_to_state is None else torch.cat([x, image], 1)
         # both directions' inputs gathered in the order of their steps (one pass over h channels,
-        # not over the 4h pre-activations): (2, H W, B, in), then both input-to-state maps at once
+        # not over the 4h pre-activations), in the matmuls' dtype: (2, H W, B, in)
         walks = direction_orders(height, width, x.device)  # (2, H W) raster indices (recomputed:
         # ~0.1 ms, where a cache would outlive an inference_mode call and break training after it)
         steps = torch.argsort(walks, dim=1)  # the step of each pixel in each direction
-        gathered = PermutedRows.apply(inputs.flatten(2).permute(2, 0, 1), walks, steps)  # (2, H W, B, in)
-        weight, bias = self.input_weights()
-        pre = torch.baddbmm(bias, gathered.flatten(1, 2), weight).view(2, size, b, 4 * ch)
-        # row i of diagonal k reads rows i - 1 (the pixel above) and i (the pixel before) of
-        # diagonal k - 1 and carries the cell state of row i (before): offsets -1 and 0
-        chunks, recurrent = diagonal_chunks(height, width), self.state_to_state.transpose(1, 2)
-        states = chunked_lstm_scan(pre, recurrent, chunks, (-1, 0))  # (2, H W, B, h)
+        # (H W, B, in) in the matmuls' dtype, contiguous (whole rows to gather): one copy
+        flat = inputs.flatten(2).permute(2, 0, 1)
+        flat = flat.to(in_autocast_dtype(inputs).dtype, memory_format=torch.contiguous_format)
+        gathered = PermutedRows.apply(flat, walks, steps)
+        # each step's input-to-state and state-to-state parts are one matmul inside the scan: row i
+        # of diagonal k reads rows i - 1 (the pixel above) and i (the pixel before) of diagonal
+        # k - 1 and carries the cell state of row i (before): offsets -1 and 0
+        weight, bias = self.scan_weights()
+        chunks = diagonal_chunks(height, width)
+        states = chunked_lstm_scan(gathered, weight, chunks, (-1, 0), bias)  # (2, H W, B, h)
         # pixel r takes the left-to-right state at r and the right-to-left state at r - W (shifted
         # down a row; zero on the first)
         summed = RasterStates.apply(states, walks, steps, width)  # (H W, B, h)
@@ -179,10 +181,13 @@ class RasterStates(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (walks,) = ctx.saved_tensors
         size = grad.shape[0]
+        out = grad.new_empty(2, *grad.shape)  # both gathered in place: no stack, no padded copy
+        torch.index_select(grad, 0, walks[0], out=out[0])
         # the right-to-left state of step s reaches pixel walks[1, s] + W, or nothing (last row)
-        padded = torch.cat([grad, grad.new_zeros(1, *grad.shape[1:])])
-        below = (walks[1] + ctx.width).clamp_(max=size)
-        return torch.stack([grad.index_select(0, walks[0]), padded.index_select(0, below)]), None, None, None
+        below = walks[1] + ctx.width
+        torch.index_select(grad, 0, below.clamp(max=size - 1), out=out[1])
+        out[1].index_fill_(0, torch.nonzero(below >= size).flatten(), 0)
+        return out, None, None, None
 
 
 @register_model("diagonal-bilstm")

@@ -195,27 +195,32 @@ def chunk_plan(chunks: tuple[tuple[int, int], ...], offsets: tuple[int, ...]) ->
     return tuple(plan)
 
 
-def chunked_forward(pre: torch.Tensor, w: torch.Tensor, plan: tuple[ChunkStep, ...]) -> list[torch.Tensor]:
-    """The chunked scan's forward loop over `chunk_plan`'s steps: [hs, bufs (the neighbours' states
-    side by side, zero where none), acts, cs, tcs]. The specification of (and fallback for)
-    native `chunked_lstm_forward`, which runs the same loop without Python's per-step cost."""
-    g_, n_all, b, four = pre.shape
-    ch, k = four // 4, w.shape[1] // (four // 4)
-    cell = cell_dtype(pre.dtype)
-    step_cells, _ = cells(pre)
-    bufs = pre.new_zeros(g_, n_all, b, k * ch)
-    acts = torch.empty(g_, n_all, b, four, dtype=cell, device=pre.device)
-    cs = torch.empty(g_, n_all, b, ch, dtype=cell, device=pre.device)
+def chunked_forward(
+    x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, plan: tuple[ChunkStep, ...]
+) -> list[torch.Tensor]:
+    """The chunked scan's forward loop over `chunk_plan`'s steps: [hs, bufs (per position its
+    input x and the neighbours' states side by side, zero where none), acts, cs, tcs]. The
+    specification of (and fallback for) native `chunked_lstm_forward`, which runs the same loop
+    without Python's per-step cost."""
+    g_, n_all, b, inputs = x.shape
+    four = w.shape[2]
+    ch = four // 4
+    cell = cell_dtype(x.dtype)
+    step_cells, _ = cells(x)
+    bufs = x.new_zeros(g_, n_all, b, w.shape[1])
+    bufs[..., :inputs] = x
+    acts = torch.empty(g_, n_all, b, four, dtype=cell, device=x.device)
+    cs = torch.empty(g_, n_all, b, ch, dtype=cell, device=x.device)
     tcs, hs = torch.empty_like(cs), torch.empty_like(cs)
     all_cs = as_rows(cs)
     for start, end, taps, carry in plan:
         for tap, lo, hi, src in taps:
-            bufs[:, lo:hi, :, tap * ch : (tap + 1) * ch].copy_(hs[:, src : src + hi - lo])
-        if taps:
-            rows = bufs[:, start:end].view(g_, -1, k * ch)
-            gates = torch.baddbmm(pre[:, start:end].reshape(g_, -1, four), rows, w)
-        else:
-            gates = as_rows(pre[:, start:end])
+            columns = slice(inputs + tap * ch, inputs + (tap + 1) * ch)
+            bufs[:, lo:hi, :, columns].copy_(hs[:, src : src + hi - lo])
+        rows = bufs[:, start:end].view(g_, -1, w.shape[1])
+        gates = torch.bmm(rows, w)
+        if bias is not None:  # added in the cell's precision, as the native loop's cell does
+            gates = gates.to(cell) + bias.to(cell)[:, None]
         lo, hi, src = carry or (start, start, 0)
         here = slice(start, end)
         parts = (as_rows(acts[:, here]), as_rows(cs[:, here]), as_rows(tcs[:, here]), as_rows(hs[:, here]))
@@ -223,13 +228,17 @@ def chunked_forward(pre: torch.Tensor, w: torch.Tensor, plan: tuple[ChunkStep, .
     return [hs, bufs, acts, cs, tcs]
 
 
-def chunked_backward(dhs, acts, cs, tcs, w: torch.Tensor, plan: tuple[ChunkStep, ...]) -> torch.Tensor:
-    """The chunked scan's backward loop: the pre-activations' gradient, in w's dtype. The
-    specification of (and fallback for) native `chunked_lstm_backward`."""
+def chunked_backward(
+    dhs, acts, cs, tcs, w: torch.Tensor, inputs: int, plan: tuple[ChunkStep, ...]
+) -> list[torch.Tensor]:
+    """The chunked scan's backward loop: [the gates' pre-activation gradient and x's gradient, in
+    w's dtype, and the bias gradient in float64]. The specification of (and fallback for) native
+    `chunked_lstm_backward`."""
     g_, n_all, b, four = acts.shape
     ch = four // 4
     _, step_gradients = cells(acts)
     dpre = torch.empty(acts.shape, dtype=w.dtype, device=w.device)
+    dx = torch.empty(g_, n_all, b, inputs, dtype=w.dtype, device=w.device)
     dh = torch.empty_like(cs).copy_(dhs)  # gradients into every h, the later steps' added
     dc = torch.zeros_like(cs)  # ... into every c from the step after
     all_cs, all_dc = as_rows(cs), as_rows(dc)
@@ -246,14 +255,13 @@ def chunked_backward(dhs, acts, cs, tcs, w: torch.Tensor, plan: tuple[ChunkStep,
             as_rows(dpre[:, here]),
             all_dc if carry else None,
         )
-        if taps:
-            dbuf = torch.bmm(dpre[:, here].view(g_, -1, four), wt).view(g_, end - start, b, -1)
-            dbuf = dbuf.to(dh.dtype)  # once: the adds below would each convert (1.02x)
-            for tap, lo, hi, src in taps:
-                dh[:, src : src + hi - lo].add_(
-                    dbuf[:, lo - start : hi - start, :, tap * ch : (tap + 1) * ch]
-                )
-    return dpre
+        dbuf = torch.bmm(dpre[:, here].view(g_, -1, four), wt).view(g_, end - start, b, -1)
+        dx[:, here] = dbuf[..., :inputs]
+        dbuf = dbuf.to(dh.dtype)  # once: the adds below would each convert (1.02x)
+        for tap, lo, hi, src in taps:
+            columns = slice(inputs + tap * ch, inputs + (tap + 1) * ch)
+            dh[:, src : src + hi - lo].add_(dbuf[:, lo - start : hi - start, :, columns])
+    return [dpre, dx, dpre.sum((1, 2), dtype=torch.double)]
 
 
 @functools.lru_cache(maxsize=32)
@@ -274,23 +282,29 @@ def flat_plan(plan: tuple[ChunkStep, ...]) -> tuple[int, ...]:
 
 
 class ChunkedLSTMScan(torch.autograd.Function):
-    """h (G, N, B, ch) from pre (G, N, B, 4 ch) and weight (G, K ch, 4 ch): `LSTMScan` over packed
-    positions, step t the consecutive positions of `chunk_plan`'s step t, each a contiguous
-    (n_t B, ·) block, so every step is one matmul of just its own positions. The loops run in C++
-    where `chainrule.native` does (Diagonal BiLSTM training step, bf16, batch 64, 2 threads:
-    1.09-1.12x against the Python loop with the same C++ cell, in-process A/B, 2026-12-07), with
-    each direction on a thread of its own where that is safe (`_threads_may_split`)."""
+    """h (G, N, B, ch) from inputs x (G, N, B, in), weight (G, in + K ch, 4 ch) and bias (G, 4 ch)
+    or None: `LSTMScan` over packed positions, step t the consecutive positions of `chunk_plan`'s
+    step t, each a contiguous (n_t B, ·) block, so every step is one matmul of just its own
+    positions, its inputs and its neighbours' states together (the input-to-state part is not a
+    separate matmul over all positions beforehand). The loops run in C++ where `chainrule.native`
+    does (Diagonal BiLSTM training step, bf16, batch 64, 2 threads: 1.09-1.12x against the Python
+    loop with the same C++ cell, in-process A/B, 2026-12-07), with each direction on a thread of
+    its own where that is safe (`_threads_may_split`)."""
 
     @staticmethod
-    def forward(ctx, pre: torch.Tensor, weight: torch.Tensor, plan: tuple[ChunkStep, ...]) -> torch.Tensor:
-        w = weight.to(pre.dtype)
-        if native.available(pre):
+    def forward(
+        ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, plan: tuple[ChunkStep, ...]
+    ) -> torch.Tensor:
+        w = weight.to(x.dtype)
+        b = None if bias is None else bias.to(x.dtype)
+        if native.available(x):
             hs, bufs, acts, cs, tcs = native.ops().chunked_lstm_forward(
-                pre, w, flat_plan(plan), _threads_may_split()
+                x.contiguous(), w.contiguous(), b, flat_plan(plan), _threads_may_split()
             )
         else:
-            hs, bufs, acts, cs, tcs = chunked_forward(pre, w, plan)
-        ctx.plan, ctx.weight_dtype = plan, weight.dtype
+            hs, bufs, acts, cs, tcs = chunked_forward(x, w, b, plan)
+        ctx.plan, ctx.inputs = plan, x.shape[-1]
+        ctx.dtypes = (weight.dtype, None if bias is None else bias.dtype)
         ctx.save_for_backward(bufs, acts, cs, tcs, w)
         return hs
 
@@ -300,16 +314,17 @@ class ChunkedLSTMScan(torch.autograd.Function):
         bufs, acts, cs, tcs, w = ctx.saved_tensors
         g_, n_all, b, four = acts.shape
         if native.available(acts):
-            dpre = native.ops().chunked_lstm_backward(
-                dhs.contiguous(), acts, cs, tcs, w, flat_plan(ctx.plan), _threads_may_split()
+            dpre, dx, dbias = native.ops().chunked_lstm_backward(
+                dhs.contiguous(), acts, cs, tcs, w, ctx.inputs, flat_plan(ctx.plan), _threads_may_split()
             )
         else:
-            dpre = chunked_backward(dhs.contiguous(), acts, cs, tcs, w, ctx.plan)
+            dpre, dx, dbias = chunked_backward(dhs.contiguous(), acts, cs, tcs, w, ctx.inputs, ctx.plan)
+        weight_dtype, bias_dtype = ctx.dtypes
         dweight = None
         if ctx.needs_input_grad[1]:
             rows = bufs.view(g_, n_all * b, -1).transpose(1, 2)
-            dweight = torch.bmm(rows, dpre.view(g_, -1, four)).to(ctx.weight_dtype)
-        return dpre, dweight, None
+            dweight = torch.bmm(rows, dpre.view(g_, -1, four)).to(weight_dtype)
+        return dx, dweight, None if bias_dtype is None else dbias.to(bias_dtype), None
 
 
 def _threads_may_split() -> bool:
@@ -321,11 +336,26 @@ def _threads_may_split() -> bool:
 
 @torch.compiler.disable  # as `lstm_scan`
 def chunked_lstm_scan(
-    pre: torch.Tensor, weight: torch.Tensor, chunks: tuple[tuple[int, int], ...], offsets: tuple[int, ...]
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    chunks: tuple[tuple[int, int], ...],
+    offsets: tuple[int, ...],
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Hidden states (G, N, B, ch) of the LSTM recurrence over packed positions: pre (G, N, B, 4 ch)
-    holds the steps one after the other, step t the n_t positions labelled first_t, first_t + 1, ...
-    (`chunks`: (n_t, first_t)); label r reads the states of labels r + offsets[k] of the step
-    before side by side through weight (G, K ch, 4 ch) and carries the cell state of its own label
-    (zero states where the step before has no such label)."""
-    return _without_autocast(ChunkedLSTMScan, pre, weight, chunk_plan(tuple(chunks), tuple(offsets)))
+    """Hidden states (G, N, B, ch) of the LSTM recurrence over packed positions: x (G, N, B, in)
+    holds the steps' inputs one after the other, step t the n_t positions labelled first_t,
+    first_t + 1, ... (`chunks`: (n_t, first_t)); label r's pre-activations [o, f, i, g] are
+    bias + [x_r, h(r + offsets[0]), h(r + offsets[1]), ...] @ weight, weight (G, in + K ch, 4 ch),
+    from its input and the states of labels r + offsets[k] of the step before (zero where that
+    step has no such label), and it carries the cell state of its own label. Under autocast the
+    scan runs in autocast's dtype."""
+    plan = chunk_plan(tuple(chunks), tuple(offsets))
+    return _without_autocast(ChunkedLSTMScan, in_autocast_dtype(x), weight, bias, plan)
+
+
+def in_autocast_dtype(t: torch.Tensor) -> torch.Tensor:
+    """t in autocast's dtype where autocast is on for its device (what a matmul of it would take)."""
+    kind = t.device.type
+    if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+        return t.to(torch.get_autocast_dtype(kind))
+    return t

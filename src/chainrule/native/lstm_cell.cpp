@@ -33,9 +33,10 @@ inline Vec<T> sigmoid(const Vec<T>& x) {
   return Vec<T>::blendv((Vec<T>(T(1)) + x.neg().exp_u20()).reciprocal(), x, x.isnan());
 }
 
+// the same for input known to hold no NaN
 template <typename T>
-inline Vec<T> tanh_via_sigmoid(const Vec<T>& x) {
-  return sigmoid<T>(x * Vec<T>(T(2))) * Vec<T>(T(2)) - Vec<T>(T(1));
+inline Vec<T> plain_sigmoid(const Vec<T>& x) {
+  return (Vec<T>(T(1)) + x.neg().exp_u20()).reciprocal();
 }
 
 // n values of `src` (any floating dtype) into the cell's precision; bfloat16 by its bits (exact),
@@ -49,6 +50,12 @@ inline void widen(const In* src, T* dst, int64_t n) {
   } else {
     for (int64_t k = 0; k < n; ++k) dst[k] = static_cast<T>(src[k]);
   }
+}
+
+// dst[k] += src[k], in a loop the compiler vectorises
+template <typename T>
+inline void add_into(const T* src, T* dst, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) dst[k] += src[k];
 }
 
 // n cell values into the output's dtype, rounded to nearest even (ATen's vectorised conversion)
@@ -70,43 +77,91 @@ void check_rows(const at::Tensor& t, const char* name, int64_t groups, int64_t r
   TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU");
 }
 
+// Whether any of the n values is NaN (one vector compare per 16 values)
+template <typename T>
+inline bool any_nan(const T* x, int64_t n) {
+  const int64_t vs = Vec<T>::size();
+  int64_t k = 0;
+  for (; k + vs <= n; k += vs) {
+    const auto v = Vec<T>::loadu(x + k);
+    if ((v != v).zero_mask() != (1 << vs) - 1) return true;
+  }
+  for (; k < n; ++k) {
+    if (x[k] != x[k]) return true;
+  }
+  return false;
+}
+
+// One row of the forward cell: ch channels of pre-activations [o, f, i, g] (already in the cell's
+// precision) and the carried cell state (or none) → the gate activations, c, tanh(c) and h.
+// kNaN: the NaN-preserving sigmoid, needed only for rows that hold a NaN (see `sigmoid`), which
+// the caller checks once per row (the blends cost 10 % of the cell's time).
+template <typename T, bool kNaN>
+inline void forward_row(const T* pre, const T* before, int64_t ch, T* a, T* cr, T* tr, T* hr) {
+  const int64_t vs = Vec<T>::size();
+  const auto sig = [](const Vec<T>& x) { return kNaN ? sigmoid<T>(x) : plain_sigmoid<T>(x); };
+  const auto tanh2 = [&](const Vec<T>& x) { return sig(x * Vec<T>(T(2))) * Vec<T>(T(2)) - Vec<T>(T(1)); };
+  // k values from u: whole vectors first (plain loads and stores), then the tail
+  const auto span = [&](int64_t u, int64_t k) {
+    auto o = sig(Vec<T>::loadu(pre + u, k));
+    auto f = sig(Vec<T>::loadu(pre + ch + u, k));
+    auto i = sig(Vec<T>::loadu(pre + 2 * ch + u, k));
+    auto gg = tanh2(Vec<T>::loadu(pre + 3 * ch + u, k));
+    auto cell = i * gg;
+    if (before) cell = at::vec::fmadd(f, Vec<T>::loadu(before + u, k), cell);
+    auto t = tanh2(cell);
+    o.store(a + u, k);
+    f.store(a + ch + u, k);
+    i.store(a + 2 * ch + u, k);
+    gg.store(a + 3 * ch + u, k);
+    cell.store(cr + u, k);
+    t.store(tr + u, k);
+    (o * t).store(hr + u, k);
+  };
+  int64_t u = 0;
+  for (; u + vs <= ch; u += vs) span(u, vs);
+  if (u < ch) span(u, ch - u);
+}
+
+// Rows (g, r) for n in [begin, end) of a (groups, rows) grid, without a division per row: the
+// tensors' strides are read once, not per row (TensorBase::stride is an out-of-line call)
+template <typename Body>
+inline void for_rows(int64_t begin, int64_t end, int64_t rows, const Body& body) {
+  int64_t g = begin / rows, r = begin % rows;
+  for (int64_t n = begin; n < end; ++n, ++r) {
+    if (r == rows) r = 0, ++g;
+    body(g, r);
+  }
+}
+
 template <typename In, typename T>
 void forward_kernel(const at::Tensor& gates, const at::Tensor& c_prev, int64_t lo, int64_t hi, int64_t src,
-                    at::Tensor& act, at::Tensor& c, at::Tensor& tc, at::Tensor& h) {
+                    at::Tensor& act, at::Tensor& c, at::Tensor& tc, at::Tensor& h, const at::Tensor& bias) {
   const int64_t groups = gates.size(0), rows = gates.size(1), ch = c.size(2);
-  const int64_t vs = Vec<T>::size();
+  const int64_t g_stride = gates.stride(0), a_stride = act.stride(0), c_stride = c.stride(0);
+  const int64_t t_stride = tc.stride(0), h_stride = h.stride(0), p_stride = c_prev.defined() ? c_prev.stride(0) : 0;
   const In* gp = gates.data_ptr<In>();
   const T* cpp = c_prev.defined() ? c_prev.data_ptr<T>() : nullptr;
+  const T* bp = bias.defined() ? bias.data_ptr<T>() : nullptr;
+  const int64_t b_stride = bias.defined() ? bias.stride(0) : 0;
   T *ap = act.data_ptr<T>(), *cp = c.data_ptr<T>(), *tp = tc.data_ptr<T>(), *hp = h.data_ptr<T>();
   at::parallel_for(0, groups * rows, 16, [&](int64_t begin, int64_t end) {
     std::vector<T> pre(4 * ch);
-    for (int64_t n = begin; n < end; ++n) {
-      const int64_t g = n / rows, r = n % rows;
-      widen(gp + g * gates.stride(0) + r * 4 * ch, pre.data(), 4 * ch);
-      T* a = ap + g * act.stride(0) + r * 4 * ch;
-      T* cr = cp + g * c.stride(0) + r * ch;
-      T* tr = tp + g * tc.stride(0) + r * ch;
-      T* hr = hp + g * h.stride(0) + r * ch;
+    for_rows(begin, end, rows, [&](int64_t g, int64_t r) {
+      widen(gp + g * g_stride + r * 4 * ch, pre.data(), 4 * ch);
+      if (bp) add_into(bp + g * b_stride, pre.data(), 4 * ch);
       const bool carried = cpp != nullptr && r >= lo && r < hi;
-      const T* before = carried ? cpp + g * c_prev.stride(0) + (src + r - lo) * ch : nullptr;
-      for (int64_t u = 0; u < ch; u += vs) {
-        const int64_t k = std::min(vs, ch - u);
-        auto o = sigmoid<T>(Vec<T>::loadu(pre.data() + u, k));
-        auto f = sigmoid<T>(Vec<T>::loadu(pre.data() + ch + u, k));
-        auto i = sigmoid<T>(Vec<T>::loadu(pre.data() + 2 * ch + u, k));
-        auto gg = tanh_via_sigmoid<T>(Vec<T>::loadu(pre.data() + 3 * ch + u, k));
-        auto cell = i * gg;
-        if (carried) cell = at::vec::fmadd(f, Vec<T>::loadu(before + u, k), cell);
-        auto t = tanh_via_sigmoid<T>(cell);
-        o.store(a + u, k);
-        f.store(a + ch + u, k);
-        i.store(a + 2 * ch + u, k);
-        gg.store(a + 3 * ch + u, k);
-        cell.store(cr + u, k);
-        t.store(tr + u, k);
-        (o * t).store(hr + u, k);
+      const T* before = carried ? cpp + g * p_stride + (src + r - lo) * ch : nullptr;
+      T* a = ap + g * a_stride + r * 4 * ch;
+      T* cr = cp + g * c_stride + r * ch;
+      T* tr = tp + g * t_stride + r * ch;
+      T* hr = hp + g * h_stride + r * ch;
+      if (any_nan(pre.data(), 4 * ch) || (before && any_nan(before, ch))) {
+        forward_row<T, true>(pre.data(), before, ch, a, cr, tr, hr);
+      } else {
+        forward_row<T, false>(pre.data(), before, ch, a, cr, tr, hr);
       }
-    }
+    });
   });
 }
 
@@ -120,19 +175,21 @@ void backward_kernel(const at::Tensor& dh, const at::Tensor& dc, const at::Tenso
   const T* cpp = c_prev.defined() ? c_prev.data_ptr<T>() : nullptr;
   T* dcpp = dc_prev.defined() ? dc_prev.data_ptr<T>() : nullptr;
   Out* dp = dpre.data_ptr<Out>();
+  const int64_t a_stride = act.stride(0), dh_stride = dh.stride(0), dc_stride = dc.stride(0), t_stride = tc.stride(0);
+  const int64_t p_stride = cpp ? c_prev.stride(0) : 0, dp_stride = dcpp ? dc_prev.stride(0) : 0;
+  const int64_t out_stride = dpre.stride(0);
   const Vec<T> one(T(1)), zero(T(0));
   at::parallel_for(0, groups * rows, 16, [&](int64_t begin, int64_t end) {
     std::vector<T> grad(4 * ch);
-    for (int64_t n = begin; n < end; ++n) {
-      const int64_t g = n / rows, r = n % rows;
-      const T* a = ap + g * act.stride(0) + r * 4 * ch;
-      const T* dhr = dhp + g * dh.stride(0) + r * ch;
-      const T* dcr = dcp + g * dc.stride(0) + r * ch;
-      const T* tr = tp + g * tc.stride(0) + r * ch;
+    for_rows(begin, end, rows, [&](int64_t g, int64_t r) {
+      const T* a = ap + g * a_stride + r * 4 * ch;
+      const T* dhr = dhp + g * dh_stride + r * ch;
+      const T* dcr = dcp + g * dc_stride + r * ch;
+      const T* tr = tp + g * t_stride + r * ch;
       const bool carried = cpp != nullptr && r >= lo && r < hi;
       const int64_t back = src + r - lo;
-      const T* before = carried ? cpp + g * c_prev.stride(0) + back * ch : nullptr;
-      T* dcb = carried && dcpp ? dcpp + g * dc_prev.stride(0) + back * ch : nullptr;
+      const T* before = carried ? cpp + g * p_stride + back * ch : nullptr;
+      T* dcb = carried && dcpp ? dcpp + g * dp_stride + back * ch : nullptr;
       for (int64_t u = 0; u < ch; u += vs) {
         const int64_t k = std::min(vs, ch - u);
         auto o = Vec<T>::loadu(a + u, k), f = Vec<T>::loadu(a + ch + u, k);
@@ -146,8 +203,8 @@ void backward_kernel(const at::Tensor& dh, const at::Tensor& dc, const at::Tenso
         (dcell * i * (one - gg * gg)).store(grad.data() + 3 * ch + u, k);
         if (dcb) (dcell * f).store(dcb + u, k);
       }
-      narrow(grad.data(), dp + g * dpre.stride(0) + r * 4 * ch, 4 * ch);
-    }
+      narrow(grad.data(), dp + g * out_stride + r * 4 * ch, 4 * ch);
+    });
   });
 }
 
@@ -170,7 +227,8 @@ at::ScalarType cell_type(at::ScalarType t) {
 }
 
 void lstm_cell_forward(const at::Tensor& gates, const std::optional<at::Tensor>& c_prev, int64_t lo, int64_t hi,
-                       int64_t src, at::Tensor act, at::Tensor c, at::Tensor tc, at::Tensor h) {
+                       int64_t src, at::Tensor act, at::Tensor c, at::Tensor tc, at::Tensor h,
+                       const std::optional<at::Tensor>& bias) {
   const int64_t groups = gates.size(0), rows = gates.size(1), ch = c.size(2);
   check_rows(gates, "gates", groups, rows, 4 * ch);
   check_rows(act, "act", groups, rows, 4 * ch);
@@ -179,12 +237,18 @@ void lstm_cell_forward(const at::Tensor& gates, const std::optional<at::Tensor>&
   for (auto* t : {&act, &c, &tc, &h}) TORCH_CHECK(t->scalar_type() == cell, "outputs must be ", cell);
   at::Tensor before = c_prev.has_value() ? *c_prev : at::Tensor();
   if (before.defined()) check_carried(before, "c_prev", groups, rows, ch, cell, lo, hi, src);
+  const at::Tensor added = bias.has_value() ? *bias : at::Tensor();
+  if (added.defined()) {
+    TORCH_CHECK(added.dim() == 2 && added.size(0) == groups && added.size(1) == 4 * ch && added.stride(1) == 1 &&
+                    added.scalar_type() == cell && added.device().is_cpu(),
+                "bias must be (", groups, ", ", 4 * ch, ") in ", cell, " with contiguous rows, got ", added.sizes());
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, gates.scalar_type(), "lstm_cell_forward", [&] {
     using In = scalar_t;
     if (cell == at::kDouble) {
-      forward_kernel<In, double>(gates, before, lo, hi, src, act, c, tc, h);
+      forward_kernel<In, double>(gates, before, lo, hi, src, act, c, tc, h, added);
     } else {
-      forward_kernel<In, float>(gates, before, lo, hi, src, act, c, tc, h);
+      forward_kernel<In, float>(gates, before, lo, hi, src, act, c, tc, h, added);
     }
   });
 }
@@ -219,7 +283,9 @@ TORCH_LIBRARY(chainrule_native, m) {
   m.def(
       "lstm_cell_forward(Tensor gates, Tensor? c_prev, int lo, int hi, int src, Tensor(a!) act, Tensor(b!) c, "
       "Tensor(c!) tc, Tensor(d!) h) -> ()",
-      &chainrule_native::lstm_cell_forward);
+      [](const at::Tensor& gates, const std::optional<at::Tensor>& c_prev, int64_t lo, int64_t hi, int64_t src,
+         at::Tensor act, at::Tensor c, at::Tensor tc,
+         at::Tensor h) { chainrule_native::lstm_cell_forward(gates, c_prev, lo, hi, src, act, c, tc, h); });
   m.def(
       "lstm_cell_backward(Tensor dh, Tensor dc, Tensor act, Tensor tc, Tensor? c_prev, int lo, int hi, int src, "
       "Tensor(a!) dpre, Tensor(b!)? dc_prev) -> ()",
