@@ -14,8 +14,14 @@ batch 64, 2026-12-06) and computes the weight gradient as one large matmul over 
 other (the Diagonal BiLSTM's anti-diagonals: 1, 2, ..., 28, ..., 1 pixels), each step one matmul of
 just its own positions; positions are labelled (a diagonal's rows), and a label reads the labels
 at its offsets in the step before where that step has them. It replaced the Diagonal BiLSTM's
-step-by-step autograd loop over the same diagonals. For the Row LSTM, the chunked form (positions
-outside the batch) was 6-12 % slower than `LSTMScan`, which stays.
+step-by-step autograd loop over the same diagonals. It takes the positions' inputs rather than
+their pre-activations: each step's matmul is [inputs | neighbours' states] by the stacked
+input-to-state and state-to-state weights (K = in + K' ch), the bias added by the cell and its
+gradient summed step by step, where an input-to-state matmul over all positions first wrote a
+pre-activation map that every step then read (with a bias copied into every row by `baddbmm`):
+Diagonal BiLSTM training step 1.11-1.14x together with the cell's changes of that day (bf16,
+batch 64, 2 threads, separate processes alternating, 2026-12-08). For the Row LSTM, the chunked
+form (positions outside the batch) was 6-12 % slower than `LSTMScan`, which stays.
 
 Inside both scans tanh is computed as 2 σ(2x) - 1: torch's CPU tanh is several times slower than
 its sigmoid (57,000 float32 values, one thread: 144 against 42 us for the identity's four
