@@ -23,8 +23,8 @@ run as one `chunked_lstm_scan` (hand-written backward), and what is gathered int
 is the layer input (h channels), not the 4h pre-activations: each step's matmul takes its pixels'
 inputs and their neighbours' states side by side ([x | h above | h before] by the stacked
 input-to-state and state-to-state weights), so there is no input-to-state matmul over all pixels
-beforehand and no pre-activation map (1.11-1.14x training steps with the cell changes of that day,
-bf16, batch 64, 2 threads, 2026-12-08), and the states go back to raster order, the right-to-left ones
+beforehand and no pre-activation map (1.10-1.16x training steps with the cell changes of that day,
+side by side at one thread each, 2026-12-08), and the states go back to raster order, the right-to-left ones
 mirrored and shifted down a row, in one gather.
 
 One gap the paper's description leaves, found by the gradient test: a layer input at (i, j) never

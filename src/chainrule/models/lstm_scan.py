@@ -19,8 +19,8 @@ their pre-activations: each step's matmul is [inputs | neighbours' states] by th
 input-to-state and state-to-state weights (K = in + K' ch), the bias added by the cell and its
 gradient summed step by step, where an input-to-state matmul over all positions first wrote a
 pre-activation map that every step then read (with a bias copied into every row by `baddbmm`):
-Diagonal BiLSTM training step 1.11-1.14x together with the cell's changes of that day (bf16,
-batch 64, 2 threads, separate processes alternating, 2026-12-08). For the Row LSTM, the chunked
+Diagonal BiLSTM training step 1.10-1.11x (bf16) and 1.13-1.16x (fp32) together with the cell's
+changes of that day (side by side at one thread each, 2026-12-08). For the Row LSTM, the chunked
 form (positions outside the batch) was 6-12 % slower than `LSTMScan`, which stays.
 
 Inside both scans tanh is computed as 2 σ(2x) - 1: torch's CPU tanh is several times slower than
