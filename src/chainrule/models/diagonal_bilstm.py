@@ -51,7 +51,7 @@ from torch import nn
 from chainrule.masked_conv import MaskedConv2d
 from chainrule.models.base import register_model
 from chainrule.models.image import SamplerCache
-from chainrule.models.lstm_scan import chunked_lstm_scan, in_autocast_dtype
+from chainrule.models.lstm_scan import chunked_lstm_scan, matmul_dtype
 from chainrule.models.pixelcnn import pointwise
 from chainrule.models.pixelrnn import PixelRNN, lstm_cell
 
@@ -119,7 +119,7 @@ class DiagonalBiLSTMLayer(nn.Module):
         steps = torch.argsort(walks, dim=1)  # the step of each pixel in each direction
         # (H W, B, in) in the matmuls' dtype, contiguous (whole rows to gather): one copy
         flat = inputs.flatten(2).permute(2, 0, 1)
-        flat = flat.to(in_autocast_dtype(inputs).dtype, memory_format=torch.contiguous_format)
+        flat = flat.to(matmul_dtype(inputs), memory_format=torch.contiguous_format)
         gathered = PermutedRows.apply(flat, walks, steps)
         # each step's input-to-state and state-to-state parts are one matmul inside the scan: row i
         # of diagonal k reads rows i - 1 (the pixel above) and i (the pixel before) of diagonal

@@ -356,12 +356,12 @@ def chunked_lstm_scan(
     step has no such label), and it carries the cell state of its own label. Under autocast the
     scan runs in autocast's dtype."""
     plan = chunk_plan(tuple(chunks), tuple(offsets))
-    return _without_autocast(ChunkedLSTMScan, in_autocast_dtype(x), weight, bias, plan)
+    return _without_autocast(ChunkedLSTMScan, x.to(matmul_dtype(x)), weight, bias, plan)
 
 
-def in_autocast_dtype(t: torch.Tensor) -> torch.Tensor:
-    """t in autocast's dtype where autocast is on for its device (what a matmul of it would take)."""
+def matmul_dtype(t: torch.Tensor) -> torch.dtype:
+    """The dtype a matmul of t takes: autocast's where autocast is on for its device, else t's."""
     kind = t.device.type
     if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
-        return t.to(torch.get_autocast_dtype(kind))
-    return t
+        return torch.get_autocast_dtype(kind)
+    return t.dtype

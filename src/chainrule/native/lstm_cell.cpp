@@ -25,18 +25,18 @@ namespace {
 template <typename T>
 using Vec = at::vec::Vectorized<T>;
 
+// sigmoid for input known to hold no NaN
+template <typename T>
+inline Vec<T> plain_sigmoid(const Vec<T>& x) {
+  return (Vec<T>(T(1)) + x.neg().exp_u20()).reciprocal();
+}
+
 // exp_u20 (ATen's inline exp, as its softmax uses) clamps its input first, which turns NaN into a
 // large number: NaN is put back, so that a NaN pre-activation gives NaN states (and a non-finite
 // loss that training skips) as torch.sigmoid does
 template <typename T>
 inline Vec<T> sigmoid(const Vec<T>& x) {
-  return Vec<T>::blendv((Vec<T>(T(1)) + x.neg().exp_u20()).reciprocal(), x, x.isnan());
-}
-
-// the same for input known to hold no NaN
-template <typename T>
-inline Vec<T> plain_sigmoid(const Vec<T>& x) {
-  return (Vec<T>(T(1)) + x.neg().exp_u20()).reciprocal();
+  return Vec<T>::blendv(plain_sigmoid<T>(x), x, x.isnan());
 }
 
 // n values of `src` (any floating dtype) into the cell's precision; bfloat16 by its bits (exact),
