@@ -74,6 +74,19 @@ def test_the_padded_pass_is_the_reference_padded(dtype, pads: tuple[int, int, in
     _agree(pre, ours, theirs, dtype)
 
 
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("pads", [None, (1, 1, 1, 0)])
+def test_training_and_evaluation_give_the_same_values(dtype, pads) -> None:
+    """Under autograd the pass also writes the slopes its backward takes; the values are the same
+    bits as without them (a model's log_prob is the same in every mode)."""
+    pre = _pre((3, 10, 5, 7), dtype, "channels_last")
+    with torch.no_grad():
+        evaluated = gt.gated_tanh(pre, pads=pads)
+    trained = gt.gated_tanh(pre.clone().requires_grad_(), pads=pads)
+    assert trained.requires_grad and torch.equal(trained.detach(), evaluated)
+
+
 def test_pads_need_a_map() -> None:
     with pytest.raises(ValueError, match="4D"):
         gt.gated_tanh(torch.zeros(2, 4), pads=(1, 1, 1, 0))

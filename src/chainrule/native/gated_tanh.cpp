@@ -7,12 +7,16 @@
 // elementwise cost of a Gated PixelCNN training step.
 //
 // Arithmetic (the Python twin `gated_tanh.reference` is the specification, to rounding):
-//   forward   tanh(a) sigmoid(b) = (1 - e^-2a) / ((1 + e^-2a)(1 + e^-b)): two exponentials and one
-//             division. -2a is clamped to [-20, 20], where tanh is +-1 in float, so that e^-2a
-//             stays finite; the denominator overflows only where the value is below 1e-30 in
-//             magnitude (the result is then 0). NaN in a or b gives NaN.
-//   backward  with t = tanh(a) = 2 sigmoid(2a) - 1 and s = sigmoid(b):
-//             da = g s (1 - t^2),  db = g t s (1 - s).
+//   forward   tanh(a) sigmoid(b) = t s with t = (1 - e^-2a) / (1 + e^-2a) and s = 1 / (1 + e^-b):
+//             two exponentials and two divisions. -2a is clamped to [-20, 20], where tanh is +-1
+//             in float, so that e^-2a stays finite. NaN in a or b gives NaN.
+//   backward  with t = tanh(a) and s = sigmoid(b), the slopes of the output are
+//             s (1 - t^2) in a and t s (1 - s) in b: the training forward (`_with_slopes`) writes
+//             them beside the output, in the pre-activations' layout and dtype, and the backward
+//             multiplies the output's gradient by them (da = g s (1 - t^2), db = g t s (1 - s)).
+//             The backward is then one memory pass, where recomputing t and s from the
+//             pre-activations cost as much as the forward again; the slopes take the memory the
+//             saved pre-activations took. A NaN in a or b gives NaN slopes.
 // bfloat16 rows are widened to float a block at a time and the results rounded back (nearest
 // even), so both precisions compute in float.
 #include <ATen/ATen.h>
@@ -23,6 +27,7 @@
 
 #include <cstring>
 #include <initializer_list>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -33,82 +38,102 @@ using VecF = at::vec::Vectorized<float>;
 //: rows widened to float together (bfloat16): enough to amortise the conversions' loop overhead
 constexpr int64_t kRowsPerBlock = 8;
 
-// exp_u20 clamps its input, which turns NaN into a number: the callers put NaN back
-inline VecF sigmoid(const VecF& x) {
-  return VecF::blendv((VecF(1.f) + x.neg().exp_u20()).reciprocal(), x, x.isnan());
-}
-
-inline void forward_row(const float* pre, float* out, int64_t ch) {
+// the gate of one row, and with kSlopes its slopes (2 ch) in a and b, for the backward; both
+// variants compute the output alike, so training and evaluation give the same values
+template <bool kSlopes>
+inline void forward_row(const float* pre, float* out, float* slopes, int64_t ch) {
   const int64_t vs = VecF::size();
   const VecF one(1.f), lo(-20.f), hi(20.f), minus_two(-2.f);
   for (int64_t k = 0; k < ch; k += vs) {
     const int64_t n = std::min(vs, ch - k);
     const auto a = VecF::loadu(pre + k, n), b = VecF::loadu(pre + ch + k, n);
     const auto ea = at::vec::clamp(a * minus_two, lo, hi).exp_u20();
-    const auto eb = b.neg().exp_u20();
-    const auto y = (one - ea) / ((one + ea) * (one + eb));
-    VecF::blendv(y, a + b, a.isnan() | b.isnan()).store(out + k, n);
+    const auto t = (one - ea) / (one + ea);
+    const auto s = (one + b.neg().exp_u20()).reciprocal();
+    const auto nan = a.isnan() | b.isnan();
+    const auto y = VecF::blendv(t * s, a + b, nan);
+    y.store(out + k, n);
+    if constexpr (kSlopes) {
+      VecF::blendv(s * (one - t * t), a + b, nan).store(slopes + k, n);
+      (y * (one - s)).store(slopes + ch + k, n);
+    }
   }
 }
 
-inline void backward_row(const float* grad, const float* pre, float* dpre, int64_t ch) {
+// the pre-activations' gradient: the output's times each half's slope
+inline void backward_row(const float* grad, const float* slopes, float* dpre, int64_t ch) {
   const int64_t vs = VecF::size();
-  const VecF one(1.f), two(2.f);
   for (int64_t k = 0; k < ch; k += vs) {
     const int64_t n = std::min(vs, ch - k);
-    const auto a = VecF::loadu(pre + k, n), b = VecF::loadu(pre + ch + k, n), g = VecF::loadu(grad + k, n);
-    const auto t = sigmoid(a * two) * two - one;
-    const auto s = sigmoid(b);
-    const auto gs = g * s;
-    (gs * (one - t * t)).store(dpre + k, n);
-    (gs * t * (one - s)).store(dpre + ch + k, n);
+    const auto g = VecF::loadu(grad + k, n);
+    (g * VecF::loadu(slopes + k, n)).store(dpre + k, n);
+    (g * VecF::loadu(slopes + ch + k, n)).store(dpre + ch + k, n);
   }
 }
 
-// fn(n, inputs in float, output in float) over `rows` rows: float tensors' own memory, other
+// fn(n, inputs in float, outputs in float) over `rows` rows: float tensors' own memory, other
 // dtypes through float buffers of kRowsPerBlock rows (inputs widened before, outputs rounded after)
 template <typename T, typename Fn>
-void in_float(int64_t rows, std::initializer_list<std::pair<const T*, int64_t>> ins, T* out, int64_t out_width,
-              Fn&& fn) {
+void in_float(int64_t rows, std::initializer_list<std::pair<const T*, int64_t>> ins,
+              std::initializer_list<std::pair<T*, int64_t>> outs, Fn&& fn) {
   std::vector<const float*> p;
+  std::vector<float*> q;
   if constexpr (std::is_same_v<T, float>) {
     for (const auto& [ptr, width] : ins) p.push_back(ptr);
-    fn(rows, p, out);
+    for (const auto& [ptr, width] : outs) q.push_back(ptr);
+    fn(rows, p, q);
   } else {
     thread_local std::vector<float> buffer;
-    int64_t total = kRowsPerBlock * out_width;
+    int64_t total = 0;
     for (const auto& [ptr, width] : ins) total += kRowsPerBlock * width;
+    for (const auto& [ptr, width] : outs) total += kRowsPerBlock * width;
     if (static_cast<int64_t>(buffer.size()) < total) buffer.resize(total);
     for (int64_t r = 0; r < rows; r += kRowsPerBlock) {
       const int64_t nr = std::min(kRowsPerBlock, rows - r);
       float* free = buffer.data();
       p.clear();
+      q.clear();
       for (const auto& [ptr, width] : ins) {
         at::vec::convert(ptr + r * width, free, nr * width);
         p.push_back(free);
         free += kRowsPerBlock * width;
       }
-      fn(nr, p, free);
-      at::vec::convert(free, out + r * out_width, nr * out_width);
+      for (const auto& [ptr, width] : outs) {
+        q.push_back(free);
+        free += kRowsPerBlock * width;
+      }
+      fn(nr, p, q);
+      auto out = q.begin();
+      for (const auto& [ptr, width] : outs) at::vec::convert(*out++, ptr + r * width, nr * width);
     }
   }
 }
 
-// the gate of n pixels' pre-activations (n, 2 ch) into (n, ch)
+using Ins = std::vector<const float*>;
+using Outs = std::vector<float*>;
+
+// the gate of n pixels' pre-activations (n, 2 ch) into (n, ch), and with `slopes` their slopes
+// (n, 2 ch) for the backward
 template <typename T>
-void forward_pixels(const T* pre, T* out, int64_t n, int64_t ch) {
-  in_float<T>(n, {{pre, 2 * ch}}, out, ch, [&](int64_t nr, const std::vector<const float*>& p, float* o) {
-    for (int64_t r = 0; r < nr; ++r) forward_row(p[0] + r * 2 * ch, o + r * ch, ch);
+void forward_pixels(const T* pre, T* out, T* slopes, int64_t n, int64_t ch) {
+  if (slopes == nullptr) {
+    in_float<T>(n, {{pre, 2 * ch}}, {{out, ch}}, [&](int64_t nr, const Ins& p, const Outs& o) {
+      for (int64_t r = 0; r < nr; ++r) forward_row<false>(p[0] + r * 2 * ch, o[0] + r * ch, nullptr, ch);
+    });
+    return;
+  }
+  in_float<T>(n, {{pre, 2 * ch}}, {{out, ch}, {slopes, 2 * ch}}, [&](int64_t nr, const Ins& p, const Outs& o) {
+    for (int64_t r = 0; r < nr; ++r)
+      forward_row<true>(p[0] + r * 2 * ch, o[0] + r * ch, o[1] + r * 2 * ch, ch);
   });
 }
 
-// the gradient (n, 2 ch) of n pixels' pre-activations from the output's (n, ch)
+// the gradient (n, 2 ch) of n pixels' pre-activations from the output's (n, ch) and the slopes
 template <typename T>
-void backward_pixels(const T* grad, const T* pre, T* dpre, int64_t n, int64_t ch) {
-  in_float<T>(n, {{grad, ch}, {pre, 2 * ch}}, dpre, 2 * ch,
-              [&](int64_t nr, const std::vector<const float*>& p, float* d) {
-                for (int64_t r = 0; r < nr; ++r) backward_row(p[0] + r * ch, p[1] + r * 2 * ch, d + r * 2 * ch, ch);
-              });
+void backward_pixels(const T* grad, const T* slopes, T* dpre, int64_t n, int64_t ch) {
+  in_float<T>(n, {{grad, ch}, {slopes, 2 * ch}}, {{dpre, 2 * ch}}, [&](int64_t nr, const Ins& p, const Outs& d) {
+    for (int64_t r = 0; r < nr; ++r) backward_row(p[0] + r * ch, p[1] + r * 2 * ch, d[0] + r * 2 * ch, ch);
+  });
 }
 
 //: rows per parallel chunk: a few thousand values, so that small calls stay on one thread
@@ -136,36 +161,45 @@ void dispatch(at::ScalarType type, Fn&& fn) {
   }
 }
 
-at::Tensor gated_tanh_forward(const at::Tensor& pre) {
+// the gate (rows, C) of pre (rows, 2 C), and with `with_slopes` the slopes (rows, 2 C) the backward takes
+std::tuple<at::Tensor, at::Tensor> forward_rows(const at::Tensor& pre, bool with_slopes) {
   TORCH_CHECK(pre.dim() == 2 && pre.size(1) % 2 == 0, "pre must be (rows, 2 C), got ", pre.sizes());
   const int64_t ch = pre.size(1) / 2, rows = pre.size(0);
   check_rows(pre, "pre", 2 * ch);
   auto out = at::empty({rows, ch}, pre.options());
+  auto slopes = with_slopes ? at::empty_like(pre) : at::Tensor();
   dispatch(pre.scalar_type(), [&](auto tag) {
     using T = decltype(tag);
     const T* p = pre.data_ptr<T>();
     T* o = out.data_ptr<T>();
+    T* sl = with_slopes ? slopes.data_ptr<T>() : nullptr;
     at::parallel_for(0, rows, grain(ch), [&](int64_t begin, int64_t end) {
-      forward_pixels(p + begin * 2 * ch, o + begin * ch, end - begin, ch);
+      forward_pixels(p + begin * 2 * ch, o + begin * ch, sl ? sl + begin * 2 * ch : nullptr, end - begin, ch);
     });
   });
-  return out;
+  return {out, slopes};
 }
 
-at::Tensor gated_tanh_backward(const at::Tensor& grad, const at::Tensor& pre) {
-  TORCH_CHECK(pre.dim() == 2 && pre.size(1) % 2 == 0, "pre must be (rows, 2 C), got ", pre.sizes());
-  const int64_t ch = pre.size(1) / 2, rows = pre.size(0);
-  check_rows(pre, "pre", 2 * ch);
+at::Tensor gated_tanh_forward(const at::Tensor& pre) { return std::get<0>(forward_rows(pre, false)); }
+
+std::tuple<at::Tensor, at::Tensor> gated_tanh_forward_with_slopes(const at::Tensor& pre) {
+  return forward_rows(pre, true);
+}
+
+at::Tensor gated_tanh_backward(const at::Tensor& grad, const at::Tensor& slopes) {
+  TORCH_CHECK(slopes.dim() == 2 && slopes.size(1) % 2 == 0, "slopes must be (rows, 2 C), got ", slopes.sizes());
+  const int64_t ch = slopes.size(1) / 2, rows = slopes.size(0);
+  check_rows(slopes, "slopes", 2 * ch);
   check_rows(grad, "grad", ch);
-  TORCH_CHECK(grad.size(0) == rows && grad.scalar_type() == pre.scalar_type(), "grad must be (", rows, ", ", ch,
-              ") of pre's dtype, got ", grad.sizes(), " ", grad.scalar_type());
-  auto dpre = at::empty_like(pre);
-  dispatch(pre.scalar_type(), [&](auto tag) {
+  TORCH_CHECK(grad.size(0) == rows && grad.scalar_type() == slopes.scalar_type(), "grad must be (", rows, ", ", ch,
+              ") of the slopes' dtype, got ", grad.sizes(), " ", grad.scalar_type());
+  auto dpre = at::empty_like(slopes);
+  dispatch(slopes.scalar_type(), [&](auto tag) {
     using T = decltype(tag);
-    const T *g = grad.data_ptr<T>(), *p = pre.data_ptr<T>();
+    const T *g = grad.data_ptr<T>(), *sl = slopes.data_ptr<T>();
     T* d = dpre.data_ptr<T>();
     at::parallel_for(0, rows, grain(2 * ch), [&](int64_t begin, int64_t end) {
-      backward_pixels(g + begin * ch, p + begin * 2 * ch, d + begin * 2 * ch, end - begin, ch);
+      backward_pixels(g + begin * ch, sl + begin * 2 * ch, d + begin * 2 * ch, end - begin, ch);
     });
   });
   return dpre;
@@ -182,19 +216,22 @@ void check_maps(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.is_contiguous(at::MemoryFormat::ChannelsLast), name, " must be channels-last");
 }
 
-// pre (B, 2 C, H, W) -> (B, C, top + H + bottom, left + W + right), zero outside
-at::Tensor gated_tanh_forward_padded(const at::Tensor& pre, int64_t top, int64_t bottom, int64_t left,
-                                     int64_t right) {
+// pre (B, 2 C, H, W) -> (B, C, top + H + bottom, left + W + right), zero outside; with
+// `with_slopes` also the slopes (B, 2 C, H, W, channels-last) the backward takes
+std::tuple<at::Tensor, at::Tensor> forward_maps(const at::Tensor& pre, int64_t top, int64_t bottom, int64_t left,
+                                                int64_t right, bool with_slopes) {
   check_maps(pre, "pre");
   TORCH_CHECK(pre.size(1) % 2 == 0, "pre must have an even number of channels, got ", pre.size(1));
   TORCH_CHECK(top >= 0 && bottom >= 0 && left >= 0 && right >= 0, "pads must be >= 0");
   const int64_t batch = pre.size(0), ch = pre.size(1) / 2, height = pre.size(2), width = pre.size(3);
   const int64_t out_h = top + height + bottom, out_w = left + width + right;
   auto out = at::empty({batch, ch, out_h, out_w}, pre.options().memory_format(at::MemoryFormat::ChannelsLast));
+  auto slopes = with_slopes ? at::empty_like(pre, at::MemoryFormat::ChannelsLast) : at::Tensor();
   dispatch(pre.scalar_type(), [&](auto tag) {
     using T = decltype(tag);
     const T* p = pre.data_ptr<T>();
     T* o = out.data_ptr<T>();
+    T* sl = with_slopes ? slopes.data_ptr<T>() : nullptr;
     at::parallel_for(0, batch * out_h, 1, [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) {
         T* line = o + row * out_w * ch;
@@ -205,33 +242,45 @@ at::Tensor gated_tanh_forward_padded(const at::Tensor& pre, int64_t top, int64_t
         }
         std::memset(line, 0, left * ch * sizeof(T));
         std::memset(line + (left + width) * ch, 0, right * ch * sizeof(T));
-        forward_pixels(p + ((row / out_h) * height + i) * width * 2 * ch, line + left * ch, width, ch);
+        const int64_t first = ((row / out_h) * height + i) * width * 2 * ch;  // the row's first value in pre
+        forward_pixels(p + first, line + left * ch, sl ? sl + first : nullptr, width, ch);
       }
     });
   });
-  return out;
+  return {out, slopes};
+}
+
+at::Tensor gated_tanh_forward_padded(const at::Tensor& pre, int64_t top, int64_t bottom, int64_t left,
+                                     int64_t right) {
+  return std::get<0>(forward_maps(pre, top, bottom, left, right, false));
+}
+
+std::tuple<at::Tensor, at::Tensor> gated_tanh_forward_padded_with_slopes(const at::Tensor& pre, int64_t top,
+                                                                         int64_t bottom, int64_t left, int64_t right) {
+  return forward_maps(pre, top, bottom, left, right, true);
 }
 
 // the gradient (B, 2 C, H, W) of pre from the padded output's (B, C, H', W'), read in place
-at::Tensor gated_tanh_backward_padded(const at::Tensor& grad, const at::Tensor& pre, int64_t top, int64_t left) {
-  check_maps(pre, "pre");
+at::Tensor gated_tanh_backward_padded(const at::Tensor& grad, const at::Tensor& slopes, int64_t top,
+                                      int64_t left) {
+  check_maps(slopes, "slopes");
   check_maps(grad, "grad");
-  const int64_t batch = pre.size(0), ch = pre.size(1) / 2, height = pre.size(2), width = pre.size(3);
-  TORCH_CHECK(pre.size(1) % 2 == 0 && top >= 0 && left >= 0 && grad.size(0) == batch && grad.size(1) == ch &&
+  const int64_t batch = slopes.size(0), ch = slopes.size(1) / 2, height = slopes.size(2), width = slopes.size(3);
+  TORCH_CHECK(slopes.size(1) % 2 == 0 && top >= 0 && left >= 0 && grad.size(0) == batch && grad.size(1) == ch &&
                   grad.size(2) >= top + height && grad.size(3) >= left + width &&
-                  grad.scalar_type() == pre.scalar_type(),
+                  grad.scalar_type() == slopes.scalar_type(),
               "grad must be the padded output's shape and dtype, got ", grad.sizes(), " ", grad.scalar_type());
   const int64_t out_h = grad.size(2), out_w = grad.size(3);
-  auto dpre = at::empty_like(pre, at::MemoryFormat::ChannelsLast);
-  dispatch(pre.scalar_type(), [&](auto tag) {
+  auto dpre = at::empty_like(slopes, at::MemoryFormat::ChannelsLast);
+  dispatch(slopes.scalar_type(), [&](auto tag) {
     using T = decltype(tag);
-    const T *g = grad.data_ptr<T>(), *p = pre.data_ptr<T>();
+    const T *g = grad.data_ptr<T>(), *sl = slopes.data_ptr<T>();
     T* d = dpre.data_ptr<T>();
     at::parallel_for(0, batch * height, 1, [&](int64_t begin, int64_t end) {
       for (int64_t row = begin; row < end; ++row) {
         const int64_t b = row / height, i = row % height;
         const T* g_line = g + ((b * out_h + top + i) * out_w + left) * ch;
-        backward_pixels(g_line, p + row * width * 2 * ch, d + row * width * 2 * ch, width, ch);
+        backward_pixels(g_line, sl + row * width * 2 * ch, d + row * width * 2 * ch, width, ch);
       }
     });
   });
@@ -242,11 +291,17 @@ at::Tensor gated_tanh_backward_padded(const at::Tensor& grad, const at::Tensor& 
 
 TORCH_LIBRARY_FRAGMENT(chainrule_native, m) {
   m.def("gated_tanh_forward(Tensor pre) -> Tensor");
-  m.def("gated_tanh_backward(Tensor grad, Tensor pre) -> Tensor");
+  m.def("gated_tanh_forward_with_slopes(Tensor pre) -> (Tensor, Tensor)");
+  m.def("gated_tanh_backward(Tensor grad, Tensor slopes) -> Tensor");
   m.def("gated_tanh_forward_padded(Tensor pre, int top, int bottom, int left, int right) -> Tensor");
-  m.def("gated_tanh_backward_padded(Tensor grad, Tensor pre, int top, int left) -> Tensor");
+  m.def(
+      "gated_tanh_forward_padded_with_slopes(Tensor pre, int top, int bottom, int left, int right) -> (Tensor, "
+      "Tensor)");
+  m.def("gated_tanh_backward_padded(Tensor grad, Tensor slopes, int top, int left) -> Tensor");
   m.impl("gated_tanh_forward", c10::DispatchKey::CPU, &gated_tanh_forward);
-  m.impl("gated_tanh_forward_padded", c10::DispatchKey::CPU, &gated_tanh_forward_padded);
-  m.impl("gated_tanh_backward_padded", c10::DispatchKey::CPU, &gated_tanh_backward_padded);
+  m.impl("gated_tanh_forward_with_slopes", c10::DispatchKey::CPU, &gated_tanh_forward_with_slopes);
   m.impl("gated_tanh_backward", c10::DispatchKey::CPU, &gated_tanh_backward);
+  m.impl("gated_tanh_forward_padded", c10::DispatchKey::CPU, &gated_tanh_forward_padded);
+  m.impl("gated_tanh_forward_padded_with_slopes", c10::DispatchKey::CPU, &gated_tanh_forward_padded_with_slopes);
+  m.impl("gated_tanh_backward_padded", c10::DispatchKey::CPU, &gated_tanh_backward_padded);
 }
