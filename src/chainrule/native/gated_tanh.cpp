@@ -17,8 +17,8 @@
 //             The backward is then one memory pass, where recomputing t and s from the
 //             pre-activations cost as much as the forward again; the slopes take the memory the
 //             saved pre-activations took. A NaN in a or b gives NaN slopes.
-// bfloat16 rows are widened to float a block at a time and the results rounded back (nearest
-// even), so both precisions compute in float.
+// bfloat16 values are widened to float in registers and the results rounded back (nearest even),
+// so both precisions compute in float.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
@@ -26,118 +26,79 @@
 #include <torch/library.h>
 
 #include <cstring>
-#include <initializer_list>
 #include <tuple>
-#include <utility>
-#include <vector>
 
 namespace {
 
 using VecF = at::vec::Vectorized<float>;
 
-//: rows widened to float together (bfloat16): enough to amortise the conversions' loop overhead
-constexpr int64_t kRowsPerBlock = 8;
+// n <= VecF::size() values of a row as a float vector (bfloat16: widened in registers)
+inline VecF load_floats(const float* p, int64_t n) { return VecF::loadu(p, n); }
+
+inline VecF load_floats(const c10::BFloat16* p, int64_t n) {
+  return std::get<0>(at::vec::convert_to_float<c10::BFloat16>(at::vec::Vectorized<c10::BFloat16>::loadu(p, n)));
+}
+
+// the first n values of a float vector into a row (bfloat16: rounded to nearest even)
+inline void store_floats(const VecF& v, float* p, int64_t n) { v.store(p, n); }
+
+inline void store_floats(const VecF& v, c10::BFloat16* p, int64_t n) {
+  at::vec::convert_from_float<c10::BFloat16>(v, VecF(0.f)).store(p, n);
+}
 
 // the gate of one row, and with kSlopes its slopes (2 ch) in a and b, for the backward; both
 // variants compute the output alike, so training and evaluation give the same values
-template <bool kSlopes>
-inline void forward_row(const float* pre, float* out, float* slopes, int64_t ch) {
+template <bool kSlopes, typename T>
+inline void forward_row(const T* pre, T* out, T* slopes, int64_t ch) {
   const int64_t vs = VecF::size();
   const VecF one(1.f), lo(-20.f), hi(20.f), minus_two(-2.f);
   for (int64_t k = 0; k < ch; k += vs) {
     const int64_t n = std::min(vs, ch - k);
-    const auto a = VecF::loadu(pre + k, n), b = VecF::loadu(pre + ch + k, n);
+    const auto a = load_floats(pre + k, n), b = load_floats(pre + ch + k, n);
     const auto ea = at::vec::clamp(a * minus_two, lo, hi).exp_u20();
     const auto t = (one - ea) / (one + ea);
     const auto s = (one + b.neg().exp_u20()).reciprocal();
     const auto nan = a.isnan() | b.isnan();
     const auto y = VecF::blendv(t * s, a + b, nan);
-    y.store(out + k, n);
+    store_floats(y, out + k, n);
     if constexpr (kSlopes) {
-      VecF::blendv(s * (one - t * t), a + b, nan).store(slopes + k, n);
-      (y * (one - s)).store(slopes + ch + k, n);
+      store_floats(VecF::blendv(s * (one - t * t), a + b, nan), slopes + k, n);
+      store_floats(y * (one - s), slopes + ch + k, n);
     }
   }
 }
 
-// the pre-activations' gradient: the output's times each half's slope
-inline void backward_row(const float* grad, const float* slopes, float* dpre, int64_t ch) {
+// the pre-activations' gradient of one row: the output's times each half's slope
+template <typename T>
+inline void backward_row(const T* grad, const T* slopes, T* dpre, int64_t ch) {
   const int64_t vs = VecF::size();
   for (int64_t k = 0; k < ch; k += vs) {
     const int64_t n = std::min(vs, ch - k);
-    const auto g = VecF::loadu(grad + k, n);
-    (g * VecF::loadu(slopes + k, n)).store(dpre + k, n);
-    (g * VecF::loadu(slopes + ch + k, n)).store(dpre + ch + k, n);
+    const auto g = load_floats(grad + k, n);
+    store_floats(g * load_floats(slopes + k, n), dpre + k, n);
+    store_floats(g * load_floats(slopes + ch + k, n), dpre + ch + k, n);
   }
 }
-
-// fn(n, inputs in float, outputs in float) over `rows` rows: float tensors' own memory, other
-// dtypes through float buffers of kRowsPerBlock rows (inputs widened before, outputs rounded after)
-template <typename T, typename Fn>
-void in_float(int64_t rows, std::initializer_list<std::pair<const T*, int64_t>> ins,
-              std::initializer_list<std::pair<T*, int64_t>> outs, Fn&& fn) {
-  std::vector<const float*> p;
-  std::vector<float*> q;
-  if constexpr (std::is_same_v<T, float>) {
-    for (const auto& [ptr, width] : ins) p.push_back(ptr);
-    for (const auto& [ptr, width] : outs) q.push_back(ptr);
-    fn(rows, p, q);
-  } else {
-    thread_local std::vector<float> buffer;
-    int64_t total = 0;
-    for (const auto& [ptr, width] : ins) total += kRowsPerBlock * width;
-    for (const auto& [ptr, width] : outs) total += kRowsPerBlock * width;
-    if (static_cast<int64_t>(buffer.size()) < total) buffer.resize(total);
-    for (int64_t r = 0; r < rows; r += kRowsPerBlock) {
-      const int64_t nr = std::min(kRowsPerBlock, rows - r);
-      float* free = buffer.data();
-      p.clear();
-      q.clear();
-      for (const auto& [ptr, width] : ins) {
-        at::vec::convert(ptr + r * width, free, nr * width);
-        p.push_back(free);
-        free += kRowsPerBlock * width;
-      }
-      for (const auto& [ptr, width] : outs) {
-        q.push_back(free);
-        free += kRowsPerBlock * width;
-      }
-      fn(nr, p, q);
-      auto out = q.begin();
-      for (const auto& [ptr, width] : outs) at::vec::convert(*out++, ptr + r * width, nr * width);
-    }
-  }
-}
-
-using Ins = std::vector<const float*>;
-using Outs = std::vector<float*>;
 
 // the gate of n pixels' pre-activations (n, 2 ch) into (n, ch), and with `slopes` their slopes
 // (n, 2 ch) for the backward
 template <typename T>
 void forward_pixels(const T* pre, T* out, T* slopes, int64_t n, int64_t ch) {
   if (slopes == nullptr) {
-    in_float<T>(n, {{pre, 2 * ch}}, {{out, ch}}, [&](int64_t nr, const Ins& p, const Outs& o) {
-      for (int64_t r = 0; r < nr; ++r) forward_row<false>(p[0] + r * 2 * ch, o[0] + r * ch, nullptr, ch);
-    });
-    return;
+    for (int64_t r = 0; r < n; ++r) forward_row<false>(pre + r * 2 * ch, out + r * ch, slopes, ch);
+  } else {
+    for (int64_t r = 0; r < n; ++r) forward_row<true>(pre + r * 2 * ch, out + r * ch, slopes + r * 2 * ch, ch);
   }
-  in_float<T>(n, {{pre, 2 * ch}}, {{out, ch}, {slopes, 2 * ch}}, [&](int64_t nr, const Ins& p, const Outs& o) {
-    for (int64_t r = 0; r < nr; ++r)
-      forward_row<true>(p[0] + r * 2 * ch, o[0] + r * ch, o[1] + r * 2 * ch, ch);
-  });
 }
 
 // the gradient (n, 2 ch) of n pixels' pre-activations from the output's (n, ch) and the slopes
 template <typename T>
 void backward_pixels(const T* grad, const T* slopes, T* dpre, int64_t n, int64_t ch) {
-  in_float<T>(n, {{grad, ch}, {slopes, 2 * ch}}, {{dpre, 2 * ch}}, [&](int64_t nr, const Ins& p, const Outs& d) {
-    for (int64_t r = 0; r < nr; ++r) backward_row(p[0] + r * ch, p[1] + r * 2 * ch, d[0] + r * 2 * ch, ch);
-  });
+  for (int64_t r = 0; r < n; ++r) backward_row(grad + r * ch, slopes + r * 2 * ch, dpre + r * 2 * ch, ch);
 }
 
 //: rows per parallel chunk: a few thousand values, so that small calls stay on one thread
-int64_t grain(int64_t width) { return std::max<int64_t>(kRowsPerBlock, 4096 / std::max<int64_t>(width, 1)); }
+int64_t grain(int64_t width) { return std::max<int64_t>(8, 4096 / std::max<int64_t>(width, 1)); }
 
 void check_cpu_float(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), name, " must be on the CPU");
