@@ -13,10 +13,9 @@ writes the gate's slopes in a and b (`gated_tanh_forward_with_slopes`), which th
 multiplies the gradient by: one memory pass, where recomputing tanh and sigmoid from the saved
 pre-activations cost as much as the forward (bf16, (50176, 96), 2 threads: forward 1.25 -> 1.74
 ms, backward 1.64 -> 0.79, 2.90 -> 2.53 ms a gate; the slopes take the saved pre-activations'
-memory). Elsewhere (other devices and dtypes,
-`CHAINRULE_NATIVE=0`, no compiler) it runs `reference`, the specification the kernels are tested
-against. The gradient is first-order only (no double backward), as training and the input-gradient
-tasks need.
+memory). Elsewhere (other devices and dtypes, `CHAINRULE_NATIVE=0`, no compiler) it runs
+`reference`, the specification the kernels are tested against. The gradient is first-order only
+(no double backward), as training and the input-gradient tasks need.
 """
 
 from __future__ import annotations
